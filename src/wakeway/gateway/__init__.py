@@ -1,0 +1,1 @@
+"""Gateway API HTTPRoute matching and precedence (pure)."""

@@ -1,0 +1,1 @@
+"""The interceptor: reverse proxy, cold-start gate, counters, admin port."""

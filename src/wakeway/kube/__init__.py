@@ -1,0 +1,1 @@
+"""The one Kubernetes adapter: the only importer of kubernetes_asyncio."""

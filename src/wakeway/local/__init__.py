@@ -1,0 +1,1 @@
+"""Local mode: the same components in one process with a local process provider."""

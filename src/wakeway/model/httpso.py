@@ -1,0 +1,364 @@
+"""HTTPScaledObject (``http.keda.sh/v1alpha1``): a compatible superset of the KEDA HTTP add-on's.
+
+Every manifest valid for the add-on parses here with the same meaning. Our additions live under
+``spec.routes`` (binding to HTTPRoutes), ``spec.coldStart`` (hold limits, placeholder, the
+cold-start response header) and extra keys of ``spec.timeouts`` (connect, request).
+Durations given as ``None`` mean "the interceptor's global default".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from wakeway.model import fields as f
+from wakeway.model.errors import ModelError
+from wakeway.model.meta import ObjectMeta, parse_meta
+
+API_VERSION = "http.keda.sh/v1alpha1"
+KIND = "HTTPScaledObject"
+SKIP_SCALEDOBJECT_ANNOTATION = "httpscaledobject.keda.sh/skip-scaledobject-creation"
+
+DEFAULT_MAX_REPLICAS = 100
+DEFAULT_SCALEDOWN_PERIOD = 300
+DEFAULT_TARGET_VALUE = 100
+DEFAULT_RATE_WINDOW = 60.0
+DEFAULT_RATE_GRANULARITY = 1.0
+DEFAULT_FAILOVER_TIMEOUT = 30.0
+DEFAULT_PLACEHOLDER_REFRESH = 2
+PLACEHOLDER_BODY = "The service is starting; please retry in a moment.\n"
+PLACEHOLDER_CONTENT_TYPE = "text/plain; charset=utf-8"
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class PortRef:
+    """A Service and its port, by number or by name (exactly one of the two)."""
+
+    service: str
+    port: int | None = None
+    port_name: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.service}:{self.port if self.port is not None else self.port_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleTargetRef:
+    name: str
+    kind: str
+    api_version: str
+    backend: PortRef
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverRef:
+    backend: PortRef
+    timeout: float = DEFAULT_FAILOVER_TIMEOUT
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    """Add-on header matcher: ``value is None`` requires only that the header is present."""
+
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingMetric:
+    kind: Literal["concurrency", "requestRate"]
+    target_value: float
+    window: float = DEFAULT_RATE_WINDOW
+    granularity: float = DEFAULT_RATE_GRANULARITY
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-target overrides; ``None`` means the interceptor's global default."""
+
+    condition_wait: float | None = None
+    response_header: float | None = None
+    connect: float | None = None
+    request: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """What a held request gets at the readiness deadline when there is no failover."""
+
+    enabled: bool = False
+    status: int = 503
+    body: str = PLACEHOLDER_BODY
+    content_type: str = PLACEHOLDER_CONTENT_TYPE
+    refresh_seconds: int = DEFAULT_PLACEHOLDER_REFRESH
+
+
+@dataclass(frozen=True, slots=True)
+class ColdStart:
+    max_held_requests: int | None = None
+    placeholder: Placeholder = field(default_factory=Placeholder)
+    response_header: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RouteBinding:
+    """An HTTPRoute (optionally one named rule of it) whose traffic this object receives."""
+
+    name: str
+    namespace: str
+    rule_name: str | None = None
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPScaledObject:
+    meta: ObjectMeta
+    hosts: tuple[str, ...]
+    path_prefixes: tuple[str, ...]
+    headers: tuple[HeaderRule, ...]
+    scale_target: ScaleTargetRef
+    min_replicas: int = 0
+    max_replicas: int = DEFAULT_MAX_REPLICAS
+    scaling_metric: ScalingMetric = field(
+        default_factory=lambda: ScalingMetric("concurrency", DEFAULT_TARGET_VALUE)
+    )
+    scaledown_period: int = DEFAULT_SCALEDOWN_PERIOD
+    initial_cooldown_period: int = 0
+    failover: FailoverRef | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    cold_start: ColdStart = field(default_factory=ColdStart)
+    routes: tuple[RouteBinding, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.meta.key
+
+    @property
+    def namespace(self) -> str:
+        return self.meta.namespace
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def backend(self) -> PortRef:
+        return self.scale_target.backend
+
+    @property
+    def skip_scaledobject(self) -> bool:
+        return self.meta.annotations.get(SKIP_SCALEDOBJECT_ANNOTATION, "").lower() == "true"
+
+
+def parse_httpscaledobject(
+    doc: Mapping[str, Any], default_namespace: str = "default"
+) -> HTTPScaledObject:
+    """Parse and validate one HTTPScaledObject document; errors name the field path."""
+    api_version = doc.get("apiVersion")
+    if api_version != API_VERSION:
+        raise ModelError("apiVersion", f"must be {API_VERSION!r}, got {api_version!r}")
+    if doc.get("kind") != KIND:
+        raise ModelError("kind", f"must be {KIND!r}, got {doc.get('kind')!r}")
+    meta = parse_meta(doc, default_namespace)
+    spec = f.req_mapping(doc, "spec", "")
+    p = "spec"
+
+    replicas = f.opt_mapping(spec, "replicas", p) or {}
+    min_r = f.opt_int(replicas, "min", "spec.replicas", 0, minimum=0)
+    max_r = f.opt_int(replicas, "max", "spec.replicas", DEFAULT_MAX_REPLICAS, minimum=1)
+    if min_r > max_r:
+        raise ModelError("spec.replicas", f"min ({min_r}) must not be greater than max ({max_r})")
+
+    return HTTPScaledObject(
+        meta=meta,
+        hosts=_hosts(spec, p),
+        path_prefixes=_path_prefixes(spec, p),
+        headers=_headers(spec, p),
+        scale_target=_scale_target(spec, p),
+        min_replicas=min_r,
+        max_replicas=max_r,
+        scaling_metric=_scaling_metric(spec, p),
+        scaledown_period=f.opt_int(spec, "scaledownPeriod", p, DEFAULT_SCALEDOWN_PERIOD, minimum=0),
+        initial_cooldown_period=f.opt_int(spec, "initialCooldownPeriod", p, 0, minimum=0),
+        failover=_failover(spec, p),
+        timeouts=_timeouts(spec, p),
+        cold_start=_cold_start(spec, p),
+        routes=_routes(spec, p, meta.namespace),
+    )
+
+
+def _hosts(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, raw in enumerate(f.opt_list(spec, "hosts", p)):
+        path = f"{p}.hosts[{i}]"
+        host = f.as_str(raw, path).strip().lower().rstrip(".")
+        if host not in ("", "*") and not _HOST.match(host):
+            raise ModelError(
+                path, f"{raw!r} is not a host name (a DNS name, '*.' + a DNS name, or '*')"
+            )
+        out.append(host or "*")
+    return tuple(out)
+
+
+def _path_prefixes(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, raw in enumerate(f.opt_list(spec, "pathPrefixes", p)):
+        path = f"{p}.pathPrefixes[{i}]"
+        value = f.as_str(raw, path)
+        if any(c in value for c in "?#") or any(c.isspace() for c in value):
+            raise ModelError(path, f"{value!r} must be a URL path without query or fragment")
+        out.append(value)
+    return tuple(out)
+
+
+def _headers(spec: Mapping[str, Any], p: str) -> tuple[HeaderRule, ...]:
+    out: list[HeaderRule] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(f.opt_list(spec, "headers", p)):
+        path = f"{p}.headers[{i}]"
+        item = f.mapping(raw, path)
+        name = f.req_str(item, "name", path)
+        if not _TOKEN.match(name):
+            raise ModelError(f"{path}.name", f"{name!r} is not a valid HTTP header name")
+        if name.lower() in seen:
+            raise ModelError(f"{path}.name", f"header {name!r} is listed twice")
+        seen.add(name.lower())
+        out.append(HeaderRule(name.lower(), f.opt_str(item, "value", path)))
+    return tuple(out)
+
+
+def _port_ref(obj: Mapping[str, Any], path: str) -> PortRef:
+    service = f.req_str(obj, "service", path)
+    if not _DNS_LABEL.match(service):
+        raise ModelError(f"{path}.service", f"{service!r} is not a valid Service name")
+    port = f.opt_int(obj, "port", path, minimum=1, maximum=65535)
+    port_name = f.opt_str(obj, "portName", path) or None
+    if (port is None) == (port_name is None):
+        raise ModelError(path, "must define either the 'portName' or the 'port'")
+    return PortRef(service, port, port_name)
+
+
+def _scale_target(spec: Mapping[str, Any], p: str) -> ScaleTargetRef:
+    path = f"{p}.scaleTargetRef"
+    ref = f.req_mapping(spec, "scaleTargetRef", p)
+    backend = _port_ref(ref, path)
+    name = f.opt_str(ref, "name", path) or ""
+    if not name:
+        # The add-on allows omitting the name; the workload is then named like the Service.
+        name = backend.service
+    if not _DNS_SUBDOMAIN.match(name):
+        raise ModelError(f"{path}.name", f"{name!r} is not a valid object name")
+    return ScaleTargetRef(
+        name=name,
+        kind=f.opt_str(ref, "kind", path) or "Deployment",
+        api_version=f.opt_str(ref, "apiVersion", path) or "apps/v1",
+        backend=backend,
+    )
+
+
+def _scaling_metric(spec: Mapping[str, Any], p: str) -> ScalingMetric:
+    tpr = f.opt_int(spec, "targetPendingRequests", p, minimum=1)
+    metric = f.opt_mapping(spec, "scalingMetric", p)
+    if metric is None:
+        return ScalingMetric("concurrency", float(tpr or DEFAULT_TARGET_VALUE))
+    path = f"{p}.scalingMetric"
+    conc = f.opt_mapping(metric, "concurrency", path)
+    rate = f.opt_mapping(metric, "requestRate", path)
+    if (conc is None) == (rate is None):
+        raise ModelError(path, "must set exactly one of 'concurrency' and 'requestRate'")
+    if conc is not None:
+        target = f.opt_number(
+            conc, "targetValue", f"{path}.concurrency", tpr or DEFAULT_TARGET_VALUE
+        )
+        _positive(target, f"{path}.concurrency.targetValue")
+        return ScalingMetric("concurrency", target)
+    assert rate is not None
+    rpath = f"{path}.requestRate"
+    target = f.opt_number(rate, "targetValue", rpath, DEFAULT_TARGET_VALUE)
+    _positive(target, f"{rpath}.targetValue")
+    window = f.opt_duration(rate, "window", rpath, DEFAULT_RATE_WINDOW)
+    granularity = f.opt_duration(rate, "granularity", rpath, DEFAULT_RATE_GRANULARITY)
+    if granularity <= 0:
+        raise ModelError(f"{rpath}.granularity", "must be greater than zero")
+    if window < granularity:
+        raise ModelError(f"{rpath}.window", "must not be shorter than the granularity")
+    return ScalingMetric("requestRate", target, window, granularity)
+
+
+def _positive(value: float | None, path: str) -> None:
+    if value is not None and value <= 0:
+        raise ModelError(path, f"must be greater than zero, got {value:g}")
+
+
+def _failover(spec: Mapping[str, Any], p: str) -> FailoverRef | None:
+    raw = f.opt_mapping(spec, "coldStartTimeoutFailoverRef", p)
+    if raw is None:
+        return None
+    path = f"{p}.coldStartTimeoutFailoverRef"
+    timeout = f.opt_int(raw, "timeoutSeconds", path, int(DEFAULT_FAILOVER_TIMEOUT), minimum=1)
+    return FailoverRef(_port_ref(raw, path), float(timeout))
+
+
+def _timeouts(spec: Mapping[str, Any], p: str) -> Timeouts:
+    raw = f.opt_mapping(spec, "timeouts", p) or {}
+    path = f"{p}.timeouts"
+    return Timeouts(
+        condition_wait=_nonzero(f.opt_duration(raw, "conditionWait", path)),
+        response_header=_nonzero(f.opt_duration(raw, "responseHeader", path)),
+        connect=_nonzero(f.opt_duration(raw, "connect", path)),
+        request=_nonzero(f.opt_duration(raw, "request", path)),
+    )
+
+
+def _nonzero(value: float | None) -> float | None:
+    # A zero duration is how Go serialises "unset" for these fields: it means the default.
+    return value if value else None
+
+
+def _cold_start(spec: Mapping[str, Any], p: str) -> ColdStart:
+    raw = f.opt_mapping(spec, "coldStart", p)
+    if raw is None:
+        return ColdStart()
+    path = f"{p}.coldStart"
+    ph_raw = f.opt_mapping(raw, "placeholder", path)
+    placeholder = Placeholder()
+    if ph_raw is not None:
+        pp = f"{path}.placeholder"
+        placeholder = Placeholder(
+            enabled=f.opt_bool(ph_raw, "enabled", pp, True),
+            status=f.opt_int(ph_raw, "status", pp, 503, minimum=200, maximum=599),
+            body=f.opt_str(ph_raw, "body", pp, PLACEHOLDER_BODY),
+            content_type=f.opt_str(ph_raw, "contentType", pp, PLACEHOLDER_CONTENT_TYPE),
+            refresh_seconds=f.opt_int(
+                ph_raw, "refreshSeconds", pp, DEFAULT_PLACEHOLDER_REFRESH, minimum=1, maximum=3600
+            ),
+        )
+    return ColdStart(
+        max_held_requests=f.opt_int(raw, "maxHeldRequests", path, minimum=0),
+        placeholder=placeholder,
+        response_header=f.opt_bool(raw, "responseHeader", path, True),
+    )
+
+
+def _routes(spec: Mapping[str, Any], p: str, namespace: str) -> tuple[RouteBinding, ...]:
+    out: list[RouteBinding] = []
+    for i, raw in enumerate(f.opt_list(spec, "routes", p)):
+        path = f"{p}.routes[{i}]"
+        item = f.mapping(raw, path)
+        name = f.req_str(item, "name", path)
+        ns = f.opt_str(item, "namespace", path) or namespace
+        for key, value in (("name", name), ("namespace", ns)):
+            if not _DNS_SUBDOMAIN.match(value):
+                raise ModelError(f"{path}.{key}", f"{value!r} is not a valid object name")
+        out.append(RouteBinding(name, ns, f.opt_str(item, "ruleName", path) or None))
+    return tuple(out)

@@ -1,0 +1,67 @@
+"""Object metadata shared by every kind we read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from wakeway.model import fields as f
+from wakeway.model.errors import ModelError
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    namespace: str
+    name: str
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    creation_timestamp: float = 0.0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parse_meta(doc: Mapping[str, Any], default_namespace: str) -> ObjectMeta:
+    meta = f.req_mapping(doc, "metadata", "")
+    name = f.req_str(meta, "name", "metadata")
+    namespace = f.opt_str(meta, "namespace", "metadata") or default_namespace
+    return ObjectMeta(
+        namespace=namespace,
+        name=name,
+        uid=f.opt_str(meta, "uid", "metadata") or "",
+        generation=f.opt_int(meta, "generation", "metadata", 0) or 0,
+        resource_version=f.opt_str(meta, "resourceVersion", "metadata") or "",
+        creation_timestamp=parse_timestamp(meta.get("creationTimestamp"), "metadata"),
+        labels=_string_map(meta, "labels"),
+        annotations=_string_map(meta, "annotations"),
+    )
+
+
+def parse_timestamp(value: Any, path: str) -> float:
+    """Epoch seconds from an RFC 3339 timestamp; 0.0 when absent (objects read from files)."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if not isinstance(value, str):
+        raise ModelError(f.join(path, "creationTimestamp"), "must be an RFC 3339 timestamp")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ModelError(
+            f.join(path, "creationTimestamp"), f"{value!r} is not an RFC 3339 timestamp"
+        ) from None
+
+
+def _string_map(meta: Mapping[str, Any], key: str) -> Mapping[str, str]:
+    raw = f.opt_mapping(meta, key, "metadata") or {}
+    out: dict[str, str] = {}
+    for name, value in raw.items():
+        out[str(name)] = f.as_str(value, f"metadata.{key}.{name}")
+    return out

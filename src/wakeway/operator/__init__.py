@@ -1,0 +1,1 @@
+"""The operator: reconciles HTTPScaledObjects; wakes and scales workloads."""

@@ -1,0 +1,1 @@
+"""The routing table built from HTTPScaledObjects and HTTPRoutes (pure)."""

@@ -1,0 +1,1 @@
+"""The KEDA external scaler: aggregates pushed counts, serves externalscaler.proto."""
