@@ -48,6 +48,10 @@ class PortRef:
     def describe(self) -> str:
         return f"{self.service}:{self.port if self.port is not None else self.port_name}"
 
+    def key(self, namespace: str) -> str:
+        """The endpoint-view key of this backend: ``namespace/service:port-or-name``."""
+        return f"{namespace}/{self.describe()}"
+
 
 @dataclass(frozen=True, slots=True)
 class ScaleTargetRef:
