@@ -169,7 +169,7 @@ def test_errors_name_the_field(mutate: Any, path: str, fragment: str) -> None:
 def test_wrong_kind_and_missing_metadata() -> None:
     d = doc()
     d["kind"] = "ScaledObject"
-    with pytest.raises(ModelError, match="^kind: must be 'HTTPScaledObject'"):
+    with pytest.raises(ModelError, match=r"^kind: must be 'HTTPScaledObject'"):
         parse(d)
     d = doc()
     del d["metadata"]["name"]

@@ -1,0 +1,178 @@
+"""Routes declared by HTTPScaledObjects (``spec.hosts``/``pathPrefixes``/``headers``).
+
+Semantics of the KEDA HTTP add-on: an exact host wins over wildcard hosts (the most specific
+first), which win over the catch-all ("*" or no hosts); within a host, the longest element-wise
+path prefix wins; header matchers are AND-ed and one without a value only requires presence.
+Ties go to the object with more header matchers, then the older one, then "namespace/name".
+Where a more specific entry's headers do not match, the next entry in that order is tried, so a
+request is only refused when no entry at all accepts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from wakeway.gateway.request import Request
+from wakeway.model.httpso import HeaderRule, HTTPScaledObject
+from wakeway.routing.hosts import HostIndex
+from wakeway.routing.paths import normalize_prefix, prefixes_of
+
+HostRank = tuple[int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class HostEntry:
+    """One (host pattern, path prefix) claim of an HTTPScaledObject."""
+
+    target: HTTPScaledObject
+    host: str  # "*" for the catch-all
+    prefix: str  # normalised: "" is the root
+    headers: tuple[HeaderRule, ...]
+
+    @property
+    def sort_key(self) -> tuple[int, float, str]:
+        meta = self.target.meta
+        return (-len(self.headers), meta.creation_timestamp, meta.key)
+
+    @property
+    def header_set(self) -> frozenset[tuple[str, str | None]]:
+        return frozenset((h.name, h.value) for h in self.headers)
+
+
+def headers_match(rules: tuple[HeaderRule, ...], headers: Mapping[str, str]) -> bool:
+    for rule in rules:
+        value = headers.get(rule.name)
+        if value is None:
+            return False
+        if rule.value is not None and not _has_value(value, rule.value):
+            return False
+    return True
+
+
+def _has_value(value: str, expected: str) -> bool:
+    # A repeated header arrives joined with ", "; any one of its values may match.
+    if value == expected:
+        return True
+    return "," in value and expected in (v.strip() for v in value.split(","))
+
+
+def host_entries(target: HTTPScaledObject) -> Iterable[HostEntry]:
+    """The claims of one object. No hosts means the catch-all, as in the add-on, except for an
+    object bound to HTTPRoutes that names neither hosts nor paths: its traffic comes only
+    through those routes."""
+    if target.routes and not target.hosts and not target.path_prefixes:
+        return
+    hosts = target.hosts or ("*",)
+    prefixes = {normalize_prefix(p) for p in target.path_prefixes} or {""}
+    for host in dict.fromkeys(hosts):
+        for prefix in sorted(prefixes):
+            yield HostEntry(target, host, prefix, target.headers)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    by_prefix: dict[str, list[HostEntry]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two objects claim the same host, path and headers; ``winner`` gets the traffic."""
+
+    source: str  # "HTTPScaledObject" or "HTTPRoute"
+    claim: str  # what both claim, readable
+    winner: str  # "namespace/name" of the HTTPScaledObject that gets the traffic
+    loser: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.claim} is also claimed by {self.winner}, which takes precedence"
+
+
+class ScaledObjectIndex:
+    """Immutable once built; :meth:`lookup` never allocates more than a few small strings."""
+
+    __slots__ = ("_hosts", "conflicts")
+
+    def __init__(self, targets: Iterable[HTTPScaledObject]) -> None:
+        hosts: HostIndex[_Bucket] = HostIndex()
+        for target in targets:
+            for entry in host_entries(target):
+                hosts.slot(entry.host, _Bucket).by_prefix.setdefault(entry.prefix, []).append(entry)
+        conflicts: list[Conflict] = []
+        for bucket in _all_buckets(hosts):
+            for entries in bucket.by_prefix.values():
+                entries.sort(key=lambda e: e.sort_key)
+                conflicts.extend(_conflicts(entries))
+        self._hosts = hosts
+        self.conflicts = tuple(conflicts)
+
+    def lookup(self, req: Request) -> HostEntry | None:
+        headers = req.headers
+        for bucket in self._hosts.buckets_for(req.host):
+            by_prefix = bucket.by_prefix
+            for key in prefixes_of(req.path):
+                entries = by_prefix.get(key)
+                if entries is None:
+                    continue
+                for entry in entries:
+                    if not entry.headers or headers_match(entry.headers, headers):
+                        return entry
+        return None
+
+
+def _all_buckets(hosts: HostIndex[_Bucket]) -> Iterable[_Bucket]:
+    yield from hosts.exact.values()
+    yield from hosts.wildcard.values()
+    if hosts.catch_all is not None:
+        yield hosts.catch_all
+
+
+def _conflicts(entries: list[HostEntry]) -> Iterable[Conflict]:
+    first_by_headers: dict[frozenset[tuple[str, str | None]], HostEntry] = {}
+    for entry in entries:
+        winner = first_by_headers.setdefault(entry.header_set, entry)
+        if winner is not entry and winner.target.key != entry.target.key:
+            yield Conflict(
+                source="HTTPScaledObject",
+                claim=_describe(entry),
+                winner=winner.target.key,
+                loser=entry.target.key,
+            )
+
+
+def _describe(entry: HostEntry) -> str:
+    headers = "".join(
+        f" {h.name}" + (f"={h.value}" if h.value is not None else "") for h in entry.headers
+    )
+    return f"host {entry.host} path {entry.prefix or '/'}{headers}".rstrip()
+
+
+def reference_lookup(targets: Iterable[HTTPScaledObject], req: Request) -> HostEntry | None:
+    """The semantics above as a scan of every entry in precedence order: the oracle that
+    property tests hold :class:`ScaledObjectIndex` to."""
+    ranked: list[tuple[HostRank, int, tuple[int, float, str], HostEntry]] = []
+    for target in targets:
+        for entry in host_entries(target):
+            rank = _host_rank(entry.host, req.host)
+            if rank is not None:
+                ranked.append((rank, -len(entry.prefix), entry.sort_key, entry))
+    ranked.sort(key=lambda item: item[:3])
+    for _rank, _length, _key, entry in ranked:
+        if _prefix_matches(entry.prefix, req.path) and headers_match(entry.headers, req.headers):
+            return entry
+    return None
+
+
+def _host_rank(pattern: str, host: str) -> HostRank | None:
+    if pattern == "*":
+        return (2, 0)
+    if pattern.startswith("*."):
+        suffix = pattern[1:]
+        return (1, -len(pattern)) if host.endswith(suffix) and len(host) > len(suffix) else None
+    return (0, 0) if pattern == host else None
+
+
+def _prefix_matches(prefix: str, path: str) -> bool:
+    path = path if path.startswith("/") else "/" + path
+    return not prefix or path == prefix or path.startswith(prefix + "/")

@@ -1,0 +1,237 @@
+"""The routing table: every route source resolved to a target, built whole and swapped whole.
+
+A :class:`RoutingTable` is built from a full snapshot of HTTPScaledObjects and HTTPRoutes and
+never changes afterwards; whoever owns it replaces the reference in one assignment. Lookups are
+synchronous and never await.
+
+Precedence between the two sources: an HTTPRoute rule bound to an HTTPScaledObject
+(``spec.routes``) is an explicit statement about Gateway traffic, so bound rules are tried
+first, with the Gateway API's own precedence; the HTTPScaledObjects' ``hosts``/``pathPrefixes``
+come after, with the KEDA HTTP add-on's semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from wakeway.gateway.request import Request
+from wakeway.model.httproute import BackendRef, HTTPRoute, RouteRule
+from wakeway.model.httpso import HTTPScaledObject, RouteBinding
+from wakeway.routing.routes import BoundRule, RouteHit, RouteIndex
+from wakeway.routing.scaledobjects import Conflict, HostEntry, ScaledObjectIndex
+
+# Filters whose effect the interceptor cannot undo: after a rewrite or redirect the request it
+# sees no longer matches the rule that sent it, so re-matching would misroute.
+REMATCH_BREAKING_FILTERS = ("URLRewrite", "RequestRedirect")
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptorRef:
+    """The interceptor's proxy Service, as HTTPRoute backendRefs name it."""
+
+    namespace: str
+    name: str
+    port: int | None = None  # None: any port of that Service
+
+    def is_referenced_by(self, ref: BackendRef, route_namespace: str) -> bool:
+        return (
+            ref.group in ("", "core")
+            and ref.kind == "Service"
+            and ref.name == self.name
+            and (ref.namespace or route_namespace) == self.namespace
+            and (self.port is None or ref.port is None or ref.port == self.port)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BindingProblem:
+    """Why (part of) an HTTPScaledObject's ``spec.routes`` binding carries no traffic.
+
+    ``reason`` is a CamelCase word for a status condition; ``message`` says what to fix.
+    """
+
+    target: str  # "namespace/name" of the HTTPScaledObject
+    route: str  # "namespace/name" of the HTTPRoute
+    rule: str | None
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a request resolved to, and through which source."""
+
+    target: HTTPScaledObject
+    route_hit: RouteHit | None = None
+    host_entry: HostEntry | None = None
+
+
+# Decides whether an HTTPRoute may send traffic to an HTTPScaledObject in another namespace
+# (a ReferenceGrant in the target's namespace, in Kubernetes mode).
+CrossNamespacePolicy = Callable[[HTTPRoute, HTTPScaledObject], bool]
+
+
+def _same_namespace_only(route: HTTPRoute, target: HTTPScaledObject) -> bool:
+    return route.namespace == target.namespace
+
+
+class RoutingTable:
+    __slots__ = ("_routes", "_scaled", "conflicts", "problems", "targets")
+
+    def __init__(
+        self,
+        targets: Iterable[HTTPScaledObject] = (),
+        routes: Iterable[HTTPRoute] = (),
+        interceptor: InterceptorRef | None = None,
+        cross_namespace: CrossNamespacePolicy = _same_namespace_only,
+    ) -> None:
+        by_key = {t.key: t for t in targets}
+        self.targets: Mapping[str, HTTPScaledObject] = MappingProxyType(by_key)
+        bound, problems, conflicts = bind_routes(
+            by_key.values(), routes, interceptor, cross_namespace
+        )
+        self._routes = RouteIndex(bound)
+        self._scaled = ScaledObjectIndex(by_key.values())
+        self.problems: tuple[BindingProblem, ...] = tuple(problems)
+        self.conflicts: tuple[Conflict, ...] = tuple(conflicts) + self._scaled.conflicts
+
+    def resolve(self, req: Request) -> Resolution | None:
+        hit = self._routes.lookup(req)
+        if hit is not None:
+            return Resolution(hit.target, route_hit=hit)
+        entry = self._scaled.lookup(req)
+        if entry is not None:
+            return Resolution(entry.target, host_entry=entry)
+        return None
+
+    def lookup(self, req: Request) -> HTTPScaledObject | None:
+        """The target for ``req``, or None (the interceptor answers 404)."""
+        hit = self._routes.lookup(req)
+        if hit is not None:
+            return hit.target
+        entry = self._scaled.lookup(req)
+        return None if entry is None else entry.target
+
+    def problems_of(self, target_key: str) -> Sequence[BindingProblem]:
+        return [p for p in self.problems if p.target == target_key]
+
+    def conflicts_of(self, target_key: str) -> Sequence[Conflict]:
+        return [c for c in self.conflicts if target_key in (c.winner, c.loser)]
+
+
+def bind_routes(
+    targets: Iterable[HTTPScaledObject],
+    routes: Iterable[HTTPRoute],
+    interceptor: InterceptorRef | None,
+    cross_namespace: CrossNamespacePolicy = _same_namespace_only,
+) -> tuple[list[BoundRule], list[BindingProblem], list[Conflict]]:
+    """Resolve every ``spec.routes`` binding to the HTTPRoute rules it takes traffic from.
+
+    A rule is bound when it exists, one of its backendRefs names the interceptor Service (any
+    backendRef when ``interceptor`` is None), it has no filter that defeats re-matching, and
+    no older HTTPScaledObject bound it first (that is reported as a conflict).
+    """
+    routes_by_key = {r.key: r for r in routes}
+    claimed: dict[tuple[str, int], HTTPScaledObject] = {}
+    bound: list[BoundRule] = []
+    problems: list[BindingProblem] = []
+    conflicts: list[Conflict] = []
+    # Older objects bind first, so a contested rule keeps its first owner across rebuilds.
+    for target in sorted(targets, key=lambda t: (t.meta.creation_timestamp, t.key)):
+        for binding in target.routes:
+            route = routes_by_key.get(binding.route_key)
+            problem = _route_problem(target, binding, route, cross_namespace)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            assert route is not None
+            for index, rule in _selected_rules(binding, route):
+                issue = _rule_problem(target, route, index, rule, interceptor)
+                if issue is not None:
+                    problems.append(issue)
+                    continue
+                owner = claimed.setdefault((route.key, index), target)
+                if owner is not target:
+                    conflicts.append(
+                        Conflict(
+                            source="HTTPRoute",
+                            claim=f"HTTPRoute {route.key} rule {_rule_label(rule, index)}",
+                            winner=owner.key,
+                            loser=target.key,
+                        )
+                    )
+                    continue
+                bound.append(BoundRule(route, index, target))
+    return bound, problems, conflicts
+
+
+def _route_problem(
+    target: HTTPScaledObject,
+    binding: RouteBinding,
+    route: HTTPRoute | None,
+    cross_namespace: CrossNamespacePolicy,
+) -> BindingProblem | None:
+    def problem(reason: str, message: str) -> BindingProblem:
+        return BindingProblem(target.key, binding.route_key, binding.rule_name, reason, message)
+
+    if route is None:
+        return problem("RouteNotFound", f"HTTPRoute {binding.route_key} does not exist")
+    if route.namespace != target.namespace and not cross_namespace(route, target):
+        return problem(
+            "RefNotPermitted",
+            f"HTTPRoute {route.key} is in another namespace and no ReferenceGrant in "
+            f"{target.namespace} allows HTTPRoutes from {route.namespace}",
+        )
+    if binding.rule_name is not None and not any(r.name == binding.rule_name for r in route.rules):
+        return problem(
+            "RuleNotFound", f"HTTPRoute {route.key} has no rule named {binding.rule_name!r}"
+        )
+    if binding.rule_name is None and not route.rules:
+        return problem("NoRules", f"HTTPRoute {route.key} has no rules")
+    return None
+
+
+def _selected_rules(binding: RouteBinding, route: HTTPRoute) -> list[tuple[int, RouteRule]]:
+    return [
+        (i, rule)
+        for i, rule in enumerate(route.rules)
+        if binding.rule_name is None or rule.name == binding.rule_name
+    ]
+
+
+def _rule_problem(
+    target: HTTPScaledObject,
+    route: HTTPRoute,
+    index: int,
+    rule: RouteRule,
+    interceptor: InterceptorRef | None,
+) -> BindingProblem | None:
+    label = _rule_label(rule, index)
+    if interceptor is not None and not any(
+        interceptor.is_referenced_by(ref, route.namespace) for ref in rule.backend_refs
+    ):
+        return BindingProblem(
+            target.key,
+            route.key,
+            rule.name,
+            "NotRoutedToInterceptor",
+            f"HTTPRoute {route.key} rule {label} has no backendRef to the interceptor Service "
+            f"{interceptor.namespace}/{interceptor.name}",
+        )
+    breaking = [f.type for f in rule.filters if f.type in REMATCH_BREAKING_FILTERS]
+    if breaking:
+        return BindingProblem(
+            target.key,
+            route.key,
+            rule.name,
+            "FilterBreaksRematch",
+            f"HTTPRoute {route.key} rule {label} uses {', '.join(breaking)}: the interceptor "
+            "would see a rewritten or redirected request that no longer matches the rule",
+        )
+    return None
+
+
+def _rule_label(rule: RouteRule, index: int) -> str:
+    return repr(rule.name) if rule.name else f"#{index}"
