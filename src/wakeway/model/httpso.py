@@ -20,6 +20,8 @@ from wakeway.model.meta import ObjectMeta, parse_meta
 API_VERSION = "http.keda.sh/v1alpha1"
 KIND = "HTTPScaledObject"
 SKIP_SCALEDOBJECT_ANNOTATION = "httpscaledobject.keda.sh/skip-scaledobject-creation"
+LOCAL_API_VERSION = "local.wakeway.dev/v1alpha1"
+LOCAL_WORKLOAD_KIND = "LocalWorkload"
 
 DEFAULT_MAX_REPLICAS = 100
 DEFAULT_SCALEDOWN_PERIOD = 300
@@ -46,6 +48,8 @@ class PortRef:
     port_name: str | None = None
 
     def describe(self) -> str:
+        if self.port is None and self.port_name is None:
+            return self.service  # a local workload: its one port
         return f"{self.service}:{self.port if self.port is not None else self.port_name}"
 
     def key(self, namespace: str) -> str:
@@ -255,6 +259,11 @@ def _port_ref(obj: Mapping[str, Any], path: str) -> PortRef:
 def _scale_target(spec: Mapping[str, Any], p: str) -> ScaleTargetRef:
     path = f"{p}.scaleTargetRef"
     ref = f.req_mapping(spec, "scaleTargetRef", p)
+    if _is_local(ref) and not any(k in ref for k in ("service", "port", "portName")):
+        # A local workload is its own service, listening on its one port.
+        name = f.req_str(ref, "name", path)
+        backend = PortRef(name)
+        return ScaleTargetRef(name, LOCAL_WORKLOAD_KIND, LOCAL_API_VERSION, backend)
     backend = _port_ref(ref, path)
     name = f.opt_str(ref, "name", path) or ""
     if not name:
@@ -268,6 +277,10 @@ def _scale_target(spec: Mapping[str, Any], p: str) -> ScaleTargetRef:
         api_version=f.opt_str(ref, "apiVersion", path) or "apps/v1",
         backend=backend,
     )
+
+
+def _is_local(ref: Mapping[str, Any]) -> bool:
+    return ref.get("kind") == LOCAL_WORKLOAD_KIND and ref.get("apiVersion") == LOCAL_API_VERSION
 
 
 def _scaling_metric(spec: Mapping[str, Any], p: str) -> ScalingMetric:

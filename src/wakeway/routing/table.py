@@ -31,7 +31,7 @@ REMATCH_BREAKING_FILTERS = ("URLRewrite", "RequestRedirect")
 class InterceptorRef:
     """The interceptor's proxy Service, as HTTPRoute backendRefs name it."""
 
-    namespace: str
+    namespace: str | None  # None: a Service of that name in any namespace (local mode)
     name: str
     port: int | None = None  # None: any port of that Service
 
@@ -40,7 +40,7 @@ class InterceptorRef:
             ref.group in ("", "core")
             and ref.kind == "Service"
             and ref.name == self.name
-            and (ref.namespace or route_namespace) == self.namespace
+            and (self.namespace is None or (ref.namespace or route_namespace) == self.namespace)
             and (self.port is None or ref.port is None or ref.port == self.port)
         )
 
@@ -218,7 +218,7 @@ def _rule_problem(
             rule.name,
             "NotRoutedToInterceptor",
             f"HTTPRoute {route.key} rule {label} has no backendRef to the interceptor Service "
-            f"{interceptor.namespace}/{interceptor.name}",
+            f"{interceptor.namespace or route.namespace}/{interceptor.name}",
         )
     breaking = [f.type for f in rule.filters if f.type in REMATCH_BREAKING_FILTERS]
     if breaking:

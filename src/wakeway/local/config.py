@@ -1,0 +1,184 @@
+"""Local mode's configuration: multi-document YAML files of the same kinds as in Kubernetes.
+
+Every problem is collected and reported at once, each naming the file, the document (its
+position and, when readable, kind and name) and the field, so one run shows all that is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wakeway.model.errors import ModelError
+from wakeway.model.httproute import HTTPRoute, parse_httproute
+from wakeway.model.httpso import (
+    API_VERSION as HTTPSO_API_VERSION,
+)
+from wakeway.model.httpso import (
+    KIND as HTTPSO_KIND,
+)
+from wakeway.model.httpso import (
+    LOCAL_API_VERSION,
+    LOCAL_WORKLOAD_KIND,
+    HTTPScaledObject,
+    parse_httpscaledobject,
+)
+from wakeway.model.local import LocalWorkload, parse_local_workload
+
+GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+class ConfigError(Exception):
+    """One or more problems in the configuration files; ``problems`` lists each one."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class LocalConfig:
+    scaled_objects: tuple[HTTPScaledObject, ...] = ()
+    routes: tuple[HTTPRoute, ...] = ()
+    workloads: Mapping[str, LocalWorkload] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+
+    def workload_of(self, target: HTTPScaledObject) -> LocalWorkload:
+        return self.workloads[f"{target.namespace}/{target.scale_target.name}"]
+
+
+Parser = Callable[[Mapping[str, Any]], object]
+_PARSERS: dict[tuple[str, str], Parser] = {
+    (HTTPSO_API_VERSION, HTTPSO_KIND): parse_httpscaledobject,
+    (GATEWAY_API_VERSION, "HTTPRoute"): parse_httproute,
+    (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND): parse_local_workload,
+}
+
+
+def yaml_files(paths: Iterable[Path]) -> list[Path]:
+    """The files named, and the YAML files directly inside each directory named, sorted."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES))
+        else:
+            out.append(path)
+    return out
+
+
+def load_config(paths: Iterable[Path]) -> LocalConfig:
+    """Read and validate every document; raise :class:`ConfigError` listing all problems."""
+    problems: list[str] = []
+    objects: list[tuple[str, object]] = []
+    files = yaml_files(paths)
+    if not files:
+        raise ConfigError(["no configuration files given (YAML files or directories of them)"])
+    for file in files:
+        objects.extend(_read_file(file, problems))
+    config = _assemble(objects, problems)
+    if problems:
+        raise ConfigError(problems)
+    return LocalConfig(
+        scaled_objects=config.scaled_objects,
+        routes=config.routes,
+        workloads=config.workloads,
+        files=tuple(files),
+    )
+
+
+def _read_file(file: Path, problems: list[str]) -> list[tuple[str, object]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.append(f"{file}: cannot be read: {exc.strerror or exc}")
+        return []
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
+        problem = getattr(exc, "problem", None) or str(exc)
+        problems.append(f"{where}: not valid YAML: {problem}")
+        return []
+    out: list[tuple[str, object]] = []
+    for index, doc in enumerate(docs, start=1):
+        if doc is None:
+            continue  # an empty document between two "---"
+        where = f"{file} document {index}"
+        if not isinstance(doc, Mapping):
+            problems.append(f"{where}: must be a mapping with apiVersion, kind, metadata, spec")
+            continue
+        where = f"{where} ({_describe(doc)})"
+        parser = _PARSERS.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+        if parser is None:
+            known = ", ".join(f"{kind} ({api})" for api, kind in _PARSERS)
+            problems.append(
+                f"{where}: apiVersion/kind {doc.get('apiVersion')}/{doc.get('kind')} is not "
+                f"one local mode reads; expected one of {known}"
+            )
+            continue
+        try:
+            obj = parser(doc)
+        except ModelError as exc:
+            problems.append(str(exc.located(where)))
+            continue
+        if isinstance(obj, LocalWorkload):
+            # Commands run from the directory of the file that defines them, unless told.
+            base = file.parent.resolve()
+            obj = replace(obj, working_dir=str(base / (obj.working_dir or ".")))
+        out.append((where, obj))
+    return out
+
+
+def _describe(doc: Mapping[str, Any]) -> str:
+    meta = doc.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return f"{doc.get('kind', 'no kind')} {name or '(no name)'}"
+
+
+def _assemble(objects: list[tuple[str, object]], problems: list[str]) -> LocalConfig:
+    seen: dict[tuple[str, str], str] = {}
+    scaled: list[HTTPScaledObject] = []
+    routes: list[HTTPRoute] = []
+    workloads: dict[str, LocalWorkload] = {}
+    where_of: dict[str, str] = {}
+    for where, obj in objects:
+        key = getattr(obj, "key", "")
+        kind = type(obj).__name__
+        first = seen.setdefault((kind, key), where)
+        if first != where:
+            problems.append(f"{where}: metadata.name: {kind} {key} is also defined in {first}")
+            continue
+        if isinstance(obj, HTTPScaledObject):
+            scaled.append(obj)
+            where_of[obj.key] = where
+        elif isinstance(obj, HTTPRoute):
+            routes.append(obj)
+        elif isinstance(obj, LocalWorkload):
+            workloads[obj.key] = obj
+    for so in scaled:
+        ref = so.scale_target
+        where = where_of[so.key]
+        if (ref.api_version, ref.kind) != (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND):
+            problems.append(
+                f"{where}: spec.scaleTargetRef: local mode scales LocalWorkloads only; set "
+                f"apiVersion: {LOCAL_API_VERSION} and kind: {LOCAL_WORKLOAD_KIND}"
+            )
+        elif f"{so.namespace}/{ref.name}" not in workloads:
+            problems.append(
+                f"{where}: spec.scaleTargetRef.name: no LocalWorkload {so.namespace}/{ref.name} "
+                "is defined in the files given"
+            )
+        if so.failover is not None and f"{so.namespace}/{so.failover.backend.service}" not in (
+            workloads
+        ):
+            problems.append(
+                f"{where}: spec.coldStartTimeoutFailoverRef.service: no LocalWorkload "
+                f"{so.namespace}/{so.failover.backend.service} is defined in the files given"
+            )
+    return LocalConfig(tuple(scaled), tuple(routes), workloads)

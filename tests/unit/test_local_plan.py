@@ -1,0 +1,50 @@
+"""The local operator's pure decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from wakeway.local.plan import Action, Decision, Phase, WorkloadState, plan
+
+pytestmark = pytest.mark.unit
+
+
+def state(
+    phase: Phase, in_flight: int = 0, idle_since: float | None = None, **kw: object
+) -> WorkloadState:
+    return WorkloadState(phase, in_flight, idle_since, scaledown_period=30.0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("given", "now", "expected"),
+    [
+        # Stopped: a request (held) starts it; nothing else does, unless min replicas >= 1.
+        (state(Phase.STOPPED), 100.0, Decision(None, None)),
+        (state(Phase.STOPPED, in_flight=1), 100.0, Decision(Action.START, None)),
+        (state(Phase.STOPPED, keep_warm=True), 100.0, Decision(Action.START, None)),
+        # Starting or stopping: the transition finishes first, whatever arrives.
+        (state(Phase.STARTING, in_flight=5), 100.0, Decision(None, None)),
+        (state(Phase.STOPPING, in_flight=5), 100.0, Decision(None, None)),
+        (state(Phase.STOPPING), 100.0, Decision(None, None)),
+        # Ready and busy: stays.
+        (state(Phase.READY, in_flight=1, idle_since=0.0), 100.0, Decision(None, None)),
+        # Ready and idle: stops after the quiet period, and says when to look again before.
+        (state(Phase.READY, idle_since=90.0), 100.0, Decision(None, 120.0)),
+        (state(Phase.READY, idle_since=90.0), 120.0, Decision(Action.STOP, None)),
+        (state(Phase.READY, idle_since=None), 100.0, Decision(None, 130.0)),
+        # initialCooldownPeriod holds off the first scale-down.
+        (state(Phase.READY, idle_since=0.0, cooldown_until=200.0), 100.0, Decision(None, 200.0)),
+        (
+            state(Phase.READY, idle_since=0.0, cooldown_until=200.0),
+            200.0,
+            Decision(Action.STOP, None),
+        ),
+        # min replicas >= 1 never stops.
+        (state(Phase.READY, idle_since=0.0, keep_warm=True), 1e9, Decision(None, None)),
+        # A workload whose spec changed on reload is replaced as soon as it is idle.
+        (state(Phase.READY, idle_since=99.0, stale=True), 100.0, Decision(Action.STOP, None)),
+        (state(Phase.READY, in_flight=2, stale=True), 100.0, Decision(None, None)),
+    ],
+)
+def test_plan(given: WorkloadState, now: float, expected: Decision) -> None:
+    assert plan(given, now) == expected
