@@ -1,0 +1,198 @@
+"""The interceptor's I/O shell: the proxy listener, the admin port, and the swap points.
+
+Typical use (Kubernetes mode or local mode)::
+
+    interceptor = Interceptor(settings)
+    await interceptor.start()
+    interceptor.set_router(table)                 # /readyz turns ready
+    interceptor.set_endpoints({"ns/svc:8080": [("10.0.0.7", 8080)]})
+    async for update in interceptor.subscribe():  # counts: snapshot, then changes
+        ...
+    await interceptor.drain_and_stop()
+
+Wake signal: the count stream delivers a target's 0 -> 1 held transition at once (``wake`` is
+true on that item), and :meth:`Interceptor.on_cold` registers a synchronous callback for the same
+moment. Either is enough to start a workload; neither polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Mapping, Sequence
+
+from aiohttp import web
+from prometheus_client.registry import CollectorRegistry
+
+from wakeway.model.httpso import HTTPScaledObject
+
+from .admin import build_admin_app
+from .client import ClientConnection
+from .counts import TargetCounts
+from .router import Router
+from .settings import InterceptorSettings
+from .state import ProxyState
+from .stream import CountSubscription
+
+log = logging.getLogger("wakeway.interceptor")
+
+EndpointView = Mapping[str, Sequence[tuple[str, int]]]
+
+
+class Interceptor:
+    """Reverse proxy with a cold-start gate; one per process (one event loop)."""
+
+    def __init__(self, settings: InterceptorSettings | None = None) -> None:
+        self.settings = settings or InterceptorSettings()
+        self._state: ProxyState | None = None
+        self._server: asyncio.Server | None = None
+        self._runner: web.AppRunner | None = None
+        self._router: Router | None = None
+        self._endpoints: EndpointView = {}
+        self._cold: list[Callable[[HTTPScaledObject], None]] = []
+        self._proxy_port = 0
+        self._admin_port = 0
+        self._draining = False
+        self._stopped = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the proxy and admin listeners (port 0 picks a free port)."""
+        loop = asyncio.get_running_loop()
+        state = ProxyState(self.settings, loop)
+        state.router = self._router
+        state.endpoints = self._endpoints
+        for callback in self._cold:
+            state.on_cold(callback)
+        self._state = state
+        s = self.settings
+        self._server = await loop.create_server(
+            lambda: ClientConnection(state),
+            s.listen_host,
+            s.listen_port,
+            backlog=1024,
+            reuse_address=True,
+        )
+        sock = self._server.sockets[0]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._proxy_port = sock.getsockname()[1]
+        self._runner = web.AppRunner(
+            build_admin_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await self._runner.setup()
+        admin_sock = socket.create_server((s.admin_host, s.admin_port), reuse_port=False)
+        self._admin_port = admin_sock.getsockname()[1]
+        await web.SockSite(self._runner, admin_sock).start()
+        log.info(
+            "interceptor listening on %s:%d, admin on %s:%d",
+            s.listen_host,
+            self._proxy_port,
+            s.admin_host,
+            self._admin_port,
+        )
+
+    async def drain_and_stop(self, drain_timeout: float | None = None) -> None:
+        """Stop accepting, let in-flight and held requests finish (up to the drain timeout),
+        then answer what is still held with 503, close every connection and the admin port."""
+        if self._stopped:
+            return
+        self._draining = True
+        state = self._state
+        if state is None:
+            self._stopped = True
+            return
+        state.draining = True
+        if self._server is not None:
+            self._server.close()
+        for conn in list(state.connections):
+            conn.drain()
+        limit = self.settings.drain_timeout if drain_timeout is None else drain_timeout
+        try:
+            await asyncio.wait_for(state.wait_idle(), limit)
+        except TimeoutError:
+            log.warning("drain timed out after %gs with %d requests in flight", limit, state.active)
+        state.release_all_held(503, "this interceptor is shutting down\n")
+        for conn in list(state.connections):
+            conn.abort()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        state.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._stopped = True
+
+    # -- swap points ------------------------------------------------------------------------
+    def set_router(self, router: Router) -> None:
+        """Replace the routing table (one assignment; requests in progress keep their target)."""
+        self._router = router
+        if self._state is not None:
+            self._state.router = router
+
+    def set_endpoints(self, view: EndpointView) -> None:
+        """Replace the whole ready-endpoint view, keyed by ``PortRef.key(namespace)``.
+
+        Every held request whose backend now has an endpoint is released at once, in arrival
+        order.
+        """
+        frozen = {k: tuple(v) for k, v in view.items()}
+        self._endpoints = frozen
+        if self._state is not None:
+            self._state.set_endpoints(frozen)
+
+    def fail_held(self, target: str, status: int, reason: str) -> int:
+        """Answer every request held for target key ``target`` ("ns/name") with ``status`` and
+        ``reason`` as the body (e.g. 502 when its workload failed to start); returns how many."""
+        return self._require_state().fail_held(target, status, reason)
+
+    # -- observation ------------------------------------------------------------------------
+    def subscribe(self) -> CountSubscription:
+        """The in-process count stream: first a snapshot, then coalesced changes."""
+        return self._require_state().hub.subscribe()
+
+    def on_cold(self, callback: Callable[[HTTPScaledObject], None]) -> Callable[[], None]:
+        """Call ``callback(target)`` when a target's first request is held (0 -> 1 held).
+
+        Runs synchronously on the event loop: it must not block. Returns a function that
+        unregisters it.
+        """
+        if self._state is None:
+            self._cold.append(callback)
+
+            def remove() -> None:
+                if callback in self._cold:
+                    self._cold.remove(callback)
+
+            return remove
+        return self._state.on_cold(callback)
+
+    def counts(self) -> dict[str, TargetCounts]:
+        """The current counts of every target seen so far."""
+        return self._require_state().counters.snapshot()
+
+    @property
+    def ready(self) -> bool:
+        return self._router is not None and not self._draining and self._state is not None
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def proxy_port(self) -> int:
+        return self._proxy_port
+
+    @property
+    def admin_port(self) -> int:
+        return self._admin_port
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self._require_state().metrics.registry
+
+    def _require_state(self) -> ProxyState:
+        if self._state is None:
+            raise RuntimeError("the interceptor is not started")
+        return self._state

@@ -1,0 +1,202 @@
+"""State shared by every connection of one interceptor: routing, endpoints, gate, counts.
+
+Everything here runs on the one event loop, so plain dicts and ints suffice. The router and the
+endpoint view are immutable snapshots replaced by one assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+
+from wakeway.model.httpso import HTTPScaledObject
+
+from .client import HELD, ClientConnection, Exchange
+from .counts import Counters
+from .gate import GateCore, Rejected
+from .metrics import Metrics
+from .router import Router
+from .settings import InterceptorSettings
+from .stream import CountHub
+from .upstream import Address, Pool
+
+ColdCallback = Callable[[HTTPScaledObject], None]
+
+
+class ProxyState:
+    def __init__(self, settings: InterceptorSettings, loop: asyncio.AbstractEventLoop) -> None:
+        self.settings = settings
+        self.loop = loop
+        self.router: Router | None = None
+        self.endpoints: Mapping[str, Sequence[Address]] = {}
+        self._rr: dict[str, int] = {}
+        self.gate: GateCore[Exchange] = GateCore(settings.max_held_total)
+        self.counters = Counters()
+        self.hub = CountHub(
+            loop, self.counters, settings.counts_coalesce, settings.counts_queue_size
+        )
+        self.metrics = Metrics(self.counters)
+        self.pool = Pool(loop, settings.pool_size_per_upstream, settings.pool_idle_timeout)
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self.active = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._gate_timer: asyncio.TimerHandle | None = None
+        self._cold_callbacks: list[ColdCallback] = []
+
+    # -- endpoints --------------------------------------------------------------------------
+    def pick(self, key: str) -> Address | None:
+        """A ready endpoint of backend ``key``, round robin; None when there is none."""
+        eps = self.endpoints.get(key)
+        if not eps:
+            return None
+        i = self._rr.get(key, 0)
+        self._rr[key] = i + 1
+        return eps[i % len(eps)]
+
+    def set_endpoints(self, view: Mapping[str, Sequence[Address]]) -> None:
+        self.endpoints = view
+        for backend in self.gate.backends():
+            if view.get(backend):
+                released = self.gate.release(backend)
+                now = self.loop.time()
+                for ex in released:
+                    self._unheld(ex, now)
+                for ex in released:
+                    ex.on_released()
+        self._arm_gate_timer()
+
+    # -- counts -----------------------------------------------------------------------------
+    def arrive(self, ex: Exchange) -> None:
+        self.counters.arrive(ex.tkey)
+        self.active += 1
+        self.hub.changed()
+
+    def done(self, ex: Exchange) -> None:
+        if ex.target is not None:
+            self.counters.finish(ex.tkey)
+            self.active -= 1
+            self.hub.changed()
+            if self.active == 0 and self._idle_waiters:
+                for fut in self._idle_waiters:
+                    if not fut.done():
+                        fut.set_result(None)
+                self._idle_waiters.clear()
+        self.metrics.response(ex.tkey, ex.status or 499, self.loop.time() - ex.start)
+
+    async def wait_idle(self) -> None:
+        if self.active == 0:
+            return
+        fut = self.loop.create_future()
+        self._idle_waiters.append(fut)
+        await fut
+
+    # -- cold-start gate --------------------------------------------------------------------
+    def hold(self, ex: Exchange) -> None:
+        target = ex.target
+        assert target is not None
+        settings = self.settings
+        now = self.loop.time()
+        if target.failover is not None:
+            wait = target.failover.timeout
+        else:
+            wait = target.timeouts.condition_wait or settings.condition_wait
+        limit = target.cold_start.max_held_requests
+        if limit is None:
+            limit = settings.max_held_per_target
+        if self.draining:
+            ex.respond(503, f"{ex.tkey} is not ready and this interceptor is shutting down\n")
+            return
+        decision = self.gate.admit(
+            ex,
+            target=ex.tkey,
+            backend=target.backend.key(target.namespace),
+            limit=limit,
+            now=now,
+            deadline=now + wait,
+        )
+        if isinstance(decision, Rejected):
+            ex.respond(
+                503, decision.reason + "\n", extra=(("Retry-After", str(decision.retry_after)),)
+            )
+            return
+        ex.phase = HELD
+        ex.cold = True
+        ex.held_since = now
+        first = self.counters.hold(ex.tkey)
+        if first:
+            self.metrics.cold_start(ex.tkey)
+            for callback in list(self._cold_callbacks):
+                callback(target)
+        self.hub.changed(wake=first)
+        timer = self._gate_timer
+        if timer is None or timer.when() > decision.deadline:
+            self._arm_gate_timer()
+
+    def cancel_hold(self, ex: Exchange) -> None:
+        if self.gate.cancel(ex):
+            self._unheld(ex, self.loop.time())
+
+    def _unheld(self, ex: Exchange, now: float) -> None:
+        self.counters.unhold(ex.tkey)
+        self.metrics.cold_wait(ex.tkey, now - ex.held_since)
+        self.hub.changed()
+
+    def _arm_gate_timer(self) -> None:
+        deadline = self.gate.next_deadline()
+        timer = self._gate_timer
+        if timer is not None:
+            if deadline is not None and timer.when() == deadline:
+                return
+            timer.cancel()
+            self._gate_timer = None
+        if deadline is not None:
+            self._gate_timer = self.loop.call_at(deadline, self._on_gate_timer)
+
+    def _on_gate_timer(self) -> None:
+        self._gate_timer = None
+        now = self.loop.time()
+        expired = self.gate.expire(now)
+        for ex in expired:
+            self._unheld(ex, now)
+        for ex in expired:
+            ex.on_expired()
+        self._arm_gate_timer()
+
+    def release_all_held(self, status: int, message: str) -> None:
+        """Answer every held request (used when a drain times out)."""
+        for backend in self.gate.backends():
+            released = self.gate.release(backend)
+            now = self.loop.time()
+            for ex in released:
+                self._unheld(ex, now)
+            for ex in released:
+                ex.respond(status, message)
+        self._arm_gate_timer()
+
+    def fail_held(self, target: str, status: int, message: str) -> int:
+        """Answer every request held for ``target`` with ``status`` and ``message``."""
+        released = self.gate.release_target(target)
+        now = self.loop.time()
+        for ex in released:
+            self._unheld(ex, now)
+        for ex in released:
+            ex.respond(status, message if message.endswith("\n") else message + "\n")
+        self._arm_gate_timer()
+        return len(released)
+
+    def on_cold(self, callback: ColdCallback) -> Callable[[], None]:
+        self._cold_callbacks.append(callback)
+
+        def remove() -> None:
+            if callback in self._cold_callbacks:
+                self._cold_callbacks.remove(callback)
+
+        return remove
+
+    def close(self) -> None:
+        if self._gate_timer is not None:
+            self._gate_timer.cancel()
+            self._gate_timer = None
+        self.pool.close()
+        self.hub.close()

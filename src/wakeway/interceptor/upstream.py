@@ -1,0 +1,264 @@
+"""Connections to backends: one httptools response parser per connection, pooled LIFO.
+
+A connection goes back to the pool only after its response was read to the end and the request
+was written to the end; anything else (an error, a close-delimited body, an early response)
+closes it, because a half-consumed connection would hand the next request someone else's bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING, Any, cast
+
+import httptools
+
+from .timers import Deadline
+
+if TYPE_CHECKING:
+    from .client import Exchange
+
+Address = tuple[str, int]
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One TCP connection to a backend; its exchange receives the parsed response."""
+
+    __slots__ = (
+        "_headers",
+        "_parser",
+        "_reason",
+        "_skip",
+        "addr",
+        "deadline",
+        "exchange",
+        "idle_since",
+        "pool",
+        "reused",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, pool: Pool, addr: Address) -> None:
+        self.pool = pool
+        self.addr = addr
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self._parser: Any = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._skip = False
+        self.tunnel = False
+        self.reused = False
+        self.idle_since = 0.0
+        self.deadline = Deadline(pool.loop, self._on_deadline)
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; they implement it.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        ex = self.exchange
+        if self.tunnel:
+            if ex is not None:
+                ex.conn.write(data)
+            return
+        if ex is None:
+            # Bytes on an idle connection: the backend is confused; never reuse it.
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._tunnel_rest(data, exc.args[0])
+        except httptools.HttpParserError as exc:
+            ex = self.exchange
+            self.exchange = None
+            self.close()
+            if ex is not None:
+                ex.on_upstream_failed(f"invalid response from {_fmt(self.addr)}: {exc}")
+            return
+        if self._skip:
+            # A response to HEAD ended at its head; the parser would wait for a body.
+            self._skip = False
+            self._parser = httptools.HttpResponseParser(self)
+
+    def _tunnel_rest(self, data: bytes, offset: int) -> None:
+        # Bytes after a 101 response head already belong to the upgraded protocol.
+        ex = self.exchange
+        if self.tunnel and ex is not None and offset < len(data):
+            ex.conn.write(data[offset:])
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.deadline.cancel()
+        ex = self.exchange
+        self.exchange = None
+        if ex is None:
+            self.pool.forget(self)
+            return
+        ex.on_upstream_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.conn.pause_reading_for(ex.conn.PAUSE_UPSTREAM, True)
+
+    def resume_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.conn.pause_reading_for(ex.conn.PAUSE_UPSTREAM, False)
+
+    # -- httptools callbacks ----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._headers = []
+        self._reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.deadline.disarm()
+        ex = self.exchange
+        if ex is None:
+            return
+        status = self._parser.get_status_code()
+        if ex.on_response_head(self, status, self._reason, self._headers):
+            self._skip = True
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        if ex is not None and not self._skip:
+            ex.on_response_body(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.exchange
+        if ex is not None and not self._skip:
+            ex.on_response_end(self)
+
+    # -- used by the exchange ---------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.write(data)
+
+    def writelines(self, parts: list[bytes]) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.writelines(parts)
+
+    def close(self) -> None:
+        self.deadline.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.exchange = None
+        self.deadline.cancel()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def mark_skip_body(self) -> None:
+        self._skip = True
+
+    def _on_deadline(self) -> None:
+        ex = self.exchange
+        if ex is not None:
+            ex.on_response_header_timeout(self)
+
+
+class Pool:
+    """Idle keep-alive connections per backend address, most recently used first."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_idle: int, idle_timeout: float) -> None:
+        self.loop = loop
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self._idle: dict[Address, list[UpstreamConnection]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    def acquire(self, addr: Address) -> UpstreamConnection | None:
+        stack = self._idle.get(addr)
+        while stack:
+            conn = stack.pop()
+            transport = conn.transport
+            if transport is not None and not transport.is_closing():
+                conn.reused = True
+                return conn
+        return None
+
+    def release(self, conn: UpstreamConnection) -> None:
+        conn.exchange = None
+        conn.deadline.disarm()
+        transport = conn.transport
+        if self.closed or transport is None or transport.is_closing():
+            conn.close()
+            return
+        stack = self._idle.setdefault(conn.addr, [])
+        if len(stack) >= self.max_idle:
+            conn.close()
+            return
+        conn.idle_since = self.loop.time()
+        stack.append(conn)
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(self.idle_timeout / 2, self._sweep)
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        stack = self._idle.get(conn.addr)
+        if stack and conn in stack:
+            stack.remove(conn)
+
+    async def open(self, addr: Address, within: float) -> UpstreamConnection:
+        async with asyncio.timeout(within):
+            _, proto = await self.loop.create_connection(
+                lambda: UpstreamConnection(self, addr), addr[0], addr[1]
+            )
+        return proto
+
+    def idle_count(self, addr: Address | None = None) -> int:
+        if addr is not None:
+            return len(self._idle.get(addr, ()))
+        return sum(len(s) for s in self._idle.values())
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        cutoff = self.loop.time() - self.idle_timeout
+        for addr, stack in list(self._idle.items()):
+            keep = [c for c in stack if c.idle_since > cutoff]
+            for conn in stack:
+                if conn.idle_since <= cutoff:
+                    conn.close()
+            if keep:
+                self._idle[addr] = keep
+            else:
+                del self._idle[addr]
+        if self._idle:
+            self._sweeper = self.loop.call_later(self.idle_timeout / 2, self._sweep)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for stack in self._idle.values():
+            for conn in stack:
+                conn.close()
+        self._idle.clear()
+
+
+def _fmt(addr: Address) -> str:
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+format_address = _fmt

@@ -1,0 +1,172 @@
+"""The forwarding path against a real aiohttp backend: headers, streaming, WebSocket, ordering."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.component.conftest import (
+    UVLOOP,
+    Backend,
+    StartInterceptor,
+    pattern_chunks,
+    pattern_sha256,
+    raw_exchange,
+    uvloop_policy,
+    warm_proxy,
+)
+
+pytestmark = [pytest.mark.component, *UVLOOP]
+event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
+
+BIG = 50 * 1024 * 1024
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        yield s
+
+
+async def test_forwards_with_forwarding_headers_and_without_hop_by_hop(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    _, _, base = await warm_proxy(start_interceptor, backend, via=True)
+    headers = {
+        "Host": "app.example.com",
+        "X-Forwarded-For": "203.0.113.9",
+        "Connection": "keep-alive, X-Secret",
+        "X-Secret": "hop",
+        "Keep-Alive": "timeout=5",
+        "Proxy-Authorization": "Basic Zm9v",
+        "X-Kept": "yes",
+    }
+    async with session.get(f"{base}/echo?q=1", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.headers["X-Wakeway-Cold-Start"] == "false"
+        assert resp.headers["Via"] == "1.1 wakeway"
+        data = await resp.json()
+    got = {k.lower(): v for k, v in data["headers"]}
+    assert data["path"] == "/echo?q=1"
+    assert got["host"] == "app.example.com"
+    assert got["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert got["x-forwarded-proto"] == "http"
+    assert got["x-forwarded-host"] == "app.example.com"
+    assert got["x-kept"] == "yes"
+    assert got["via"] == "1.1 wakeway"
+    for hop in ("x-secret", "keep-alive", "proxy-authorization"):
+        assert hop not in got
+
+
+async def test_keep_alive_reuses_upstream_connection(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    _, _, base = await warm_proxy(start_interceptor, backend)
+    for i in range(20):
+        async with session.post(f"{base}/echo", data=f"body-{i}") as resp:
+            assert (await resp.json())["body"] == f"body-{i}"
+    transports = {id(r.transport) for r in backend.requests}
+    assert len(transports) == 1
+
+
+async def test_large_upload_and_download_keep_every_byte(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    _, _, base = await warm_proxy(start_interceptor, backend)
+
+    async def body() -> AsyncIterator[bytes]:
+        for piece in pattern_chunks(BIG):
+            yield piece
+
+    # Content-Length upload
+    data = b"".join(pattern_chunks(BIG))
+    async with session.post(f"{base}/upload", data=data) as resp:
+        assert await resp.json() == {"sha256": pattern_sha256(BIG), "size": BIG}
+    # chunked upload
+    async with session.post(f"{base}/upload", data=body()) as resp:
+        assert await resp.json() == {"sha256": pattern_sha256(BIG), "size": BIG}
+    for chunked in ("0", "1"):
+        digest = hashlib.sha256()
+        async with session.get(f"{base}/download?size={BIG}&chunked={chunked}") as resp:
+            assert resp.status == 200
+            if chunked == "1":
+                assert resp.headers["Transfer-Encoding"] == "chunked"
+            else:
+                assert resp.headers["Content-Length"] == str(BIG)
+            async for piece in resp.content.iter_any():
+                digest.update(piece)
+        assert digest.hexdigest() == pattern_sha256(BIG)
+
+
+async def test_server_sent_events_arrive_one_by_one(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    _, _, base = await warm_proxy(start_interceptor, backend)
+    async with session.get(f"{base}/sse") as resp:
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        for i in range(3):
+            line = await asyncio.wait_for(resp.content.readline(), 5)
+            assert line == f"data: event {i}\n".encode()
+            assert await resp.content.readline() == b"\n"
+            # the backend sends the next event only after this one reached the client
+            backend.gate(f"sse-{i}").set()
+        assert await resp.content.read() == b""
+
+
+async def test_websocket_both_ways(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    _, _, base = await warm_proxy(start_interceptor, backend)
+    async with session.ws_connect(f"{base}/ws") as ws:
+        for i in range(5):
+            await ws.send_str(f"hello {i}")
+            assert await ws.receive_str(timeout=5) == f"echo:hello {i}"
+        await ws.send_bytes(b"abc" * 30000)
+        assert await ws.receive_bytes(timeout=5) == (b"abc" * 30000)[::-1]
+
+
+async def test_pipelined_requests_are_answered_in_order(
+    start_interceptor: StartInterceptor, backend: Backend
+) -> None:
+    interceptor, _, _ = await warm_proxy(start_interceptor, backend)
+    requests = (
+        b"".join(b"GET /echo?n=%d HTTP/1.1\r\nHost: a\r\n\r\n" % i for i in range(10))
+        + b"GET /echo?n=last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    )
+    raw = await raw_exchange(interceptor.proxy_port, requests)
+    order = [m.decode() for m in re.findall(rb'"path": "/echo\?n=(\w+)"', raw)]
+    assert order == [*map(str, range(10)), "last"]
+    assert raw.count(b"HTTP/1.1 200 OK") == 11
+    assert b"n=last" in raw
+
+
+async def test_head_response_has_no_body_and_connection_stays_usable(
+    start_interceptor: StartInterceptor, backend: Backend
+) -> None:
+    interceptor, _, _ = await warm_proxy(start_interceptor, backend)
+    raw = await raw_exchange(
+        interceptor.proxy_port,
+        b"HEAD /download?size=100 HTTP/1.1\r\nHost: a\r\n\r\n"
+        b"GET /download?size=5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    first, _, second = raw.partition(b"\r\n\r\n")
+    assert b"Content-Length: 100" in first
+    assert second.startswith(b"HTTP/1.1 200")
+    assert second.endswith(b"\r\n\r\n" + bytes(range(5)))
+
+
+async def test_http10_client_gets_close_delimited_body(
+    start_interceptor: StartInterceptor, backend: Backend
+) -> None:
+    interceptor, _, _ = await warm_proxy(start_interceptor, backend)
+    raw = await raw_exchange(
+        interceptor.proxy_port, b"GET /download?size=300&chunked=1 HTTP/1.0\r\nHost: a\r\n\r\n"
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head
+    assert body == bytes(range(256)) + bytes(range(44))
