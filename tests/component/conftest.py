@@ -221,6 +221,15 @@ async def backend() -> AsyncIterator[Backend]:
     await b.stop()
 
 
+async def until(predicate: Callable[[], object], within: float = 5.0) -> None:
+    """Wait (bounded) for a state the proxy reaches asynchronously; a poll, not a sleep."""
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.005)
+
+
 async def raw_exchange(port: int, data: bytes, *, read_until_close: bool = True) -> bytes:
     """Send raw bytes to 127.0.0.1:port and read until the server closes (5 s at most)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -724,9 +724,10 @@ class ClientConnection(asyncio.Protocol):
             self._head_bytes = 0
 
     def eof_received(self) -> bool:
+        # HTTP clients do not half-close to wait for an answer: EOF means the client is gone,
+        # and whatever it asked for (held or forwarding) is cancelled.
         self.eof = True
-        # With requests still to answer, keep the write side open and close after them.
-        return bool(self.queue) and self.tunnel is None
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

@@ -1,0 +1,203 @@
+"""The cold-start gate for real: hold, release on endpoints, limits, deadline, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import aiohttp
+import pytest
+
+from tests.component.conftest import (
+    UVLOOP,
+    Backend,
+    HostRouter,
+    StartInterceptor,
+    backend_key,
+    make_target,
+    raw_exchange,
+    until,
+    uvloop_policy,
+)
+from wakeway.interceptor import Interceptor
+from wakeway.model.httpso import FailoverRef, HTTPScaledObject, PortRef
+
+pytestmark = [pytest.mark.component, *UVLOOP]
+event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as s:
+        yield s
+
+
+async def cold_proxy(
+    start: StartInterceptor, target: HTTPScaledObject | None = None, **settings: object
+) -> tuple[Interceptor, HTTPScaledObject, str]:
+    target = target or make_target()
+    interceptor: Interceptor = await start(**settings)
+    interceptor.set_router(HostRouter({"*": target}))
+    return interceptor, target, f"http://127.0.0.1:{interceptor.proxy_port}"
+
+
+def held(interceptor: Interceptor, target: HTTPScaledObject) -> int:
+    counts = interceptor.counts().get(target.key)
+    return counts.held if counts else 0
+
+
+async def test_held_requests_are_released_when_endpoints_appear(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    interceptor, target, base = await cold_proxy(start_interceptor)
+    woken: list[str] = []
+    interceptor.on_cold(lambda t: woken.append(t.key))
+
+    async def call(i: int) -> tuple[int, str, str]:
+        async with session.post(f"{base}/echo", data=f"payload-{i}") as resp:
+            return resp.status, resp.headers["X-Wakeway-Cold-Start"], (await resp.json())["body"]
+
+    tasks = []
+    for i in range(5):
+        tasks.append(asyncio.create_task(call(i)))
+        await until(lambda n=i + 1: held(interceptor, target) == n)  # type: ignore[misc]
+    assert woken == [target.key]
+    counts = interceptor.counts()[target.key]
+    assert (counts.in_flight, counts.held, counts.requests) == (5, 5, 5)
+    interceptor.set_endpoints({backend_key(target): [backend.addr]})
+    results = await asyncio.gather(*tasks)
+    assert results == [(200, "true", f"payload-{i}") for i in range(5)]
+    counts = interceptor.counts()[target.key]
+    assert (counts.in_flight, counts.held, counts.requests) == (0, 0, 5)
+    # warm now
+    async with session.get(f"{base}/echo") as resp:
+        assert resp.headers["X-Wakeway-Cold-Start"] == "false"
+
+
+async def test_overflow_per_target_and_global_gets_503_with_reason(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    target = make_target(coldStart={"maxHeldRequests": 2})
+    other = make_target("other", "other-svc")
+    interceptor = await start_interceptor(max_held_total=3)
+    interceptor.set_router(HostRouter({"a": target, "b": other}))
+    base = f"http://127.0.0.1:{interceptor.proxy_port}"
+
+    async def call(host: str) -> tuple[int, str, str | None]:
+        async with session.get(f"{base}/", headers={"Host": host}) as resp:
+            return resp.status, await resp.text(), resp.headers.get("Retry-After")
+
+    pending = [asyncio.create_task(call("a")) for _ in range(2)]
+    await until(lambda: held(interceptor, target) == 2)
+    status, body, retry = await call("a")
+    assert status == 503
+    assert "test/app is not ready and already holds 2 waiting requests (limit 2)" in body
+    assert retry is not None
+    assert int(retry) >= 1
+    pending.append(asyncio.create_task(call("b")))
+    await until(lambda: held(interceptor, other) == 1)
+    status, body, _ = await call("b")
+    assert status == 503
+    assert "holds 3 waiting requests in all (limit 3)" in body
+    for task in pending:
+        task.cancel()
+
+
+async def test_deadline_without_fallback_is_504(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    interceptor, target, base = await cold_proxy(
+        start_interceptor, make_target(timeouts={"conditionWait": "200ms"})
+    )
+    async with session.get(f"{base}/") as resp:
+        assert resp.status == 504
+        assert "test/app did not become ready within 0.2 s" in await resp.text()
+        assert resp.headers["X-Wakeway-Cold-Start"] == "true"
+    assert held(interceptor, target) == 0
+
+
+async def test_deadline_with_failover_forwards_to_the_failover_backend(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    target = replace(make_target(), failover=FailoverRef(PortRef("fallback", 80), 0.2))
+    interceptor, _, base = await cold_proxy(start_interceptor, target)
+    interceptor.set_endpoints({"test/fallback:80": [backend.addr]})
+    async with session.get(f"{base}/echo?via=failover") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["path"] == "/echo?via=failover"
+
+
+async def test_placeholder_page_for_browsers_and_configured_body_for_others(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    target = make_target(
+        timeouts={"conditionWait": "100ms"},
+        coldStart={"placeholder": {"status": 202, "body": "warming up", "refreshSeconds": 3}},
+    )
+    _, _, base = await cold_proxy(start_interceptor, target)
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    async with session.get(f"{base}/", headers=browser) as resp:
+        assert resp.status == 202
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert resp.headers["Refresh"] == "3"
+        page = await resp.text()
+        assert '<meta http-equiv="refresh" content="3">' in page
+        assert "warming up" in page
+    async with session.get(f"{base}/", headers={"Accept": "application/json"}) as resp:
+        assert resp.status == 202
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        assert await resp.text() == "warming up"
+
+
+async def test_cold_websocket_is_held_then_upgraded(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    interceptor, target, base = await cold_proxy(start_interceptor)
+    connecting = asyncio.create_task(session.ws_connect(f"{base}/ws"))
+    await until(lambda: held(interceptor, target) == 1)
+    interceptor.set_endpoints({backend_key(target): [backend.addr]})
+    ws = await connecting
+    try:
+        await ws.send_str("cold")
+        assert await ws.receive_str(timeout=5) == "echo:cold"
+    finally:
+        await ws.close()
+
+
+async def test_client_leaving_while_held_is_forgotten(start_interceptor: StartInterceptor) -> None:
+    interceptor, target, _ = await cold_proxy(start_interceptor)
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await until(lambda: held(interceptor, target) == 1)
+    writer.close()
+    await until(lambda: interceptor.counts()[target.key].in_flight == 0)
+    assert held(interceptor, target) == 0
+    del reader
+
+
+async def test_fail_held_answers_with_the_reason(start_interceptor: StartInterceptor) -> None:
+    interceptor, target, _ = await cold_proxy(start_interceptor)
+    answer = asyncio.create_task(
+        raw_exchange(
+            interceptor.proxy_port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    )
+    await until(lambda: held(interceptor, target) == 1)
+    assert interceptor.fail_held(target.key, 502, "workload app failed to start: exit 1") == 1
+    raw = await answer
+    assert raw.startswith(b"HTTP/1.1 502 ")
+    assert raw.endswith(b"workload app failed to start: exit 1\n")
+
+
+async def test_cold_start_header_can_be_turned_off(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    for settings, spec in (({"cold_start_header": False}, {}), ({}, {"responseHeader": False})):
+        target = make_target(coldStart=spec)
+        interceptor = await start_interceptor(**settings)
+        interceptor.set_router(HostRouter({"*": target}))
+        interceptor.set_endpoints({backend_key(target): [backend.addr]})
+        async with session.get(f"http://127.0.0.1:{interceptor.proxy_port}/echo") as resp:
+            assert resp.status == 200
+            assert "X-Wakeway-Cold-Start" not in resp.headers
