@@ -53,9 +53,16 @@ def accepts_html(accept: str | None) -> bool:
         return False
     for part in accept.split(","):
         media, _, params = part.strip().partition(";")
-        if media.strip().lower() == "text/html":
-            q = params.replace(" ", "").lower()
-            return "q=0" not in q or (q.startswith("q=0.") and q != "q=0.0")
+        if media.strip().lower() != "text/html":
+            continue
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
     return False
 
 

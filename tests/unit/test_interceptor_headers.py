@@ -1,0 +1,255 @@
+"""Header rules: hop-by-hop removal, forwarding fields, framing, our own responses, settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from wakeway.interceptor.headers import body_framing, request_head, response_head, scan
+from wakeway.interceptor.pages import accepts_html, placeholder_response, simple_response
+from wakeway.interceptor.settings import InterceptorSettings, settings_from_env
+from wakeway.model.httpso import Placeholder
+
+pytestmark = pytest.mark.unit
+
+H = list[tuple[bytes, bytes]]
+
+
+def lines(head: bytes) -> list[bytes]:
+    return head.split(b"\r\n")
+
+
+def forward(headers: H, **kw: object) -> list[bytes]:
+    facts = scan(headers)
+    options: dict[str, object] = {
+        "client_ip": b"10.1.2.3",
+        "framing": "none",
+        "upgrade": False,
+        "via": False,
+    }
+    options.update(kw)
+    return lines(request_head(b"GET", b"/p?q=1", headers, facts, **options))  # type: ignore[arg-type]
+
+
+def test_request_line_and_host_are_preserved() -> None:
+    out = forward([(b"Host", b"Example.COM:8080"), (b"Accept", b"*/*")])
+    assert out[0] == b"GET /p?q=1 HTTP/1.1"
+    assert b"Host: Example.COM:8080" in out
+    assert b"Accept: */*" in out
+    assert out[-2:] == [b"", b""]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        b"Connection",
+        b"Keep-Alive",
+        b"Proxy-Connection",
+        b"TE",
+        b"Trailer",
+        b"Transfer-Encoding",
+        b"Upgrade",
+        b"Proxy-Authorization",
+        b"proxy-anything",
+        b"X-Listed",
+    ],
+)
+def test_hop_by_hop_fields_are_dropped(name: bytes) -> None:
+    headers = [(b"Host", b"a"), (b"Connection", b"close, x-listed"), (name, b"v")]
+    out = forward(headers)
+    assert not any(line.lower().startswith(name.lower() + b":") for line in out)
+
+
+@pytest.mark.parametrize(
+    ("incoming", "expected_xff"),
+    [
+        ([], b"X-Forwarded-For: 10.1.2.3"),
+        ([(b"X-Forwarded-For", b"1.1.1.1")], b"X-Forwarded-For: 1.1.1.1, 10.1.2.3"),
+        (
+            [(b"X-Forwarded-For", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")],
+            b"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.1.2.3",
+        ),
+    ],
+)
+def test_x_forwarded_for_is_appended(incoming: H, expected_xff: bytes) -> None:
+    out = forward([(b"Host", b"a"), *incoming])
+    assert [line for line in out if line.lower().startswith(b"x-forwarded-for")] == [expected_xff]
+
+
+def test_forwarded_proto_and_host_are_set_only_when_absent() -> None:
+    out = forward([(b"Host", b"a.example")])
+    assert b"X-Forwarded-Proto: http" in out
+    assert b"X-Forwarded-Host: a.example" in out
+    out = forward(
+        [(b"Host", b"a"), (b"X-Forwarded-Proto", b"https"), (b"X-Forwarded-Host", b"orig")]
+    )
+    assert b"X-Forwarded-Proto: https" in out
+    assert b"X-Forwarded-Proto: http" not in out
+    assert [line for line in out if line.startswith(b"X-Forwarded-Host")] == [
+        b"X-Forwarded-Host: orig"
+    ]
+
+
+def test_via_is_optional() -> None:
+    assert b"Via: 1.1 wakeway" not in forward([(b"Host", b"a")])
+    assert b"Via: 1.1 wakeway" in forward([(b"Host", b"a")], via=True)
+
+
+def test_request_framing_and_upgrade() -> None:
+    chunked = forward([(b"Host", b"a"), (b"Transfer-Encoding", b"chunked")], framing="chunked")
+    assert b"Transfer-Encoding: chunked" in chunked
+    length = forward([(b"Host", b"a"), (b"Content-Length", b"5")], framing="length")
+    assert b"Content-Length: 5" in length
+    ws = forward(
+        [(b"Host", b"a"), (b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")], upgrade=True
+    )
+    assert b"Connection: upgrade" in ws
+    assert b"Upgrade: websocket" in ws
+
+
+def test_scan_facts() -> None:
+    facts = scan(
+        [
+            (b"HOST", b"a"),
+            (b"connection", b"Keep-Alive, Upgrade"),
+            (b"Content-Length", b" 12 "),
+            (b"Upgrade", b"h2c"),
+        ]
+    )
+    assert facts.host == b"a"
+    assert facts.hosts == 1
+    assert facts.connection == frozenset({b"keep-alive", b"upgrade"})
+    assert facts.content_length == b"12"
+    assert facts.upgrade == b"h2c"
+    assert not facts.chunked
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "headers", "http11", "expected"),
+    [
+        (200, b"GET", [(b"Content-Length", b"3")], True, ("length", "length")),
+        (200, b"GET", [(b"Transfer-Encoding", b"chunked")], True, ("chunked", "chunked")),
+        (200, b"GET", [(b"Transfer-Encoding", b"chunked")], False, ("chunked", "close")),
+        (200, b"GET", [], True, ("close", "chunked")),
+        (200, b"GET", [], False, ("close", "close")),
+        (200, b"HEAD", [(b"Content-Length", b"3")], True, ("none", "none")),
+        (204, b"GET", [], True, ("none", "none")),
+        (304, b"GET", [(b"Content-Length", b"3")], True, ("none", "none")),
+        (103, b"GET", [], True, ("none", "none")),
+    ],
+)
+def test_body_framing(
+    status: int, method: bytes, headers: H, http11: bool, expected: tuple[str, str]
+) -> None:
+    assert body_framing(status, method, scan(headers), client_http11=http11) == expected
+
+
+def test_response_head_rules() -> None:
+    headers = [
+        (b"Content-Type", b"text/plain"),
+        (b"Transfer-Encoding", b"chunked"),
+        (b"Connection", b"keep-alive, X-Hop"),
+        (b"X-Hop", b"1"),
+        (b"Keep-Alive", b"timeout=5"),
+    ]
+    out = lines(
+        response_head(
+            200,
+            b"OK",
+            headers,
+            scan(headers),
+            framing="chunked",
+            keep_alive=False,
+            cold_start=True,
+            via=True,
+        )
+    )
+    assert out[0] == b"HTTP/1.1 200 OK"
+    assert b"Content-Type: text/plain" in out
+    assert b"Transfer-Encoding: chunked" in out
+    assert b"X-Wakeway-Cold-Start: true" in out
+    assert b"Connection: close" in out
+    assert b"Via: 1.1 wakeway" in out
+    assert not any(line.startswith((b"X-Hop", b"Keep-Alive")) for line in out)
+    head = [(b"Content-Length", b"42")]
+    out = lines(
+        response_head(
+            200,
+            b"OK",
+            head,
+            scan(head),
+            framing="none",
+            keep_alive=True,
+            cold_start=None,
+            via=False,
+        )
+    )
+    assert b"Content-Length: 42" in out  # HEAD keeps the resource's length
+    assert not any(line.startswith(b"X-Wakeway") for line in out)
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        ("text/html,application/xhtml+xml,*/*;q=0.8", True),
+        ("TEXT/HTML", True),
+        ("application/json", False),
+        ("*/*", False),
+        ("text/html;q=0", False),
+        ("text/html; q=0.5", True),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_accepts_html(accept: str | None, html: bool) -> None:
+    assert accepts_html(accept) is html
+
+
+def test_placeholder_for_browsers_refreshes_itself() -> None:
+    ph = Placeholder(enabled=True, status=503, body="<warming>", refresh_seconds=4)
+    raw = placeholder_response(
+        ph, "ns/a", accept="text/html", keep_alive=True, cold_start=True, head_only=False
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert b"Refresh: 4" in head
+    assert b"Retry-After: 4" in head
+    assert b"X-Wakeway-Cold-Start: true" in head
+    assert b'<meta http-equiv="refresh" content="4">' in body
+    assert b"&lt;warming&gt;" in body  # the configured text is escaped
+    raw = placeholder_response(
+        ph, "ns/a", accept="*/*", keep_alive=False, cold_start=None, head_only=False
+    )
+    assert raw.endswith(b"\r\n\r\n<warming>")
+    assert b"Connection: close" in raw
+
+
+def test_simple_response_counts_bytes_and_omits_body_for_head() -> None:
+    raw = simple_response(404, "no route ü\n")
+    assert b"Content-Length: 12\r\n" in raw
+    assert raw.endswith("no route ü\n".encode())
+    head_only = simple_response(404, "x", head_only=True)
+    assert head_only.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 1" in head_only
+
+
+def test_settings_from_env() -> None:
+    s = settings_from_env(
+        {
+            "WAKEWAY_INTERCEPTOR_LISTEN_PORT": "9000",
+            "WAKEWAY_INTERCEPTOR_CONDITION_WAIT": "30",
+            "WAKEWAY_INTERCEPTOR_VIA": "true",
+            "WAKEWAY_INTERCEPTOR_REQUEST_TIMEOUT": "120",
+            "UNRELATED": "x",
+        }
+    )
+    assert (s.listen_port, s.condition_wait, s.via, s.request_timeout) == (9000, 30.0, True, 120.0)
+    assert (
+        settings_from_env({"WAKEWAY_INTERCEPTOR_REQUEST_TIMEOUT": "none"}).request_timeout is None
+    )
+    assert settings_from_env({}) == InterceptorSettings()
+    with pytest.raises(ValueError, match="WAKEWAY_INTERCEPTOR_VIA"):
+        settings_from_env({"WAKEWAY_INTERCEPTOR_VIA": "maybe"})
+    with pytest.raises(ValueError, match="WAKEWAY_INTERCEPTOR_CONNECT_TIMEOUT"):
+        settings_from_env({"WAKEWAY_INTERCEPTOR_CONNECT_TIMEOUT": "-1"})
+    with pytest.raises(ValueError, match="workers"):
+        InterceptorSettings(workers=2)
