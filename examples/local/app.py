@@ -15,6 +15,12 @@ import os
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the stdlib's 5 refuses a burst of released requests
+
+
 STARTED = time.monotonic()
 
 
@@ -23,7 +29,7 @@ def handler_for(name: str) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
-            if self.path.startswith("/events"):
+            if self.path.split("?")[0].endswith("/events"):
                 self._events()
                 return
             body = (
@@ -72,8 +78,7 @@ def main() -> None:
     ap.add_argument("--startup-delay", type=float, default=0.0)
     args = ap.parse_args()
     time.sleep(args.startup_delay)  # stands in for a real application's start-up work
-    server = ThreadingHTTPServer((args.host, args.port), handler_for(args.name))
-    server.daemon_threads = True
+    server = Server((args.host, args.port), handler_for(args.name))
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 from wakeway import __version__
+
+DEFAULT_LOCAL_LISTEN = "127.0.0.1:8080"
+DEFAULT_LOCAL_ADMIN = "127.0.0.1:9090"
+
+
+def host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) for argparse."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,17 +28,101 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wakeway", description="HTTP scale-to-zero: hold, wake, forward."
     )
     parser.add_argument("--version", action="version", version=f"wakeway {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    local = sub.add_parser(
+        "local",
+        help="run interceptor, scaler and operator in one process; workloads are local commands",
+        description="Local mode: reads HTTPScaledObject, HTTPRoute and LocalWorkload documents "
+        "from YAML files (or directories of them), starts each workload on its first request "
+        "and stops it after its quiet period. SIGHUP reloads the files.",
+    )
+    local.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    local.add_argument(
+        "--listen",
+        type=host_port,
+        default=host_port(DEFAULT_LOCAL_LISTEN),
+        help=f"proxy address (default {DEFAULT_LOCAL_LISTEN})",
+    )
+    local.add_argument(
+        "--admin",
+        type=host_port,
+        default=host_port(DEFAULT_LOCAL_ADMIN),
+        help=f"admin address: /livez /readyz /metrics /counts (default {DEFAULT_LOCAL_ADMIN})",
+    )
+
+    validate = sub.add_parser(
+        "validate", help="check configuration files the way local mode reads them, then exit"
+    )
+    validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "local":
+        return _local(args)
+    if args.command == "validate":
+        return _validate(args)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from wakeway.local.config import ConfigError, load_config
+    from wakeway.routing import RoutingTable
+
+    try:
+        config = load_config(args.paths)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    from wakeway.local.runner import LOCAL_INTERCEPTOR
+
+    table = RoutingTable(config.scaled_objects, config.routes, LOCAL_INTERCEPTOR)
+    for binding in table.problems:
+        print(f"warning: {binding.target}: {binding.message} ({binding.reason})", file=sys.stderr)
+    for conflict in table.conflicts:
+        print(f"warning: {conflict.loser}: {conflict.message}", file=sys.stderr)
+    print(
+        f"ok: {len(config.scaled_objects)} HTTPScaledObjects, {len(config.routes)} HTTPRoutes, "
+        f"{len(config.workloads)} LocalWorkloads"
+    )
     return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from wakeway.interceptor.settings import settings_from_env
+    from wakeway.local.runner import run_local
+
+    try:
+        settings = settings_from_env()
+    except ValueError as exc:
+        print(f"wakeway: {exc}", file=sys.stderr)
+        return 2
+    (listen_host, listen_port), (admin_host, admin_port) = args.listen, args.admin
+    settings = replace(
+        settings,
+        listen_host=listen_host,
+        listen_port=listen_port,
+        admin_host=admin_host,
+        admin_port=admin_port,
+    )
+    try:
+        import uvloop
+
+        return uvloop.run(run_local(args.paths, settings))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

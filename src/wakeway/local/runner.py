@@ -1,0 +1,351 @@
+"""Local mode: interceptor, scaler and operator logic in one process, workloads as processes.
+
+The interceptor holds requests for a workload that is not running; its count stream (the same
+one the scaler reads in Kubernetes) tells this runner at once, the runner starts the process,
+and once the readiness check passes it publishes the process's address as the ready endpoint,
+which releases the held requests. When a workload has had nothing in flight for its
+``scaledownPeriod`` its endpoint is withdrawn first (so new requests are held, not refused) and
+then the process is stopped; a request that arrived meanwhile is served by the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wakeway.interceptor.counts import CountUpdate
+from wakeway.interceptor.server import Interceptor
+from wakeway.interceptor.settings import InterceptorSettings
+from wakeway.local.config import ConfigError, LocalConfig, load_config
+from wakeway.local.plan import Action, Phase, WorkloadState, plan
+from wakeway.local.process import StartFailed, WorkloadProcess
+from wakeway.model.local import LocalWorkload
+from wakeway.routing import InterceptorRef, RoutingTable
+
+log = logging.getLogger("wakeway.local")
+
+# HTTPRoute rules reach local mode when a backendRef names this Service, in any namespace.
+LOCAL_INTERCEPTOR = InterceptorRef(namespace=None, name="wakeway-interceptor")
+
+
+@dataclass(slots=True)
+class Slot:
+    """What the runner knows of one workload."""
+
+    workload: LocalWorkload
+    phase: Phase = Phase.STOPPED
+    process: WorkloadProcess | None = None
+    idle_since: float | None = None
+    stale: bool = False  # spec changed or removed on reload: replace or drop once idle
+    removed: bool = False
+    woken_at: float | None = None  # when the first request of this start was held
+    cooldown_until: float = 0.0
+    task: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    endpoint_keys: tuple[str, ...] = field(default_factory=tuple)
+    targets: tuple[str, ...] = field(default_factory=tuple)
+    scaledown_period: float = 0.0
+    keep_warm: bool = False
+    starts: int = 0  # successful starts, for logs and tests
+
+
+class LocalRunner:
+    def __init__(self, paths: Sequence[Path], settings: InterceptorSettings) -> None:
+        self.paths = list(paths)
+        self.settings = settings
+        self.config = load_config(self.paths)  # raises ConfigError before anything starts
+        self.interceptor = Interceptor(settings)
+        self.slots: dict[str, Slot] = {}
+        self._kick = asyncio.Event()
+        self._stopping = False
+        self._control_task: asyncio.Task[None] | None = None
+        self._started_at = time.monotonic()
+        self._apply_config(self.config)
+
+    # --- configuration ---
+
+    def _apply_config(self, config: LocalConfig) -> None:
+        table = RoutingTable(config.scaled_objects, config.routes, LOCAL_INTERCEPTOR)
+        for problem in table.problems:
+            log.warning(
+                "route binding: %s: %s (%s)", problem.target, problem.message, problem.reason
+            )
+        for conflict in table.conflicts:
+            log.warning("conflict: %s: %s", conflict.loser, conflict.message)
+        for key, workload in config.workloads.items():
+            slot = self.slots.get(key)
+            if slot is None:
+                self.slots[key] = Slot(workload)
+            elif slot.workload != workload:
+                slot.stale = slot.phase is not Phase.STOPPED
+                slot.workload = workload
+            slot = self.slots[key]
+            slot.removed = False
+        for key, slot in self.slots.items():
+            if key not in config.workloads:
+                slot.removed = True
+                slot.stale = slot.phase is not Phase.STOPPED
+        for slot in self.slots.values():
+            targets = [
+                so for so in config.scaled_objects if config.workload_of(so) == slot.workload
+            ]
+            slot.targets = tuple(so.key for so in targets)
+            keys = [so.backend.key(so.namespace) for so in targets]
+            keys += [
+                so.failover.backend.key(so.namespace)
+                for so in config.scaled_objects
+                if so.failover is not None
+                and f"{so.namespace}/{so.failover.backend.service}" == slot.workload.key
+            ]
+            slot.endpoint_keys = tuple(dict.fromkeys(keys))
+            slot.scaledown_period = float(max((so.scaledown_period for so in targets), default=0))
+            slot.keep_warm = any(so.min_replicas >= 1 for so in targets)
+            slot.cooldown_until = self._started_at + max(
+                (so.initial_cooldown_period for so in targets), default=0
+            )
+        self.config = config
+        self.interceptor.set_router(table)
+        self._publish_endpoints()
+
+    def reload(self) -> bool:
+        """Re-read the files; on any problem keep the running configuration and say why."""
+        try:
+            config = load_config(self.paths)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running configuration:")
+            for problem in exc.problems:
+                log.error("  %s", problem)
+            return False
+        self._apply_config(config)
+        log.info(
+            "reloaded: %d HTTPScaledObjects, %d HTTPRoutes, %d LocalWorkloads",
+            len(config.scaled_objects),
+            len(config.routes),
+            len(config.workloads),
+        )
+        self._kick.set()
+        return True
+
+    # --- endpoints ---
+
+    def _publish_endpoints(self) -> None:
+        view: dict[str, list[tuple[str, int]]] = {}
+        for slot in self.slots.values():
+            if slot.phase is Phase.READY and slot.process is not None:
+                for key in slot.endpoint_keys:
+                    view.setdefault(key, []).append((slot.process.host, slot.process.port))
+        self.interceptor.set_endpoints(view)
+
+    # --- control loop ---
+
+    async def start(self) -> None:
+        """Listen, and begin acting on counts (workloads with replicas.min >= 1 start now)."""
+        await self.interceptor.start()
+        self._control_task = asyncio.create_task(self._control(), name="wakeway-local-control")
+
+    async def stop(self) -> None:
+        """Drain the interceptor (held and in-flight requests finish), then stop every process."""
+        self._stopping = True
+        if self._control_task is not None:
+            self._control_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._control_task
+        await self.interceptor.drain_and_stop()
+        await self._stop_all()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def _control(self) -> None:
+        sub = self.interceptor.subscribe()
+        reader = asyncio.create_task(self._read_counts(sub))
+        try:
+            while True:
+                recheck = self._reconcile()
+                timeout = None if recheck is None else max(0.0, recheck - time.monotonic())
+                self._kick.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._kick.wait()
+        finally:
+            reader.cancel()
+            sub.close()
+
+    async def _read_counts(self, sub: AsyncIterator[CountUpdate]) -> None:
+        # The stream is the wake-up signal; the values themselves are read live in _reconcile,
+        # which runs in the interceptor's own process and event loop.
+        async for _update in sub:
+            self._kick.set()
+
+    def _observe(self, now: float) -> dict[str, int]:
+        """In-flight per workload from the live counters; tracks idle and wake times."""
+        counts = self.interceptor.counts()
+        busy: dict[str, int] = {}
+        for key, slot in self.slots.items():
+            n = sum(counts[t].in_flight for t in slot.targets if t in counts)
+            busy[key] = n
+            if n:
+                slot.idle_since = None
+                if slot.phase is Phase.STOPPED and slot.woken_at is None:
+                    slot.woken_at = now
+            elif slot.idle_since is None and slot.phase is Phase.READY:
+                slot.idle_since = now
+        return busy
+
+    def _reconcile(self) -> float | None:
+        """Act on every workload; the earliest time a decision may change by itself."""
+        if self._stopping:
+            return None
+        now = time.monotonic()
+        busy = self._observe(now)
+        recheck: float | None = None
+        for key, slot in list(self.slots.items()):
+            if slot.removed and slot.phase is Phase.STOPPED:
+                del self.slots[key]
+                continue
+            state = WorkloadState(
+                phase=slot.phase,
+                in_flight=busy[key],
+                idle_since=slot.idle_since,
+                scaledown_period=slot.scaledown_period,
+                keep_warm=slot.keep_warm and not slot.removed,
+                cooldown_until=slot.cooldown_until,
+                stale=slot.stale,
+            )
+            decision = plan(state, now)
+            if decision.action is Action.START and not slot.removed:
+                slot.phase = Phase.STARTING
+                slot.task = asyncio.create_task(self._start(slot))
+            elif decision.action is Action.STOP:
+                self._begin_stop(slot, reason="replaced" if slot.stale else "idle")
+            if decision.recheck_at is not None:
+                recheck = (
+                    decision.recheck_at if recheck is None else min(recheck, decision.recheck_at)
+                )
+        return recheck
+
+    async def _start(self, slot: Slot) -> None:
+        workload = slot.workload
+        process = WorkloadProcess(workload)
+        woken_at = slot.woken_at or time.monotonic()
+        try:
+            started = await process.start()
+        except StartFailed as exc:
+            reason = f"workload {workload.key} failed to start: {exc}"
+            log.error("wake %s failed: %s", workload.key, exc)
+            slot.phase = Phase.STOPPED
+            slot.woken_at = None
+            for target in slot.targets:
+                self.interceptor.fail_held(target, 502, reason)
+            self._kick.set()
+            return
+        slot.process = process
+        slot.starts += 1
+        slot.phase = Phase.READY
+        slot.stale = False
+        slot.idle_since = None
+        self._publish_endpoints()
+        waited = time.monotonic() - woken_at
+        log.info(
+            "wake %s: pid %d on %s:%d ready in %.3fs; first request waited %.3fs",
+            workload.key,
+            started.pid,
+            process.host,
+            started.port,
+            started.seconds,
+            waited,
+        )
+        slot.woken_at = None
+        slot.watcher = asyncio.create_task(self._watch(slot, process))
+        self._kick.set()
+
+    async def _watch(self, slot: Slot, process: WorkloadProcess) -> None:
+        code = await process.wait()
+        if slot.process is not process or slot.phase is not Phase.READY:
+            return  # stopped on purpose
+        log.error("workload %s exited unexpectedly with code %d", slot.workload.key, code)
+        slot.process = None
+        slot.phase = Phase.STOPPED
+        slot.idle_since = None
+        self._publish_endpoints()
+        self._kick.set()
+
+    def _begin_stop(self, slot: Slot, reason: str) -> None:
+        process = slot.process
+        if process is None:
+            slot.phase = Phase.STOPPED
+            return
+        # Withdraw the endpoint first: from here on new requests are held for the next start.
+        slot.phase = Phase.STOPPING
+        self._publish_endpoints()
+        # Same event-loop step: nothing can have been forwarded in between, so a non-zero live
+        # count means a request got there first; keep the process for it.
+        live = self._observe(time.monotonic())[slot.workload.key]
+        if live:
+            slot.phase = Phase.READY
+            self._publish_endpoints()
+            return
+        idle_for = 0.0 if slot.idle_since is None else time.monotonic() - slot.idle_since
+        slot.task = asyncio.create_task(self._stop(slot, process, reason, idle_for))
+
+    async def _stop(
+        self, slot: Slot, process: WorkloadProcess, reason: str, idle_for: float
+    ) -> None:
+        began = time.monotonic()
+        how = await process.stop()
+        slot.process = None
+        slot.phase = Phase.STOPPED
+        slot.idle_since = None
+        log.info(
+            "sleep %s: %s, idle for %.1fs; stopped in %.3fs (%s)",
+            slot.workload.key,
+            reason,
+            idle_for,
+            time.monotonic() - began,
+            how,
+        )
+        self._kick.set()
+
+    async def _stop_all(self) -> None:
+        stops = []
+        for slot in self.slots.values():
+            if slot.task is not None and not slot.task.done():
+                slot.task.cancel()
+            if slot.watcher is not None:
+                slot.watcher.cancel()
+            if slot.process is not None:
+                stops.append(slot.process.stop())
+        if stops:
+            await asyncio.gather(*stops, return_exceptions=True)
+
+
+async def run_local(paths: Sequence[Path], settings: InterceptorSettings) -> int:
+    """Run until SIGINT or SIGTERM; SIGHUP reloads the files."""
+    try:
+        runner = LocalRunner(paths, settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("%s", problem)
+        log.error("configuration has %d problem(s); nothing was started", len(exc.problems))
+        return 2
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, runner.reload)
+    try:
+        await runner.run(stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+    return 0

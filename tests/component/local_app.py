@@ -1,0 +1,66 @@
+"""A workload for local-mode tests: answers with its pid; can crash, or linger after SIGTERM.
+
+python3 local_app.py --port P [--crash] [--term-delay S] [--startup-delay S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the stdlib's 5 refuses a burst of released requests
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        delay = float(self.headers.get("X-Delay", "0"))
+        time.sleep(delay)
+        body = json.dumps({"pid": os.getpid(), "path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--crash", action="store_true")
+    ap.add_argument("--term-delay", type=float, default=0.0)
+    ap.add_argument("--startup-delay", type=float, default=0.0)
+    args = ap.parse_args()
+    if args.crash:
+        sys.exit(3)
+    time.sleep(args.startup_delay)
+    server = Server(("127.0.0.1", args.port), Handler)
+
+    def on_term(_sig: int, _frame: FrameType | None) -> None:
+        # Keep serving for a while, like an application finishing its work before exiting.
+        def later() -> None:
+            time.sleep(args.term_delay)
+            os._exit(0)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

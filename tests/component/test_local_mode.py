@@ -1,0 +1,213 @@
+"""Local mode end to end: real workload processes, real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from wakeway.interceptor.settings import InterceptorSettings
+from wakeway.local.plan import Phase
+from wakeway.local.runner import LocalRunner
+
+pytestmark = pytest.mark.component
+
+APP = Path(__file__).with_name("local_app.py")
+
+
+def config(
+    name: str = "app",
+    *,
+    args: str = "",
+    scaledown: int = 60,
+    extra_spec: str = "",
+    startup_timeout: str = "20s",
+) -> str:
+    argv = ", ".join(
+        f'"{a}"' for a in [sys.executable, str(APP), "--port", "{port}", *args.split()]
+    )
+    return f"""\
+apiVersion: local.wakeway.dev/v1alpha1
+kind: LocalWorkload
+metadata: {{name: {name}}}
+spec:
+  command: [{argv}]
+  startupTimeout: {startup_timeout}
+  stopGracePeriod: 5s
+---
+apiVersion: http.keda.sh/v1alpha1
+kind: HTTPScaledObject
+metadata: {{name: {name}}}
+spec:
+  hosts: [{name}.localhost]
+  scaleTargetRef: {{apiVersion: local.wakeway.dev/v1alpha1, kind: LocalWorkload, name: {name}}}
+  scaledownPeriod: {scaledown}
+{extra_spec}"""
+
+
+SETTINGS = InterceptorSettings(
+    listen_host="127.0.0.1", listen_port=0, admin_host="127.0.0.1", admin_port=0, condition_wait=20
+)
+
+
+class Harness:
+    def __init__(self, runner: LocalRunner, session: aiohttp.ClientSession) -> None:
+        self.runner = runner
+        self.session = session
+
+    async def get(self, host: str, path: str = "/", **headers: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.runner.interceptor.proxy_port}{path}"
+        async with self.session.get(url, headers={"Host": host, **headers}) as resp:
+            return resp.status, await resp.text()
+
+    async def until(self, check: Callable[[], bool], within: float = 15.0) -> None:
+        deadline = time.monotonic() + within
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.02)
+
+
+Start = Callable[[str], Awaitable[Harness]]
+
+
+@pytest.fixture
+async def local(tmp_path: Path) -> AsyncIterator[Start]:
+    runners: list[LocalRunner] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(text: str) -> Harness:
+        path = tmp_path / "config.yaml"
+        path.write_text(text)
+        runner = LocalRunner([path], SETTINGS)
+        await runner.start()
+        runners.append(runner)
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        sessions.append(session)
+        return Harness(runner, session)
+
+    yield start
+    for session in sessions:
+        await session.close()
+    for runner in runners:
+        await asyncio.wait_for(runner.stop(), 30)
+
+
+async def test_200_concurrent_requests_to_a_cold_workload_start_it_once(
+    local: Start,
+) -> None:
+    h = await local(config(args="--startup-delay 0.3"))
+    results = await asyncio.gather(*(h.get("app.localhost", f"/r{i}") for i in range(200)))
+    assert [status for status, _ in results] == [200] * 200
+    pids = {body.split('"pid": ')[1].split(",")[0] for _, body in results}
+    assert len(pids) == 1, pids
+    slot = h.runner.slots["default/app"]
+    assert slot.starts == 1
+    assert slot.phase is Phase.READY
+
+
+async def test_quiet_period_stops_the_workload_and_next_request_restarts_it(
+    local: Start,
+) -> None:
+    h = await local(config(scaledown=1))
+    status, first = await h.get("app.localhost")
+    assert status == 200
+    slot = h.runner.slots["default/app"]
+    process = slot.process
+    assert process is not None
+    await h.until(lambda: slot.phase is Phase.STOPPED)
+    assert process.exited
+    status, second = await h.get("app.localhost")
+    assert status == 200
+    assert first != second  # another pid
+    assert slot.starts == 2
+
+
+async def test_request_while_stopping_is_held_and_served_by_the_next_start(
+    local: Start,
+) -> None:
+    h = await local(config(scaledown=1, args="--term-delay 1.0"))
+    status, first = await h.get("app.localhost")
+    assert status == 200
+    slot = h.runner.slots["default/app"]
+    await h.until(lambda: slot.phase is Phase.STOPPING)
+    status, second = await h.get("app.localhost")
+    assert status == 200
+    assert first != second
+    assert slot.starts == 2
+
+
+async def test_crash_during_start_answers_held_requests_with_502(
+    local: Start,
+) -> None:
+    h = await local(config(args="--crash"))
+    results = await asyncio.gather(*(h.get("app.localhost") for _ in range(5)))
+    for status, body in results:
+        assert status == 502
+        assert "failed to start" in body
+        assert "exited with code 3" in body
+    assert h.runner.slots["default/app"].phase is Phase.STOPPED
+
+
+async def test_crash_after_ready_is_restarted_by_the_next_request(
+    local: Start,
+) -> None:
+    h = await local(config())
+    status, first = await h.get("app.localhost")
+    assert status == 200
+    slot = h.runner.slots["default/app"]
+    assert slot.process is not None
+    slot.process.kill_now()
+    await h.until(lambda: slot.phase is Phase.STOPPED)
+    status, second = await h.get("app.localhost")
+    assert status == 200
+    assert first != second
+
+
+async def test_reload_swaps_config_and_a_bad_reload_keeps_the_old(
+    local: Start, tmp_path: Path
+) -> None:
+    h = await local(config())
+    assert (await h.get("app.localhost"))[0] == 200
+    path = tmp_path / "config.yaml"
+    # A slow request is in flight while the configuration changes.
+    slow = asyncio.create_task(h.get("app.localhost", "/slow", **{"X-Delay": "0.5"}))
+    await asyncio.sleep(0.1)
+    path.write_text(config() + "---\n" + config("other"))
+    assert h.runner.reload()
+    assert (await slow)[0] == 200
+    assert (await h.get("other.localhost"))[0] == 200
+    path.write_text(config().replace("scaledownPeriod: 60", "scaledownPeriod: later"))
+    assert not h.runner.reload()
+    assert (await h.get("other.localhost"))[0] == 200  # the old configuration still serves
+
+
+def test_config_error_is_reported_and_nothing_starts(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(config().replace("hosts: [app.localhost]", "hosts: [not a host]"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wakeway.cli",
+            "local",
+            str(path),
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert f"{path} document 2 (HTTPScaledObject app): spec.hosts[0]:" in proc.stderr
+    assert "nothing was started" in proc.stderr
