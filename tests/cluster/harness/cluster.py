@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -117,7 +118,14 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+_hooks_installed = False
+
+
 def _install_teardown_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
     atexit.register(_stop_all_live)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -146,10 +154,15 @@ class Cluster:
         self.logs.mkdir()
         self.procs = ProcessGroup(self.logs)
         self._forwarder: Forwarder | None = None
+        self._reaper: subprocess.Popen[bytes] | None = None
         self._pki: pki.Pki | None = None
         self._stopped = False
         self._stop_lock = threading.Lock()
         self.startup_seconds = 0.0
+        # Registered from birth: the temp dir above is already something to clean up.
+        with _live_lock:
+            _live.add(self)
+        _install_teardown_hooks()
         # Filled in by start():
         self.kubeconfig = self.dir / "admin.kubeconfig"  # for the host: loopback forward
         self.netns_kubeconfig = self.dir / "admin-netns.kubeconfig"  # for processes inside
@@ -157,9 +170,6 @@ class Cluster:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
-        with _live_lock:
-            _live.add(self)
-        _install_teardown_hooks()
         began = time.monotonic()
         try:
             self._start(began + timeout)
@@ -173,6 +183,7 @@ class Cluster:
             self._log(f"cluster: removed a namespace left by a dead harness: {name}")
         _remove_stale_tempdirs()
         self.netns.create()
+        self._start_reaper()
         self._pki = keys = pki.generate(
             self.dir / "pki", server_ips=(API_IP, "127.0.0.1", "10.96.0.1")
         )
@@ -305,6 +316,9 @@ class Cluster:
         if keep:
             shutil.copytree(self.logs, Path(keep) / self.dir.name, dirs_exist_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._reaper is not None:
+            self._reaper.terminate()
+            self._reaper.wait(timeout=10)
         with _live_lock:
             _live.discard(self)
 
@@ -319,6 +333,28 @@ class Cluster:
 
     def _run(self, name: str, args: list[str]) -> Proc:
         return self.procs.start(name, self.netns.command([self.binaries.path(name), *args]))
+
+    def _start_reaper(self) -> None:
+        """A watcher outside the namespace that cleans up if this process dies unannounced."""
+        self._reaper = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.harness.reaper",
+                "--pid",
+                str(os.getpid()),
+                "--netns",
+                self.netns.name,
+                "--dir",
+                str(self.dir),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self._python_env(),
+            cwd=REPO,
+            start_new_session=True,
+        )
 
     def _python_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
