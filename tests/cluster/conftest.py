@@ -6,6 +6,7 @@ failure, anywhere else the tests skip with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -36,8 +37,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not any(item.get_closest_marker("cluster") for item in items):
         return
     # Built here, before any test starts: a cold build takes minutes, more than a test timeout.
+    # Output capture is off meanwhile, so the build's progress shows.
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    suspended = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
     try:
-        config.stash[_BINARIES] = ensure()
+        with suspended:
+            config.stash[_BINARIES] = ensure()
     except Unavailable as e:
         config.stash[_BINARIES] = e
         _shout(config, f"{e}{' (CI=true: the run fails)' if _in_ci() else ''}")

@@ -215,7 +215,7 @@ class Cluster:
 
         self._start_etcd()
         self._start_apiserver(keys)
-        self._forwarder = Forwarder((API_IP, API_PORT), self.netns._enter)
+        self._forwarder = Forwarder((API_IP, API_PORT), self.netns.enter_on_this_thread)
         self._forwarder.start()
         kubeconfig.write(
             self.kubeconfig,

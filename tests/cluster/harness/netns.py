@@ -96,10 +96,13 @@ class NetNs:
         # be bound without adding one address per pod.
         _ip("-n", self.name, "addr", "add", self.local_address, "dev", "lo")
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix=f"netns-{self.name}", initializer=self._enter
+            max_workers=4,
+            thread_name_prefix=f"netns-{self.name}",
+            initializer=self.enter_on_this_thread,
         )
 
-    def _enter(self) -> None:
+    def enter_on_this_thread(self) -> None:
+        """Moves the calling thread (only) into the namespace."""
         libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         fd = os.open(_NETNS_DIR / self.name, os.O_RDONLY | os.O_CLOEXEC)
         try:
