@@ -1,0 +1,180 @@
+"""Informers: list, then watch from the list's resourceVersion; relist on 410; restart a silent
+or broken watch with jittered backoff. The cache holds typed objects; watch handlers only get
+the key of what changed (level-triggered: the reader looks at the cache)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from wakeway.kube.client import JSON, Kube
+from wakeway.kube.errors import Forbidden, Gone, KubeError, Unauthorized
+from wakeway.kube.resources import Resource
+from wakeway.model.conditions import Condition, parse_conditions
+from wakeway.model.errors import ModelError
+from wakeway.model.meta import ObjectMeta, parse_meta
+
+T = TypeVar("T")
+log = logging.getLogger("wakeway.kube")
+
+
+@dataclass(frozen=True, slots=True)
+class Cached(Generic[T]):
+    """One object as the cache holds it: parsed, or the reason it could not be."""
+
+    meta: ObjectMeta
+    value: T | None
+    error: ModelError | None
+    conditions: tuple[Condition, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.meta.key
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter: a random wait up to min(cap, base * 2**n)."""
+
+    base: float = 0.2
+    cap: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap, self.base * (2 ** min(attempt, 30))))
+
+
+class Informer(Generic[T]):
+    def __init__(
+        self,
+        kube: Kube,
+        resource: Resource,
+        parse: Callable[[Mapping[str, Any]], T],
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        backoff: Backoff | None = None,
+        server_timeout: int = 300,
+        silence: float = 330.0,
+    ) -> None:
+        self.kube = kube
+        self.resource = resource
+        self._parse = parse
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.backoff = backoff or Backoff()
+        self.server_timeout = server_timeout
+        self.silence = silence
+        self.synced = asyncio.Event()
+        self.relists = 0  # how many times the whole list was read (1 after the first sync)
+        self._store: dict[str, Cached[T]] = {}
+        self._handlers: list[Callable[[str], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._rng = random.Random()
+
+    # --- reading ---
+
+    def get(self, key: str) -> Cached[T] | None:
+        return self._store.get(key)
+
+    def items(self) -> Mapping[str, Cached[T]]:
+        """The cache; read it synchronously, it changes between awaits."""
+        return self._store
+
+    def values(self) -> list[T]:
+        """Every object that parsed."""
+        return [c.value for c in self._store.values() if c.value is not None]
+
+    def add_handler(self, handler: Callable[[str], None]) -> None:
+        """``handler(key)`` after every change of that key (never blocks; enqueue work)."""
+        self._handlers.append(handler)
+
+    # --- running ---
+
+    def start(self) -> asyncio.Task[None]:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"informer-{self.resource.plural}")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        attempt = 0
+        version: str | None = None  # None: list before watching
+        while True:
+            try:
+                if version is None:
+                    version = await self._relist()
+                async for event in self.kube.watch(
+                    self.resource,
+                    self.namespace,
+                    version,
+                    server_timeout=self.server_timeout,
+                    silence=self.silence,
+                ):
+                    attempt = 0
+                    version = self._apply(event.type, event.object) or version
+                # The server ended the watch normally: resume from where it got to.
+            except Gone:
+                log.info("%s: resourceVersion expired, listing again", self.resource.plural)
+                version = None
+            except (Forbidden, Unauthorized) as exc:
+                # Permissions can be granted later; keep trying, slowly and loudly.
+                log.error("%s: %s", self.resource.plural, exc)
+                await asyncio.sleep(self.backoff.cap)
+            except KubeError as exc:
+                delay = self.backoff.delay(attempt, self._rng)
+                attempt += 1
+                log.warning("%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _relist(self) -> str:
+        result = await self.kube.list(self.resource, self.namespace, self.label_selector)
+        fresh = {c.key: c for c in (self._cache_entry(item) for item in result.items)}
+        changed = [k for k in self._store if k not in fresh]
+        changed += [k for k, c in fresh.items() if self._store.get(k) != c]
+        self._store = fresh
+        self.relists += 1
+        self.synced.set()
+        for key in changed:
+            self._notify(key)
+        return result.resource_version
+
+    def _apply(self, kind: str, obj: JSON) -> str | None:
+        version = str(obj.get("metadata", {}).get("resourceVersion") or "") or None
+        if kind == "BOOKMARK":
+            return version
+        entry = self._cache_entry(obj)
+        if kind == "DELETED":
+            self._store.pop(entry.key, None)
+        else:
+            self._store[entry.key] = entry
+        self._notify(entry.key)
+        return version
+
+    def _cache_entry(self, obj: JSON) -> Cached[T]:
+        try:
+            meta = parse_meta(obj, "")
+        except ModelError:
+            meta = ObjectMeta(namespace="", name=str(obj.get("metadata", {}).get("name", "")))
+        conditions = parse_conditions((obj.get("status") or {}).get("conditions"))
+        try:
+            return Cached(meta, self._parse(obj), None, conditions)
+        except ModelError as exc:
+            return Cached(meta, None, exc, conditions)
+
+    def _notify(self, key: str) -> None:
+        for handler in self._handlers:
+            try:
+                handler(key)
+            except Exception:  # a broken handler must not stop the watch
+                log.exception("%s: handler failed for %s", self.resource.plural, key)

@@ -1,0 +1,65 @@
+"""Status conditions (metav1.Condition) as data, and the rule for updating them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+    observed_generation: int = 0
+    last_transition_time: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "observedGeneration": self.observed_generation,
+            "lastTransitionTime": self.last_transition_time,
+        }
+
+
+def parse_conditions(raw: Any) -> tuple[Condition, ...]:
+    """Conditions read back from a status; malformed entries are skipped, not fatal."""
+    out: list[Condition] = []
+    for item in raw if isinstance(raw, list) else ():
+        if not isinstance(item, Mapping) or not item.get("type"):
+            continue
+        status = item.get("status")
+        out.append(
+            Condition(
+                type=str(item["type"]),
+                status=status if status in ("True", "False", "Unknown") else "Unknown",
+                reason=str(item.get("reason") or ""),
+                message=str(item.get("message") or ""),
+                observed_generation=int(item.get("observedGeneration") or 0),
+                last_transition_time=str(item.get("lastTransitionTime") or ""),
+            )
+        )
+    return tuple(out)
+
+
+def merge_conditions(
+    current: Sequence[Condition], desired: Iterable[Condition], now: str
+) -> tuple[Condition, ...]:
+    """``desired`` with lastTransitionTime kept from ``current`` where the status did not change
+    (and set to ``now`` where it did), so an unchanged state yields an identical list."""
+    before = {c.type: c for c in current}
+    out = []
+    for cond in desired:
+        old = before.get(cond.type)
+        since = now
+        if old is not None and old.status == cond.status and old.last_transition_time:
+            since = old.last_transition_time
+        out.append(replace(cond, last_transition_time=since))
+    return tuple(out)

@@ -1,0 +1,113 @@
+"""The informer's recovery rules, driven by a scripted API (the cluster tier uses the real one)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from wakeway.kube.client import ListResult, WatchEvent
+from wakeway.kube.errors import Gone, Unavailable
+from wakeway.kube.informer import Backoff, Informer
+from wakeway.kube.resources import SERVICES, Resource
+from wakeway.model.meta import ObjectMeta, parse_meta
+
+pytestmark = pytest.mark.unit
+
+
+def obj(name: str, rv: int) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv)}}
+
+
+class ScriptedApi:
+    """list() answers with the current objects; each watch() plays the next script step."""
+
+    def __init__(self, objects: list[list[dict[str, Any]]], steps: list[list[Any]]) -> None:
+        self.objects = objects  # what each successive list() finds (the last one repeats)
+        self.steps = steps
+        self.lists = 0
+        self.watched_from: list[str] = []
+        self.done = asyncio.Event()
+
+    async def list(
+        self, resource: Resource, namespace: str | None, selector: str | None
+    ) -> ListResult:
+        found = self.objects[min(self.lists, len(self.objects) - 1)]
+        self.lists += 1
+        return ListResult([dict(o) for o in found], str(10 * self.lists))
+
+    async def watch(
+        self, resource: Resource, namespace: str | None, version: str, **_: Any
+    ) -> AsyncIterator[WatchEvent]:
+        self.watched_from.append(version)
+        if not self.steps:
+            self.done.set()
+            await asyncio.Event().wait()  # a quiet watch, until the test stops the informer
+        for item in self.steps.pop(0):
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+def parse(doc: Mapping[str, Any]) -> ObjectMeta:
+    return parse_meta(doc, "")
+
+
+async def run(api: ScriptedApi) -> Informer[ObjectMeta]:
+    informer: Informer[ObjectMeta] = Informer(
+        api,  # type: ignore[arg-type]
+        SERVICES,
+        parse,
+        backoff=Backoff(base=0.001, cap=0.002),
+    )
+    informer.start()
+    await asyncio.wait_for(api.done.wait(), 5)
+    await informer.stop()
+    return informer
+
+
+async def test_gone_relists_and_drops_what_disappeared() -> None:
+    api = ScriptedApi(
+        [[obj("a", 1), obj("b", 2)], [obj("b", 2), obj("c", 3)]],
+        [[Gone(410, "Expired", "too old")]],
+    )
+    changed: list[str] = []
+    informer: Informer[ObjectMeta] = Informer(api, SERVICES, parse)  # type: ignore[arg-type]
+    informer.add_handler(changed.append)
+    informer.start()
+    await asyncio.wait_for(api.done.wait(), 5)
+    await informer.stop()
+    assert api.lists == 2
+    assert informer.relists == 2
+    assert set(informer.items()) == {"ns/b", "ns/c"}
+    assert api.watched_from == ["10", "20"]
+    assert changed.count("ns/a") == 2  # added, then removed by the relist
+    assert "ns/c" in changed
+    assert changed.count("ns/b") == 1  # unchanged by the relist: no second notification
+
+
+async def test_errors_back_off_and_resume_from_the_last_version_seen() -> None:
+    api = ScriptedApi(
+        [[obj("a", 1)]],
+        [
+            [WatchEvent("ADDED", obj("x", 11)), Unavailable(0, "Silent", "no data")],
+            [WatchEvent("BOOKMARK", {"metadata": {"resourceVersion": "15"}})],  # server ended it
+            [WatchEvent("DELETED", obj("a", 16))],
+        ],
+    )
+    informer = await run(api)
+    assert api.lists == 1  # never relisted: each restart resumed where it was
+    assert api.watched_from == ["10", "11", "15", "16"]
+    assert set(informer.items()) == {"ns/x"}
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    rng = random.Random(1)
+    b = Backoff(base=0.5, cap=8.0)
+    delays = [b.delay(n, rng) for n in range(12)]
+    assert all(0 <= d <= 8.0 for d in delays)
+    assert all(b.delay(n, rng) <= 0.5 * 2**n for n in range(4))
+    assert len(set(delays)) == len(delays)  # jitter: no two waits alike
