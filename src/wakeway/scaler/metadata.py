@@ -1,0 +1,175 @@
+"""Which HTTPScaledObject, and which metric, a KEDA ``ScaledObjectRef`` means.
+
+KEDA passes a trigger's metadata to every RPC as ``scalerMetadata``; the operator writes these
+keys into the ScaledObject it generates (and passes the same map to ``StreamIsActive`` and
+``GetMetrics`` in standalone mode), so the scaler needs no API access:
+
+- ``httpScaledObject``: the HTTPScaledObject's name (the KEDA HTTP add-on's key);
+- ``namespace``: its namespace; default: the ScaledObjectRef's namespace;
+- ``metric``: ``concurrency`` (default) or ``requestRate``;
+- ``targetValue``: the target per replica, a positive number; default 100;
+- ``window``: the requestRate window, a duration (``1m``, ``30s``, or plain seconds); default 1m;
+- ``granularity``: the requestRate bucket size, a duration; default 1s (coarsened to
+  window/3600 when finer);
+- ``interceptorTargetPendingRequests``: instead of ``httpScaledObject``, the add-on's key for the
+  interceptor's own autoscaling: concurrency summed over every target, this value the target.
+
+Other keys (KEDA's own ``scalerAddress``, ``enableTLS``...) are ignored. A bad value raises
+:class:`MetadataError` naming the key; the servicer answers INVALID_ARGUMENT with it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from wakeway.model.errors import ModelError
+from wakeway.model.fields import parse_duration
+from wakeway.model.httpso import (
+    DEFAULT_RATE_GRANULARITY,
+    DEFAULT_RATE_WINDOW,
+    DEFAULT_TARGET_VALUE,
+    HTTPScaledObject,
+)
+
+KEY_HTTPSO = "httpScaledObject"
+KEY_NAMESPACE = "namespace"
+KEY_METRIC = "metric"
+KEY_TARGET_VALUE = "targetValue"
+KEY_WINDOW = "window"
+KEY_GRANULARITY = "granularity"
+KEY_INTERCEPTOR_TARGET = "interceptorTargetPendingRequests"
+
+CONCURRENCY = "concurrency"
+REQUEST_RATE = "requestRate"
+ALL_TARGETS = "*"
+"""The target key of the interceptor-wide metric (every target summed)."""
+
+# At most this many rate buckets per window: a finer granularity is coarsened to window/MAX_BUCKETS
+# (memory stays bounded and every valid HTTPScaledObject is still served).
+MAX_BUCKETS = 3600
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_INDEX_PREFIX = re.compile(r"^s\d+-")
+
+
+class MetadataError(ValueError):
+    """Trigger metadata that does not name an object or a metric; ``key`` is the culprit."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"scalerMetadata.{key}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricTarget:
+    """What an RPC asks about: a target key and how its metric is computed."""
+
+    key: str
+    """``namespace/name`` of the HTTPScaledObject, or :data:`ALL_TARGETS`."""
+    kind: Literal["concurrency", "requestRate"]
+    target_value: float
+    window: float = DEFAULT_RATE_WINDOW
+    granularity: float = DEFAULT_RATE_GRANULARITY
+
+    @property
+    def metric_name(self) -> str:
+        """The name declared in GetMetricSpec (KEDA prefixes ``sN-`` for the HPA)."""
+        if self.key == ALL_TARGETS:
+            return "http-interceptor-concurrency"
+        namespace, _, name = self.key.partition("/")
+        suffix = "concurrency" if self.kind == CONCURRENCY else "requestrate"
+        return f"http-{namespace}-{name}-{suffix}"
+
+    def accepts_metric_name(self, requested: str) -> bool:
+        """True for our name, with or without KEDA's ``sN-`` prefix, or an empty name."""
+        if not requested or requested == self.metric_name:
+            return True
+        return _INDEX_PREFIX.sub("", requested, count=1) == self.metric_name
+
+
+def parse_metadata(metadata: Mapping[str, str], ref_namespace: str) -> MetricTarget:
+    """The :class:`MetricTarget` a ScaledObjectRef means; raises :class:`MetadataError`."""
+    name = metadata.get(KEY_HTTPSO, "").strip()
+    if not name:
+        if KEY_INTERCEPTOR_TARGET in metadata:
+            target = _positive(metadata, KEY_INTERCEPTOR_TARGET, DEFAULT_TARGET_VALUE)
+            return MetricTarget(ALL_TARGETS, "concurrency", target)
+        raise MetadataError(KEY_HTTPSO, "required: the name of the HTTPScaledObject")
+    if not _NAME.match(name):
+        raise MetadataError(KEY_HTTPSO, f"{name!r} is not a valid object name")
+    namespace = metadata.get(KEY_NAMESPACE, "").strip() or ref_namespace
+    if not namespace:
+        raise MetadataError(KEY_NAMESPACE, "required when the ScaledObjectRef has no namespace")
+    if not _NAME.match(namespace):
+        raise MetadataError(KEY_NAMESPACE, f"{namespace!r} is not a valid namespace")
+    key = f"{namespace}/{name}"
+
+    kind = metadata.get(KEY_METRIC, CONCURRENCY).strip() or CONCURRENCY
+    target = _positive(metadata, KEY_TARGET_VALUE, DEFAULT_TARGET_VALUE)
+    if kind == CONCURRENCY:
+        return MetricTarget(key, "concurrency", target)
+    if kind != REQUEST_RATE:
+        raise MetadataError(
+            KEY_METRIC, f"must be {CONCURRENCY!r} or {REQUEST_RATE!r}, got {kind!r}"
+        )
+    window = _duration(metadata, KEY_WINDOW, DEFAULT_RATE_WINDOW)
+    granularity = _duration(metadata, KEY_GRANULARITY, DEFAULT_RATE_GRANULARITY)
+    if granularity > window:
+        raise MetadataError(KEY_WINDOW, "must not be shorter than the granularity")
+    granularity = max(granularity, window / MAX_BUCKETS)
+    return MetricTarget(key, "requestRate", target, window, granularity)
+
+
+def scaler_metadata(httpso: HTTPScaledObject) -> dict[str, str]:
+    """The trigger metadata that names ``httpso`` and its metric, for :func:`parse_metadata`."""
+    metric = httpso.scaling_metric
+    out = {
+        KEY_HTTPSO: httpso.name,
+        KEY_NAMESPACE: httpso.namespace,
+        KEY_METRIC: metric.kind,
+        KEY_TARGET_VALUE: _number(metric.target_value),
+    }
+    if metric.kind == REQUEST_RATE:
+        out[KEY_WINDOW] = f"{_number(metric.window)}s"
+        out[KEY_GRANULARITY] = f"{_number(metric.granularity)}s"
+    return out
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _positive(metadata: Mapping[str, str], key: str, default: float) -> float:
+    raw = metadata.get(key, "").strip()
+    if not raw:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MetadataError(key, f"{raw!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise MetadataError(key, f"must be a positive number, got {raw!r}")
+    return value
+
+
+def _duration(metadata: Mapping[str, str], key: str, default: float) -> float:
+    raw = metadata.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)  # plain seconds
+    except ValueError:
+        value = None
+    try:
+        if value is None or not math.isfinite(value):
+            value = parse_duration(raw, key)
+    except ModelError as exc:
+        raise MetadataError(key, exc.message) from None
+    if value <= 0:
+        raise MetadataError(key, "must be greater than zero")
+    return value

@@ -1,0 +1,86 @@
+"""The scaler process: the gRPC server, the count-stream subscribers, and their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import grpc
+
+from ._proto.externalscaler_pb2_grpc import add_ExternalScalerServicer_to_server
+from .aggregate import Aggregator
+from .live import LiveCounts
+from .replicas import ReplicaSource, StaticReplicas
+from .service import ExternalScalerService
+from .settings import ScalerSettings
+from .subscriber import Subscribers
+
+log = logging.getLogger(__name__)
+
+
+class Scaler:
+    """Serves KEDA's external-scaler protocol from counts pushed by the interceptor replicas."""
+
+    def __init__(self, settings: ScalerSettings, replicas: ReplicaSource | None = None) -> None:
+        self.settings = settings
+        self.replicas = replicas or StaticReplicas(settings.interceptor_addresses)
+        self.live = LiveCounts(Aggregator(settings.stale_after, settings.window_idle))
+        self.service = ExternalScalerService(self.live, settings)
+        self.subscribers = Subscribers(self.replicas, self.live, settings)
+        self._server: grpc.aio.Server | None = None
+        self._subscribers_task: asyncio.Task[None] | None = None
+        self._port = 0
+
+    async def start(self) -> None:
+        s = self.settings
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        add_ExternalScalerServicer_to_server(self.service, server)
+        address = f"[{s.listen_host}]" if ":" in s.listen_host else s.listen_host
+        self._port = server.add_insecure_port(f"{address}:{s.listen_port}")
+        if not self._port:
+            raise OSError(f"cannot listen on {address}:{s.listen_port}")
+        await server.start()
+        self._server = server
+        self.live.start()
+        self._subscribers_task = asyncio.create_task(self.subscribers.run(), name="subscribers")
+        log.info("scaler: gRPC on %s:%d", s.listen_host, self._port)
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def stop(self, grace: float | None = None) -> None:
+        self.live.close()  # ends StreamIsActive waits promptly
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
+            self._server = None
+        task, self._subscribers_task = self._subscribers_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> Scaler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def run_scaler(settings: ScalerSettings, replicas: ReplicaSource | None = None) -> int:
+    """Run until SIGTERM or SIGINT; the ``wakeway scaler`` command."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    scaler = Scaler(settings, replicas)
+    await scaler.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("scaler: stopping")
+        await scaler.stop()
+    return 0

@@ -1,0 +1,139 @@
+"""The ExternalScaler servicer (grpc.aio): a thin shell over :class:`LiveCounts`.
+
+Every answer comes from memory. ``StreamIsActive`` sends the current state at once, then each
+change the moment the count streams report it (a cold target's first held request arrives as a
+``wake`` line, pushed without coalescing), and the current state again every ``stream_resend``
+seconds: KEDA calls RequestScale for each message it receives, which keeps its last-active time
+fresh while a target stays busy, and brings a request-rate target's aging window to ``false``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, NoReturn
+
+import grpc
+
+from ._proto import externalscaler_pb2 as pb
+from ._proto.externalscaler_pb2_grpc import ExternalScalerServicer
+from .live import LiveCounts
+from .metadata import MetadataError, MetricTarget, parse_metadata
+from .settings import ScalerSettings
+
+log = logging.getLogger(__name__)
+
+_TARGET_CACHE_SIZE = 4096
+
+RefContext = grpc.aio.ServicerContext[pb.ScaledObjectRef, object]
+MetricsContext = grpc.aio.ServicerContext[pb.GetMetricsRequest, pb.GetMetricsResponse]
+
+
+class ExternalScalerService(ExternalScalerServicer):
+    def __init__(self, live: LiveCounts, settings: ScalerSettings) -> None:
+        self._live = live
+        self._settings = settings
+        self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], MetricTarget] = {}
+        self.streams = 0
+
+    def target(self, ref: pb.ScaledObjectRef) -> MetricTarget:
+        """The object and metric ``ref`` means (parsed once per distinct metadata)."""
+        metadata: Mapping[str, str] = ref.scalerMetadata
+        cache_key = (ref.namespace, tuple(sorted(metadata.items())))
+        target = self._targets.get(cache_key)
+        if target is None:
+            target = parse_metadata(metadata, ref.namespace)
+            if len(self._targets) >= _TARGET_CACHE_SIZE:
+                self._targets.clear()
+            self._targets[cache_key] = target
+        return target
+
+    async def IsActive(
+        self, request: pb.ScaledObjectRef, context: RefContext
+    ) -> pb.IsActiveResponse:
+        target = await self._target_or_abort(request, context)
+        return pb.IsActiveResponse(result=self._live.active(target))
+
+    async def StreamIsActive(
+        self, request: pb.ScaledObjectRef, context: RefContext
+    ) -> AsyncIterator[pb.IsActiveResponse]:
+        target = await self._target_or_abort(request, context)
+        if self.streams >= self._settings.max_streams:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"more than {self._settings.max_streams} StreamIsActive streams",
+            )
+        self._live.watch_metric(target)
+        resend = self._settings.stream_resend
+        self.streams += 1
+        try:
+            with self._live.watch(target.key) as changed:
+                sent: bool | None = None
+                due = 0.0
+                while True:
+                    changed.clear()
+                    active = self._live.active(target)
+                    now = self._live.now()
+                    if active != sent or now >= due:
+                        yield pb.IsActiveResponse(result=active)
+                        sent, due = active, now + resend
+                    try:
+                        async with asyncio.timeout(max(0.0, due - self._live.now())):
+                            await changed.wait()
+                    except TimeoutError:
+                        pass
+        finally:
+            self.streams -= 1
+
+    async def GetMetricSpec(
+        self, request: pb.ScaledObjectRef, context: RefContext
+    ) -> pb.GetMetricSpecResponse:
+        target = await self._target_or_abort(request, context)
+        self._live.watch_metric(target)
+        spec = pb.MetricSpec(
+            metricName=target.metric_name,
+            targetSize=max(1, math.ceil(target.target_value)),
+            targetSizeFloat=target.target_value,
+        )
+        return pb.GetMetricSpecResponse(metricSpecs=[spec])
+
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: MetricsContext
+    ) -> pb.GetMetricsResponse:
+        target = await self._target_or_abort(request.scaledObjectRef, context)
+        if not target.accepts_metric_name(request.metricName):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"metricName: {request.metricName!r} is not {target.metric_name!r} "
+                "(with or without KEDA's sN- prefix)",
+            )
+        value = self._live.value(target)
+        metric = pb.MetricValue(
+            metricName=target.metric_name,
+            metricValue=math.ceil(value),
+            metricValueFloat=value,
+        )
+        return pb.GetMetricsResponse(metricValues=[metric])
+
+    async def StreamMetricSpec(  # type: ignore[override]
+        self, request: pb.ScaledObjectRef, context: RefContext
+    ) -> None:
+        # KEDA treats UNIMPLEMENTED as "use GetMetricSpec"; ours only changes with the metadata.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamMetricSpec: use GetMetricSpec")
+
+    async def _target_or_abort(
+        self, ref: pb.ScaledObjectRef, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> MetricTarget:
+        try:
+            return self.target(ref)
+        except MetadataError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, text: str
+) -> NoReturn:
+    await context.abort(code, text)
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
