@@ -54,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"admin address: /livez /readyz /metrics /counts (default {DEFAULT_LOCAL_ADMIN})",
     )
 
+    scaler = sub.add_parser(
+        "scaler",
+        help="run the KEDA external scaler (gRPC), fed by the interceptors' count streams",
+        description="Serves KEDA's externalscaler protocol from counts pushed by interceptor "
+        "replicas. Settings come from WAKEWAY_SCALER_* variables; these flags override them.",
+    )
+    scaler.add_argument("--listen", type=host_port, help="gRPC address (default 0.0.0.0:9091)")
+    scaler.add_argument(
+        "--interceptors",
+        metavar="HOST:PORT,...",
+        help="interceptor admin addresses to subscribe to (their /counts streams)",
+    )
+
     validate = sub.add_parser(
         "validate", help="check configuration files the way local mode reads them, then exit"
     )
@@ -71,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _local(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "scaler":
+        return _scaler(args)
     parser.print_help(sys.stderr)
     return 2
 
@@ -121,6 +136,31 @@ def _local(args: argparse.Namespace) -> int:
         import uvloop
 
         return uvloop.run(run_local(args.paths, settings))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _scaler(args: argparse.Namespace) -> int:
+    from wakeway.scaler import run_scaler, settings_from_env
+    from wakeway.scaler.settings import parse_addresses
+
+    try:
+        settings = settings_from_env()
+        if args.listen is not None:
+            settings = replace(settings, listen_host=args.listen[0], listen_port=args.listen[1])
+        if args.interceptors is not None:
+            parse_addresses(args.interceptors)
+            settings = replace(settings, interceptors=args.interceptors)
+    except ValueError as exc:
+        print(f"wakeway: {exc}", file=sys.stderr)
+        return 2
+    if not settings.interceptor_addresses:
+        print("wakeway: scaler: no interceptors (--interceptors HOST:PORT,...)", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        return uvloop.run(run_scaler(settings))
     except KeyboardInterrupt:
         return 130
 

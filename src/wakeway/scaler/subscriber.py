@@ -63,13 +63,17 @@ class ReplicaSubscriber:
             settings.reconnect_min, settings.reconnect_max, settings.reconnect_jitter
         )
         self.connects = 0
+        self._failing = False
 
     async def run(self) -> None:
         while True:
             try:
                 await self._stream()
             except (aiohttp.ClientError, TimeoutError, OSError, WireError, ValueError) as exc:
-                log.info("count stream %s: %s; reconnecting", self.address, _describe(exc))
+                # One warning per outage; the retries of the same outage go to debug.
+                level = logging.DEBUG if self._failing else logging.WARNING
+                log.log(level, "count stream %s: %s; retrying", self.address, _describe(exc))
+                self._failing = True
             await asyncio.sleep(self._backoff.next())
 
     async def _stream(self) -> None:
@@ -92,6 +96,9 @@ class ReplicaSubscriber:
                 line = parse_line(raw)
                 if line.kind == "snapshot":
                     self._backoff.reset()
+                    if self._failing:
+                        log.info("count stream %s: connected", self.address)
+                        self._failing = False
                 if self._live.apply(self.address, line):
                     log.info("count stream %s: out of step; reopening", self.address)
                     return
