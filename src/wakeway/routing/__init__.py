@@ -1,5 +1,7 @@
 """The routing table built from HTTPScaledObjects and HTTPRoutes (pure)."""
 
+from wakeway.routing.endpoints import BackendProblem, backends_of, endpoint_view, index_slices
+from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 from wakeway.routing.routes import BoundRule, RouteHit
 from wakeway.routing.scaledobjects import Conflict, HostEntry
 from wakeway.routing.table import (
@@ -11,6 +13,8 @@ from wakeway.routing.table import (
 )
 
 __all__ = [
+    "IDENTITY_HEADER",
+    "BackendProblem",
     "BindingProblem",
     "BoundRule",
     "Conflict",
@@ -18,6 +22,10 @@ __all__ = [
     "InterceptorRef",
     "Resolution",
     "RouteHit",
+    "RouteIdentity",
     "RoutingTable",
+    "backends_of",
     "bind_routes",
+    "endpoint_view",
+    "index_slices",
 ]

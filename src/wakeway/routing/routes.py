@@ -67,14 +67,14 @@ class _Bucket:
         for group in (*self.exact.values(), self.regex, *self.prefix.values()):
             group.sort(key=lambda c: c.sort_key)
 
-    def lookup(self, req: Request) -> RouteHit | None:
+    def lookup(self, req: Request, only: str | None) -> RouteHit | None:
         group = self.exact.get(req.path)
         if group is not None:
             for cand in group:
-                if cand.compiled.matches(req):
+                if _accepts(cand, req, only):
                     return cand.hit
         for cand in self.regex:
-            if cand.compiled.matches(req):
+            if _accepts(cand, req, only):
                 return cand.hit
         if self.prefix:
             by_prefix = self.prefix
@@ -82,9 +82,15 @@ class _Bucket:
                 group = by_prefix.get(key)
                 if group is not None:
                     for cand in group:
-                        if cand.compiled.matches(req):
+                        if _accepts(cand, req, only):
                             return cand.hit
         return None
+
+
+def _accepts(cand: _Candidate, req: Request, only: str | None) -> bool:
+    if only is not None and cand.hit.route.key != only:
+        return False
+    return cand.compiled.matches(req)
 
 
 class RouteIndex:
@@ -111,9 +117,10 @@ class RouteIndex:
             hosts.catch_all.sort()
         self._hosts = hosts
 
-    def lookup(self, req: Request) -> RouteHit | None:
+    def lookup(self, req: Request, only: str | None = None) -> RouteHit | None:
+        """The winning bound rule for ``req``; with ``only``, among that route's rules alone."""
         for bucket in self._hosts.buckets_for(req.host):
-            hit = bucket.lookup(req)
+            hit = bucket.lookup(req, only)
             if hit is not None:
                 return hit
         return None

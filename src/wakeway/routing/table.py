@@ -8,6 +8,11 @@ Precedence between the two sources: an HTTPRoute rule bound to an HTTPScaledObje
 (``spec.routes``) is an explicit statement about Gateway traffic, so bound rules are tried
 first, with the Gateway API's own precedence; the HTTPScaledObjects' ``hosts``/``pathPrefixes``
 come after, with the KEDA HTTP add-on's semantics.
+
+With a :class:`~wakeway.routing.identity.RouteIdentity` (Kubernetes mode), a request carrying a
+valid route identity is routed among that route's bound rules only, never by its Host header
+alone; one carrying an invalid identity is refused; one without an identity is matched against
+the HTTPScaledObjects' hosts only (traffic that did not come through a bound route).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from types import MappingProxyType
 from wakeway.gateway.request import Request
 from wakeway.model.httproute import BackendRef, HTTPRoute, RouteRule
 from wakeway.model.httpso import HTTPScaledObject, RouteBinding
+from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 from wakeway.routing.routes import BoundRule, RouteHit, RouteIndex
 from wakeway.routing.scaledobjects import Conflict, HostEntry, ScaledObjectIndex
 
@@ -78,7 +84,7 @@ def _same_namespace_only(route: HTTPRoute, target: HTTPScaledObject) -> bool:
 
 
 class RoutingTable:
-    __slots__ = ("_routes", "_scaled", "conflicts", "problems", "targets")
+    __slots__ = ("_identity", "_routes", "_scaled", "conflicts", "problems", "targets")
 
     def __init__(
         self,
@@ -86,21 +92,32 @@ class RoutingTable:
         routes: Iterable[HTTPRoute] = (),
         interceptor: InterceptorRef | None = None,
         cross_namespace: CrossNamespacePolicy = _same_namespace_only,
+        identity: RouteIdentity | None = None,
     ) -> None:
         by_key = {t.key: t for t in targets}
         self.targets: Mapping[str, HTTPScaledObject] = MappingProxyType(by_key)
+        self._identity = identity
         bound, problems, conflicts = bind_routes(
             by_key.values(), routes, interceptor, cross_namespace
         )
+        if identity is not None:
+            problems.extend(_unstamped(bound, identity))
         self._routes = RouteIndex(bound)
         self._scaled = ScaledObjectIndex(by_key.values())
         self.problems: tuple[BindingProblem, ...] = tuple(problems)
         self.conflicts: tuple[Conflict, ...] = tuple(conflicts) + self._scaled.conflicts
 
     def resolve(self, req: Request) -> Resolution | None:
-        hit = self._routes.lookup(req)
-        if hit is not None:
-            return Resolution(hit.target, route_hit=hit)
+        if self._identity is not None:
+            claimed = req.headers.get(IDENTITY_HEADER)
+            if claimed is not None:
+                route_key = self._identity.verify(claimed)
+                hit = None if route_key is None else self._routes.lookup(req, route_key)
+                return None if hit is None else Resolution(hit.target, route_hit=hit)
+        else:
+            hit = self._routes.lookup(req)
+            if hit is not None:
+                return Resolution(hit.target, route_hit=hit)
         entry = self._scaled.lookup(req)
         if entry is not None:
             return Resolution(entry.target, host_entry=entry)
@@ -108,11 +125,14 @@ class RoutingTable:
 
     def lookup(self, req: Request) -> HTTPScaledObject | None:
         """The target for ``req``, or None (the interceptor answers 404)."""
-        hit = self._routes.lookup(req)
-        if hit is not None:
-            return hit.target
-        entry = self._scaled.lookup(req)
-        return None if entry is None else entry.target
+        if self._identity is None:
+            hit = self._routes.lookup(req)
+            if hit is not None:
+                return hit.target
+            entry = self._scaled.lookup(req)
+            return None if entry is None else entry.target
+        found = self.resolve(req)
+        return None if found is None else found.target
 
     def problems_of(self, target_key: str) -> Sequence[BindingProblem]:
         return [p for p in self.problems if p.target == target_key]
@@ -231,6 +251,34 @@ def _rule_problem(
             "would see a rewritten or redirected request that no longer matches the rule",
         )
     return None
+
+
+def _unstamped(bound: Iterable[BoundRule], identity: RouteIdentity) -> list[BindingProblem]:
+    """Bound rules that do not stamp their route's identity get no Gateway traffic: say so."""
+    out: list[BindingProblem] = []
+    for b in bound:
+        rule = b.route.rules[b.rule_index]
+        want = identity.stamp(b.route.key)
+        stamped = any(
+            f.request_header_modifier is not None
+            and any(
+                name.lower() == IDENTITY_HEADER and value == want
+                for name, value in f.request_header_modifier.set
+            )
+            for f in rule.filters
+        )
+        if not stamped:
+            out.append(
+                BindingProblem(
+                    b.target.key,
+                    b.route.key,
+                    rule.name,
+                    "IdentityNotStamped",
+                    f"HTTPRoute {b.route.key} rule {_rule_label(rule, b.rule_index)} must set "
+                    f"the header {IDENTITY_HEADER}: {want} with a RequestHeaderModifier filter",
+                )
+            )
+    return out
 
 
 def _rule_label(rule: RouteRule, index: int) -> str:

@@ -1,0 +1,135 @@
+"""The parts of Services, EndpointSlices and ReferenceGrants that routing and forwarding use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from wakeway.model import fields as f
+from wakeway.model.meta import ObjectMeta, parse_meta
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    meta: ObjectMeta
+    type: str  # ClusterIP, NodePort, LoadBalancer, ExternalName
+    ports: tuple[ServicePort, ...]
+
+    @property
+    def key(self) -> str:
+        return self.meta.key
+
+
+@dataclass(frozen=True, slots=True)
+class SlicePort:
+    name: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSlice:
+    meta: ObjectMeta
+    service: str  # the owning Service's name (kubernetes.io/service-name)
+    ports: tuple[SlicePort, ...]
+    ready_addresses: tuple[str, ...]  # addresses of endpoints whose ready condition holds
+
+    @property
+    def service_key(self) -> str:
+        return f"{self.meta.namespace}/{self.service}"
+
+
+@dataclass(frozen=True, slots=True)
+class GrantFrom:
+    group: str
+    kind: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantTo:
+    group: str
+    kind: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrant:
+    meta: ObjectMeta
+    sources: tuple[GrantFrom, ...]
+    targets: tuple[GrantTo, ...]
+
+    def allows(
+        self, group: str, kind: str, namespace: str, to_group: str, to_kind: str, name: str
+    ) -> bool:
+        """Whether an object of (group, kind) in ``namespace`` may refer to (to_group, to_kind,
+        name) in this grant's namespace."""
+        return any(
+            s.group == group and s.kind == kind and s.namespace == namespace for s in self.sources
+        ) and any(
+            t.group == to_group and t.kind == to_kind and t.name in (None, name)
+            for t in self.targets
+        )
+
+
+def parse_service(doc: Mapping[str, Any]) -> Service:
+    meta = parse_meta(doc, "default")
+    spec = f.opt_mapping(doc, "spec", "") or {}
+    ports = []
+    for i, raw in enumerate(f.opt_list(spec, "ports", "spec")):
+        item = f.mapping(raw, f"spec.ports[{i}]")
+        port = f.opt_int(item, "port", f"spec.ports[{i}]", minimum=1, maximum=65535)
+        if port is not None:
+            ports.append(ServicePort(f.opt_str(item, "name", f"spec.ports[{i}]", ""), port))
+    return Service(meta, f.opt_str(spec, "type", "spec", "ClusterIP"), tuple(ports))
+
+
+def parse_endpoint_slice(doc: Mapping[str, Any]) -> EndpointSlice:
+    meta = parse_meta(doc, "default")
+    ports = []
+    for i, raw in enumerate(f.opt_list(doc, "ports", "")):
+        item = f.mapping(raw, f"ports[{i}]")
+        port = f.opt_int(item, "port", f"ports[{i}]")
+        if port is not None:
+            ports.append(SlicePort(f.opt_str(item, "name", f"ports[{i}]", ""), port))
+    ready: list[str] = []
+    for i, raw in enumerate(f.opt_list(doc, "endpoints", "")):
+        item = f.mapping(raw, f"endpoints[{i}]")
+        conditions = f.opt_mapping(item, "conditions", f"endpoints[{i}]") or {}
+        # Absent "ready" means ready (the API's documented default for consumers).
+        if conditions.get("ready") is False:
+            continue
+        ready.extend(
+            f.as_str(a, f"endpoints[{i}].addresses") for a in f.opt_list(item, "addresses", "")
+        )
+    return EndpointSlice(
+        meta, meta.labels.get(SERVICE_NAME_LABEL, ""), tuple(ports), tuple(dict.fromkeys(ready))
+    )
+
+
+def parse_reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
+    meta = parse_meta(doc, "default")
+    spec = f.req_mapping(doc, "spec", "")
+    sources = tuple(
+        GrantFrom(
+            f.opt_str(m, "group", p, ""), f.req_str(m, "kind", p), f.req_str(m, "namespace", p)
+        )
+        for i, raw in enumerate(f.opt_list(spec, "from", "spec"))
+        for p in [f"spec.from[{i}]"]
+        for m in [f.mapping(raw, p)]
+    )
+    targets = tuple(
+        GrantTo(f.opt_str(m, "group", p, ""), f.req_str(m, "kind", p), f.opt_str(m, "name", p))
+        for i, raw in enumerate(f.opt_list(spec, "to", "spec"))
+        for p in [f"spec.to[{i}]"]
+        for m in [f.mapping(raw, p)]
+    )
+    return ReferenceGrant(meta, sources, targets)

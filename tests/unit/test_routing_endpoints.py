@@ -1,0 +1,111 @@
+"""The ready-endpoint view from Services and EndpointSlices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit.routing_fixtures import so
+from wakeway.model.service import parse_endpoint_slice, parse_service
+from wakeway.routing.endpoints import backends_of, endpoint_view, index_slices
+
+pytestmark = pytest.mark.unit
+
+
+def service(name: str, ports: list[dict[str, Any]], type: str = "ClusterIP") -> Any:
+    return parse_service(
+        {"metadata": {"name": name, "namespace": "default"}, "spec": {"type": type, "ports": ports}}
+    )
+
+
+def slice_(
+    service: str, ports: list[dict[str, Any]], endpoints: list[dict[str, Any]], name: str = ""
+) -> Any:
+    return parse_endpoint_slice(
+        {
+            "metadata": {
+                "name": name or f"{service}-abc",
+                "namespace": "default",
+                "labels": {"kubernetes.io/service-name": service},
+            },
+            "ports": ports,
+            "endpoints": endpoints,
+        }
+    )
+
+
+def test_ready_pod_addresses_with_the_target_port() -> None:
+    web = so("web", scaleTargetRef={"name": "web", "service": "web", "port": 80})
+    named = so("named", scaleTargetRef={"name": "web", "service": "web", "portName": "admin"})
+    services = {
+        "default/web": service(
+            "web", [{"name": "http", "port": 80}, {"name": "admin", "port": 9000}]
+        )
+    }
+    slices = index_slices(
+        [
+            slice_(
+                "web",
+                [{"name": "http", "port": 8080}, {"name": "admin", "port": 9090}],
+                [
+                    {"addresses": ["10.244.0.5"], "conditions": {"ready": True}},
+                    {"addresses": ["10.244.0.6"], "conditions": {"ready": False}},
+                    {"addresses": ["10.244.0.7"]},  # no condition: ready
+                ],
+            ),
+            slice_(
+                "web", [{"name": "http", "port": 8080}], [{"addresses": ["10.244.0.8"]}], "web-def"
+            ),
+        ]
+    )
+    view, problems = endpoint_view(backends_of([web, named]), services, slices)
+    assert problems == []
+    assert view["default/web:80"] == (
+        ("10.244.0.5", 8080),
+        ("10.244.0.7", 8080),
+        ("10.244.0.8", 8080),
+    )
+    assert view["default/web:admin"] == (("10.244.0.5", 9090), ("10.244.0.7", 9090))
+
+
+def test_problems_are_reported_and_external_names_never_followed() -> None:
+    targets = [
+        so("a", scaleTargetRef={"name": "a", "service": "missing", "port": 80}),
+        so("b", scaleTargetRef={"name": "b", "service": "ext", "port": 80}),
+        so("c", scaleTargetRef={"name": "c", "service": "web", "port": 81}),
+    ]
+    services = {
+        "default/ext": service("ext", [{"port": 80}], type="ExternalName"),
+        "default/web": service("web", [{"port": 80}]),
+    }
+    view, problems = endpoint_view(backends_of(targets), services, {})
+    assert [p.reason for p in problems] == [
+        "ServiceNotFound",
+        "ExternalNameService",
+        "PortNotFound",
+    ]
+    assert all(v == () for v in view.values())
+
+
+def test_unnamed_single_port_and_failover_backend() -> None:
+    t = so(
+        "t",
+        scaleTargetRef={"name": "t", "service": "t", "port": 80},
+        coldStartTimeoutFailoverRef={"service": "fallback", "port": 80},
+    )
+    services = {
+        "default/t": service("t", [{"port": 80}]),
+        "default/fallback": service("fallback", [{"port": 80}]),
+    }
+    slices = index_slices(
+        [
+            slice_("t", [{"port": 8080}], [{"addresses": ["10.244.0.9"]}]),
+            slice_("fallback", [{"port": 3000}], [{"addresses": ["10.244.0.10"]}]),
+        ]
+    )
+    view, _ = endpoint_view(backends_of([t]), services, slices)
+    assert view == {
+        "default/t:80": (("10.244.0.9", 8080),),
+        "default/fallback:80": (("10.244.0.10", 3000),),
+    }
