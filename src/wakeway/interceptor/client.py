@@ -625,6 +625,7 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_advancing",
         "_head_bytes",
+        "_out",
         "_rejection",
         "client_ip",
         "closed",
@@ -662,6 +663,7 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = b"unknown"
         self.deadline = Deadline(state.loop, self._on_timeout)
         self._advancing = False
+        self._out: list[bytes] | None = None
         self._head_bytes = 0
         self._rejection: tuple[int, str] | None = None
 
@@ -833,20 +835,46 @@ class ClientConnection(asyncio.Protocol):
 
     # -- used by exchanges ------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if not self.closed and self.transport is not None:
+        out = self._out
+        if out is not None:
+            out.append(data)
+        elif not self.closed and self.transport is not None:
             self.transport.write(data)
 
     def writelines(self, parts: list[bytes]) -> None:
-        if not self.closed and self.transport is not None:
+        out = self._out
+        if out is not None:
+            out += parts
+        elif not self.closed and self.transport is not None:
             self.transport.writelines(parts)
+
+    def begin_batch(self) -> bool:
+        """Collect writes until :meth:`end_batch`: a response head and a small body (parsed
+        from one upstream read) leave in one send, not one per piece. False when nested."""
+        if self._out is not None:
+            return False
+        self._out = []
+        return True
+
+    def end_batch(self) -> None:
+        out = self._out
+        self._out = None
+        if not out or self.closed or self.transport is None:
+            return
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            self.transport.writelines(out)
 
     def close(self) -> None:
         self.closing = True
+        self.end_batch()
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
         self.closing = True
+        self._out = None
         if self.transport is not None:
             self.transport.abort()
 

@@ -67,10 +67,6 @@ def scan(headers: RawHeaders) -> HeadFacts:
     return HeadFacts(frozenset(tokens), content_length, chunked, upgrade, hosts, host)
 
 
-def _is_hop(low: bytes, connection: frozenset[bytes]) -> bool:
-    return low in HOP_BY_HOP or low.startswith(b"proxy-") or low in connection
-
-
 def request_head(
     method: bytes,
     target: bytes,
@@ -87,10 +83,10 @@ def request_head(
     xff: list[bytes] = []
     has_proto = False
     has_fhost = False
-    conn = facts.connection
+    drop = HOP_BY_HOP | facts.connection if facts.connection else HOP_BY_HOP
     for name, value in headers:
         low = name.lower()
-        if _is_hop(low, conn):
+        if low in drop or low[:6] == b"proxy-":
             continue
         if low == b"x-forwarded-for":
             xff.append(value)
@@ -137,10 +133,10 @@ def response_head(
     ``cold_start`` adds X-Wakeway-Cold-Start unless None.
     """
     out: list[bytes] = [b"HTTP/1.1 %d " % status, reason or b"-", b"\r\n"]
-    conn = facts.connection
+    drop = HOP_BY_HOP | facts.connection if facts.connection else HOP_BY_HOP
     for name, value in headers:
         low = name.lower()
-        if _is_hop(low, conn):
+        if low in drop or low[:6] == b"proxy-":
             continue
         if low == b"content-length" and framing not in ("length", "none"):
             continue

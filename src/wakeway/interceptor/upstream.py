@@ -71,6 +71,8 @@ class UpstreamConnection(asyncio.Protocol):
             # Bytes on an idle connection: the backend is confused; never reuse it.
             self.close()
             return
+        conn = ex.conn
+        batching = conn.begin_batch()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -82,6 +84,9 @@ class UpstreamConnection(asyncio.Protocol):
             if ex is not None:
                 ex.on_upstream_failed(f"invalid response from {_fmt(self.addr)}: {exc}")
             return
+        finally:
+            if batching:
+                conn.end_batch()
         if self._skip:
             # A response to HEAD ended at its head; the parser would wait for a body.
             self._skip = False

@@ -1,0 +1,205 @@
+"""The interceptor in Kubernetes mode: informers feed the routing table and endpoint view.
+
+HTTPScaledObjects, HTTPRoutes and ReferenceGrants rebuild the routing table; Services and
+EndpointSlices (and HTTPScaledObjects) rebuild the ready-endpoint view. Each rebuild reads the
+informers' caches whole and swaps the result in one assignment; watch events only mark what is
+stale, and a burst of events within ``debounce`` seconds costs one rebuild. /readyz stays false
+until every informer has listed once. While the API server is unreachable the informers keep
+their caches, so the interceptor keeps serving from its last snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from pathlib import Path
+
+from wakeway.kube import Informer, Kube
+from wakeway.kube.resources import (
+    ENDPOINTSLICES,
+    HTTPROUTES,
+    HTTPSCALEDOBJECTS,
+    REFERENCEGRANTS,
+    SERVICES,
+)
+from wakeway.model.httproute import HTTPRoute, parse_httproute
+from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.service import (
+    EndpointSlice,
+    ReferenceGrant,
+    Service,
+    parse_endpoint_slice,
+    parse_reference_grant,
+    parse_service,
+)
+from wakeway.routing import (
+    InterceptorRef,
+    RouteIdentity,
+    RoutingTable,
+    backends_of,
+    endpoint_view,
+    index_slices,
+)
+
+from .server import Interceptor
+
+log = logging.getLogger("wakeway.interceptor.kube")
+
+ENV_PREFIX = "WAKEWAY_"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+@dataclass(frozen=True, slots=True)
+class KubeModeSettings:
+    kubeconfig: str | None = None  # None: the pod's service account
+    service_namespace: str = "wakeway"  # the interceptor's proxy Service, as backendRefs name it
+    service_name: str = "wakeway-interceptor"
+    service_port: int | None = 8080
+    identity_key: bytes | None = None  # route identity HMAC key; None turns identity off
+    debounce: float = 0.01
+
+
+def kube_settings_from_env(env: Mapping[str, str] | None = None) -> KubeModeSettings:
+    """``WAKEWAY_KUBECONFIG``, ``WAKEWAY_INTERCEPTOR_SERVICE`` (namespace/name[:port]),
+    ``WAKEWAY_ROUTE_IDENTITY_KEY`` (base64) or ``WAKEWAY_ROUTE_IDENTITY_KEY_FILE`` (raw bytes,
+    e.g. a mounted Secret). A malformed value raises ValueError naming the variable."""
+    env = os.environ if env is None else env
+    s = KubeModeSettings()
+    kubeconfig = env.get(f"{ENV_PREFIX}KUBECONFIG") or None
+    ns, name, port = s.service_namespace, s.service_name, s.service_port
+    raw = env.get(f"{ENV_PREFIX}INTERCEPTOR_SERVICE")
+    if raw:
+        ref, _, port_text = raw.partition(":")
+        ns, slash, name = ref.partition("/")
+        if not slash or not ns or not name or (port_text and not port_text.isdigit()):
+            raise ValueError(
+                f"{ENV_PREFIX}INTERCEPTOR_SERVICE: {raw!r} is not namespace/name[:port]"
+            )
+        port = int(port_text) if port_text else None
+    key: bytes | None = None
+    if env.get(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY"):
+        try:
+            key = base64.b64decode(env[f"{ENV_PREFIX}ROUTE_IDENTITY_KEY"], validate=True)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY: not valid base64") from None
+    elif env.get(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY_FILE"):
+        path = Path(env[f"{ENV_PREFIX}ROUTE_IDENTITY_KEY_FILE"])
+        try:
+            key = path.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"{ENV_PREFIX}ROUTE_IDENTITY_KEY_FILE: {path}: {exc.strerror}"
+            ) from None
+    if key is not None and len(key) < 16:
+        raise ValueError(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY: must be at least 16 bytes")
+    return KubeModeSettings(kubeconfig, ns, name, port, key)
+
+
+class _Watching(Protocol):
+    synced: asyncio.Event
+
+    def start(self) -> asyncio.Task[None]: ...
+
+    async def stop(self) -> None: ...
+
+    def items(self) -> Mapping[str, object]: ...
+
+
+class KubeConfigSource:
+    """Keeps an :class:`Interceptor`'s router and endpoint view in step with the cluster."""
+
+    def __init__(self, kube: Kube, interceptor: Interceptor, settings: KubeModeSettings) -> None:
+        self.kube = kube
+        self.interceptor = interceptor
+        self.settings = settings
+        self.ref = InterceptorRef(
+            settings.service_namespace, settings.service_name, settings.service_port
+        )
+        self.identity = RouteIdentity(settings.identity_key) if settings.identity_key else None
+        self.scaled: Informer[HTTPScaledObject] = Informer(
+            kube, HTTPSCALEDOBJECTS, parse_httpscaledobject
+        )
+        self.routes: Informer[HTTPRoute] = Informer(kube, HTTPROUTES, parse_httproute)
+        self.grants: Informer[ReferenceGrant] = Informer(
+            kube, REFERENCEGRANTS, parse_reference_grant
+        )
+        self.services: Informer[Service] = Informer(kube, SERVICES, parse_service)
+        self.slices: Informer[EndpointSlice] = Informer(kube, ENDPOINTSLICES, parse_endpoint_slice)
+        self._table_stale = True
+        self._view_stale = True
+        self._pending: asyncio.TimerHandle | None = None
+        self._ready = False
+        self.table: RoutingTable | None = None
+        self.rebuilds = 0
+        self.scaled.add_handler(lambda _key: self._mark(table=True, view=True))
+        self.routes.add_handler(lambda _key: self._mark(table=True))
+        self.grants.add_handler(lambda _key: self._mark(table=True))
+        self.services.add_handler(lambda _key: self._mark(view=True))
+        self.slices.add_handler(lambda _key: self._mark(view=True))
+        self._informers: tuple[_Watching, ...] = (
+            self.scaled,
+            self.routes,
+            self.grants,
+            self.services,
+            self.slices,
+        )
+
+    async def start(self) -> None:
+        """Start watching; returns once every informer has listed and the first table is in."""
+        for informer in self._informers:
+            informer.start()
+        await asyncio.gather(*(i.synced.wait() for i in self._informers))
+        self._ready = True
+        self._rebuild()
+        log.info(
+            "synced: %d HTTPScaledObjects, %d HTTPRoutes, %d Services, %d EndpointSlices",
+            len(self.scaled.items()),
+            len(self.routes.items()),
+            len(self.services.items()),
+            len(self.slices.items()),
+        )
+
+    async def stop(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        await asyncio.gather(*(i.stop() for i in self._informers))
+
+    def _mark(self, table: bool = False, view: bool = False) -> None:
+        self._table_stale |= table
+        self._view_stale |= view
+        if self._ready and self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(self.settings.debounce, self._rebuild)
+
+    def _rebuild(self) -> None:
+        self._pending = None
+        targets = self.scaled.values()
+        if self._table_stale:
+            self._table_stale = False
+            self.table = RoutingTable(
+                targets, self.routes.values(), self.ref, self._granted, self.identity
+            )
+            self.interceptor.set_router(self.table)
+        if self._view_stale:
+            self._view_stale = False
+            services = {s.key: s for s in self.services.values()}
+            view, _problems = endpoint_view(
+                backends_of(targets), services, index_slices(self.slices.values())
+            )
+            self.interceptor.set_endpoints(view)
+        self.rebuilds += 1
+
+    def _granted(self, route: HTTPRoute, target: HTTPScaledObject) -> bool:
+        """A ReferenceGrant in the target's namespace lets HTTPRoutes of the route's namespace
+        send traffic to that HTTPScaledObject (or to every one, when the grant names none)."""
+        group = API_VERSION.split("/")[0]
+        return any(
+            grant.meta.namespace == target.namespace
+            and grant.allows(GATEWAY_GROUP, "HTTPRoute", route.namespace, group, KIND, target.name)
+            for grant in self.grants.values()
+        )
