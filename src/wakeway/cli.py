@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -67,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="interceptor admin addresses to subscribe to (their /counts streams)",
     )
 
+    interceptor = sub.add_parser(
+        "interceptor",
+        help="run the interceptor in Kubernetes mode (watches the cluster, forwards to pod IPs)",
+        description="The interceptor Deployment's command. Settings come from "
+        "WAKEWAY_INTERCEPTOR_* variables, the cluster connection and identity key from "
+        "WAKEWAY_KUBECONFIG, WAKEWAY_INTERCEPTOR_SERVICE and WAKEWAY_ROUTE_IDENTITY_KEY[_FILE].",
+    )
+    interceptor.add_argument(
+        "--listen", type=host_port, help="proxy address (default 0.0.0.0:8080)"
+    )
+    interceptor.add_argument("--admin", type=host_port, help="admin address (default 0.0.0.0:9090)")
+
     validate = sub.add_parser(
         "validate", help="check configuration files the way local mode reads them, then exit"
     )
@@ -84,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _local(args)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "interceptor":
+        return _interceptor(args)
     if args.command == "scaler":
         return _scaler(args)
     parser.print_help(sys.stderr)
@@ -163,6 +179,34 @@ def _scaler(args: argparse.Namespace) -> int:
         return uvloop.run(run_scaler(settings))
     except KeyboardInterrupt:
         return 130
+
+
+def _interceptor(args: argparse.Namespace) -> int:
+    from wakeway.interceptor.kube_mode import kube_settings_from_env, run_in_kubernetes
+    from wakeway.interceptor.settings import settings_from_env
+
+    try:
+        settings = settings_from_env()
+        kube_settings = kube_settings_from_env()
+    except ValueError as exc:
+        print(f"wakeway: {exc}", file=sys.stderr)
+        return 2
+    if args.listen is not None:
+        settings = replace(settings, listen_host=args.listen[0], listen_port=args.listen[1])
+    if args.admin is not None:
+        settings = replace(settings, admin_host=args.admin[0], admin_port=args.admin[1])
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_in_kubernetes(settings, kube_settings, stop)
+
+    import uvloop
+
+    uvloop.run(main())
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 from wakeway.kube import Informer, Kube
 from wakeway.kube.resources import (
@@ -47,6 +47,7 @@ from wakeway.routing import (
 )
 
 from .server import Interceptor
+from .settings import InterceptorSettings
 
 log = logging.getLogger("wakeway.interceptor.kube")
 
@@ -203,3 +204,21 @@ class KubeConfigSource:
             and grant.allows(GATEWAY_GROUP, "HTTPRoute", route.namespace, group, KIND, target.name)
             for grant in self.grants.values()
         )
+
+
+async def run_in_kubernetes(
+    settings: InterceptorSettings, kube_settings: KubeModeSettings, stop: asyncio.Event
+) -> None:
+    """The interceptor Deployment's main: serve, follow the cluster, drain on ``stop``."""
+    kube = await Kube.connect(kube_settings.kubeconfig)
+    interceptor = Interceptor(settings)
+    source = KubeConfigSource(kube, interceptor, kube_settings)
+    try:
+        await interceptor.start()  # /livez answers at once; /readyz once the first sync is in
+        await source.start()
+        await stop.wait()
+        log.info("stopping: draining in-flight and held requests")
+        await interceptor.drain_and_stop()
+    finally:
+        await source.stop()
+        await kube.close()
