@@ -1,0 +1,124 @@
+"""The operator's typed views of what it watches, with the parsers its informers use.
+
+Only the fields the operator decides on are kept; each parser raises
+:class:`~wakeway.model.errors.ModelError` naming the field, like the model's parsers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wakeway.model import fields as f
+from wakeway.model.conditions import Condition, parse_conditions
+from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.meta import ObjectMeta, parse_meta
+
+HTTPROUTE_GROUP = "gateway.networking.k8s.io"
+HTTPSO_GROUP = API_VERSION.partition("/")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Tracked:
+    """An HTTPScaledObject and the status it currently carries (to write only what changed)."""
+
+    httpso: HTTPScaledObject
+    status: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_tracked(doc: Mapping[str, Any]) -> Tracked:
+    status = doc.get("status")
+    return Tracked(parse_httpscaledobject(doc), dict(status) if isinstance(status, dict) else {})
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    name: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceInfo:
+    name: str
+    type: str  # ClusterIP, NodePort, LoadBalancer, ExternalName
+    ports: tuple[ServicePort, ...] = ()
+
+
+def parse_service(doc: Mapping[str, Any]) -> ServiceInfo:
+    meta = parse_meta(doc, "")
+    spec = f.opt_mapping(doc, "spec", "") or {}
+    ports: list[ServicePort] = []
+    for i, raw in enumerate(f.opt_list(spec, "ports", "spec")):
+        path = f"spec.ports[{i}]"
+        item = f.mapping(raw, path)
+        port = f.opt_int(item, "port", path, minimum=1, maximum=65535)
+        if port is not None:
+            ports.append(ServicePort(f.opt_str(item, "name", path) or "", port))
+    return ServiceInfo(meta.name, f.opt_str(spec, "type", "spec") or "ClusterIP", tuple(ports))
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrant:
+    """Only what decides whether HTTPRoutes may bind HTTPScaledObjects in this namespace."""
+
+    namespace: str
+    from_namespaces: frozenset[str]  # namespaces whose HTTPRoutes may refer here
+    to_names: frozenset[str] | None  # HTTPScaledObject names they may bind; None: any
+
+    def allows(self, route_namespace: str, target_name: str) -> bool:
+        return route_namespace in self.from_namespaces and (
+            self.to_names is None or target_name in self.to_names
+        )
+
+
+def parse_reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
+    meta = parse_meta(doc, "")
+    spec = f.req_mapping(doc, "spec", "")
+    sources: set[str] = set()
+    for i, raw in enumerate(f.opt_list(spec, "from", "spec")):
+        item = f.mapping(raw, f"spec.from[{i}]")
+        if item.get("group") == HTTPROUTE_GROUP and item.get("kind") == "HTTPRoute":
+            sources.add(f.req_str(item, "namespace", f"spec.from[{i}]"))
+    names: set[str] = set()
+    any_name = False
+    for i, raw in enumerate(f.opt_list(spec, "to", "spec")):
+        item = f.mapping(raw, f"spec.to[{i}]")
+        if item.get("group") == HTTPSO_GROUP and item.get("kind") == KIND:
+            name = f.opt_str(item, "name", f"spec.to[{i}]")
+            if name:
+                names.add(name)
+            else:
+                any_name = True
+    if not names and not any_name:
+        sources = set()  # grants nothing we care about
+    return ReferenceGrant(
+        meta.namespace, frozenset(sources), None if any_name else frozenset(names)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledObjectView:
+    """A KEDA ScaledObject as the operator sees it."""
+
+    meta: ObjectMeta
+    controller_uid: str  # uid of its controlling owner; "" when none
+    controller_kind: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str]
+    conditions: tuple[Condition, ...] = ()
+
+    def owned_by(self, uid: str) -> bool:
+        return bool(uid) and self.controller_kind == KIND and self.controller_uid == uid
+
+
+def parse_scaled_object(doc: Mapping[str, Any]) -> ScaledObjectView:
+    meta = parse_meta(doc, "")
+    uid, kind = "", ""
+    for i, raw in enumerate(f.opt_list(f.req_mapping(doc, "metadata", ""), "ownerReferences", "")):
+        ref = f.mapping(raw, f"metadata.ownerReferences[{i}]")
+        if ref.get("controller") is True:
+            uid, kind = str(ref.get("uid") or ""), str(ref.get("kind") or "")
+    spec = f.opt_mapping(doc, "spec", "") or {}
+    conditions = parse_conditions((doc.get("status") or {}).get("conditions"))
+    return ScaledObjectView(meta, uid, kind, dict(spec), dict(meta.labels), conditions)

@@ -1,0 +1,407 @@
+"""The operator's pure core: ``plan(spec, observed, now) -> Plan``.
+
+``plan`` takes an HTTPScaledObject (or the reason it did not parse), what the reconcile shell
+observed (the workload's /scale, the namespace's Services, route binding problems, the KEDA
+ScaledObject, the scaler's activity) and the time, and returns effects as data: the status to
+write (None when it would not change), the ScaledObject to create, update or delete, the
+replicas to set, the Events to record and when to look again. The shell applies them in that
+order and does nothing else; a steady state plans no writes at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from wakeway.model.conditions import Condition, ConditionStatus, merge_conditions, parse_conditions
+from wakeway.model.errors import ModelError
+from wakeway.model.httpso import HTTPScaledObject, PortRef
+from wakeway.model.meta import ObjectMeta
+from wakeway.operator import scaledobject
+from wakeway.operator.objects import ScaledObjectView, ServiceInfo
+from wakeway.operator.scaling import Activity, Recommendation, decide
+from wakeway.routing import BindingProblem, Conflict
+
+Mode = Literal["keda", "standalone"]
+
+READY = "Ready"
+BOUND = "Bound"
+ACTIVE = "Active"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with the spec that the API server could not see; ``reason`` is CamelCase."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidSpec:
+    """An HTTPScaledObject the model rejected (the CRD schema accepted it)."""
+
+    meta: ObjectMeta
+    error: ModelError
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    mode: Mode
+    # What the workload's /scale says (spec.replicas), or why it cannot be scaled.
+    workload: int | Problem = 0
+    # The object's current status, as read (to write only what changed).
+    status: Mapping[str, Any] = field(default_factory=dict)
+    # Services of the object's namespace, by name.
+    services: Mapping[str, ServiceInfo] = field(default_factory=dict)
+    problems: tuple[BindingProblem, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    # keda: the ScaledObject of the object's name, if any.
+    scaled_object: ScaledObjectView | None = None
+    # standalone: what the scaler says, and the scale-down stabilisation memory.
+    activity: Activity | None = None
+    history: tuple[Recommendation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    scaler_address: str = "wakeway-scaler.wakeway.svc:9091"
+    stabilization: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    reason: str
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaledObjectChange:
+    action: Literal["create", "update", "delete"]
+    name: str
+    body: Mapping[str, Any] = field(default_factory=dict)  # create: object; update: merge patch
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    status: dict[str, Any] | None = None
+    scaled_object: ScaledObjectChange | None = None
+    scale: int | None = None
+    events: tuple[Event, ...] = ()
+    requeue_after: float | None = None
+    history: tuple[Recommendation, ...] = ()
+
+    @property
+    def writes(self) -> bool:
+        return bool(
+            self.status is not None
+            or self.scaled_object is not None
+            or self.scale is not None
+            or self.events
+        )
+
+
+def timestamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
+def plan(
+    spec: HTTPScaledObject | InvalidSpec,
+    observed: Observed,
+    now: float,
+    policy: Policy | None = None,
+) -> Plan:
+    policy = policy or Policy()
+    if isinstance(spec, InvalidSpec):
+        return _plan_invalid(spec, observed, now)
+    gen = spec.meta.generation
+    problems = [*_workload_problems(observed), *_service_problems(spec, observed.services)]
+    status: dict[str, Any] = {"observedGeneration": gen, "mode": observed.mode}
+    if isinstance(observed.workload, int):
+        target = spec.scale_target
+        status["targetWorkload"] = f"{target.api_version}/{target.kind}/{target.name}"
+    if not any(p.reason.startswith(("Service", "ExternalName", "Port")) for p in problems):
+        status["targetService"] = spec.backend.describe()
+
+    so_change: ScaledObjectChange | None = None
+    scale: int | None = None
+    events: tuple[Event, ...] = ()
+    requeue: float | None = None
+    history = observed.history
+    replicas = observed.workload if isinstance(observed.workload, int) else None
+
+    if observed.mode == "keda":
+        so_problem, so_change, ready_reason, active = _keda(spec, observed, problems, policy)
+        if so_problem is not None:
+            problems.append(so_problem)
+        current_so = observed.scaled_object
+        if (so_change is not None and so_change.action != "delete") or (
+            current_so is not None and current_so.owned_by(spec.meta.uid) and so_change is None
+        ):
+            status["scaledObject"] = spec.name
+    else:
+        ready_reason = "Ready"
+        active = _standalone_active(observed.activity)
+        if not problems and replicas is not None and observed.activity is not None:
+            decision = decide(spec, replicas, observed.activity, history, now, policy.stabilization)
+            history = decision.history
+            requeue = decision.recheck_after
+            if decision.replicas is not None and decision.replicas != replicas:
+                scale = decision.replicas
+                events = (Event(decision.reason, decision.message),)
+                replicas = scale
+        last_scale = observed.status.get("lastScaleTime")
+        if scale is not None:
+            status["lastScaleTime"] = timestamp(now)
+        elif isinstance(last_scale, str) and last_scale:
+            status["lastScaleTime"] = last_scale
+
+    if replicas is not None:
+        status["replicas"] = replicas
+
+    if problems:
+        ready = _cond(
+            READY, "False", problems[0].reason, "; ".join(p.message for p in problems), gen
+        )
+    else:
+        message = (
+            "the ScaledObject is generated; KEDA scales the workload"
+            if observed.mode == "keda"
+            else "the operator scales the workload"
+        )
+        if ready_reason == "ScaledObjectSkipped":
+            message = "ScaledObject creation is skipped by annotation; the workload is valid"
+        ready = _cond(READY, "True", ready_reason, message, gen)
+    conditions = (ready, _bound(spec, observed, gen), _cond(ACTIVE, *active, generation=gen))
+    routes = _routes(spec, observed)
+    if routes:
+        status["routes"] = routes
+    conflicts = _conflicts(spec, observed)
+    if conflicts:
+        status["conflicts"] = conflicts
+    status["conditions"] = _merged(observed.status, conditions, now)
+    return Plan(
+        status=None if _same(status, observed.status) else status,
+        scaled_object=so_change,
+        scale=scale,
+        events=events,
+        requeue_after=requeue,
+        history=history,
+    )
+
+
+def plan_removal(key: str, current: ScaledObjectView | None) -> Plan:
+    """The HTTPScaledObject ``key`` is gone: delete the ScaledObject it controlled, if any.
+    (The garbage collector would too; deleting at once also covers an orphaning delete.)
+    The workload is left as it is."""
+    if current is not None and _created_by_us(current, key.partition("/")[2]):
+        return Plan(scaled_object=ScaledObjectChange("delete", current.meta.name))
+    return Plan()
+
+
+def _created_by_us(so: ScaledObjectView, name: str) -> bool:
+    return (
+        so.controller_kind == "HTTPScaledObject"
+        and so.labels.get(scaledobject.MANAGED_BY_LABEL) == scaledobject.MANAGED_BY
+        and so.labels.get(scaledobject.HTTPSO_LABEL) == name
+    )
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _workload_problems(observed: Observed) -> list[Problem]:
+    return [observed.workload] if isinstance(observed.workload, Problem) else []
+
+
+def _service_problems(spec: HTTPScaledObject, services: Mapping[str, ServiceInfo]) -> list[Problem]:
+    out = _port_problems(spec.backend, services, "", "scaleTargetRef")
+    if spec.failover is not None:
+        out += _port_problems(
+            spec.failover.backend, services, "Failover", "coldStartTimeoutFailoverRef"
+        )
+    return out
+
+
+def _port_problems(
+    ref: PortRef, services: Mapping[str, ServiceInfo], prefix: str, field_name: str
+) -> list[Problem]:
+    svc = services.get(ref.service)
+    where = f"spec.{field_name}"
+    if svc is None:
+        return [Problem(f"{prefix}ServiceNotFound", f"{where}: Service {ref.service} not found")]
+    if svc.type == "ExternalName":
+        return [
+            Problem(
+                f"{prefix}ExternalNameService",
+                f"{where}: Service {ref.service} is of type ExternalName, which is never "
+                "followed as a backend",
+            )
+        ]
+    if ref.port_name is not None and not any(p.name == ref.port_name for p in svc.ports):
+        names = ", ".join(p.name for p in svc.ports if p.name) or "none"
+        return [
+            Problem(
+                f"{prefix}PortNotFound",
+                f"{where}.portName: Service {ref.service} has no port named "
+                f"{ref.port_name!r} (named ports: {names})",
+            )
+        ]
+    if ref.port is not None and not any(p.port == ref.port for p in svc.ports):
+        ports = ", ".join(str(p.port) for p in svc.ports) or "none"
+        return [
+            Problem(
+                f"{prefix}PortNotFound",
+                f"{where}.port: Service {ref.service} has no port {ref.port} (ports: {ports})",
+            )
+        ]
+    return []
+
+
+# --- KEDA mode ----------------------------------------------------------------------------------
+
+
+def _keda(
+    spec: HTTPScaledObject, observed: Observed, problems: list[Problem], policy: Policy
+) -> tuple[Problem | None, ScaledObjectChange | None, str, tuple[ConditionStatus, str, str]]:
+    """(a problem, the ScaledObject change, the Ready reason, the Active condition)."""
+    current = observed.scaled_object
+    owned = current is not None and current.owned_by(spec.meta.uid)
+    if spec.skip_scaledobject:
+        return (
+            None,
+            ScaledObjectChange("delete", spec.name) if owned else None,
+            "ScaledObjectSkipped",
+            ("Unknown", "ScaledObjectSkipped", "ScaledObject creation is skipped by annotation"),
+        )
+    if current is not None and not owned:
+        problem = Problem(
+            "ScaledObjectNotOwned",
+            f"a ScaledObject named {spec.name} exists and is not controlled by this "
+            "HTTPScaledObject; delete it, or set the skip-scaledobject-creation annotation",
+        )
+        return problem, None, "Ready", _keda_active(None)
+    change: ScaledObjectChange | None = None
+    if not problems:
+        if current is None:
+            change = ScaledObjectChange(
+                "create", spec.name, scaledobject.build(spec, policy.scaler_address)
+            )
+        elif scaledobject.differs(current, spec, policy.scaler_address):
+            patch = {
+                "metadata": {"labels": scaledobject.desired_labels(spec)},
+                "spec": scaledobject.desired_spec(spec, policy.scaler_address),
+            }
+            change = ScaledObjectChange("update", spec.name, patch)
+    return None, change, "Ready", _keda_active(current)
+
+
+def _keda_active(current: ScaledObjectView | None) -> tuple[ConditionStatus, str, str]:
+    if current is not None:
+        for cond in current.conditions:
+            if cond.type == "Active" and cond.status != "Unknown":
+                return cond.status, cond.reason or "KEDA", cond.message or "as KEDA reports"
+    return "Unknown", "AwaitingKEDA", "KEDA has not reported on the ScaledObject yet"
+
+
+# --- standalone mode ----------------------------------------------------------------------------
+
+
+def _standalone_active(activity: Activity | None) -> tuple[ConditionStatus, str, str]:
+    if activity is None or not activity.connected:
+        return "Unknown", "ScalerUnavailable", "no answer from the scaler's StreamIsActive yet"
+    if activity.active:
+        return "True", "RequestsActive", "the scaler reports requests for this object"
+    return "False", "Idle", "the scaler reports no requests for this object"
+
+
+# --- routes and conditions ----------------------------------------------------------------------
+
+
+def _bound(spec: HTTPScaledObject, observed: Observed, gen: int) -> Condition:
+    if not spec.routes:
+        return _cond(BOUND, "True", "NoRoutes", "spec.routes is empty", gen)
+    lost = [c for c in observed.conflicts if c.source == "HTTPRoute" and c.loser == spec.key]
+    messages = [p.message for p in observed.problems] + [c.message for c in lost]
+    if observed.problems:
+        return _cond(BOUND, "False", observed.problems[0].reason, "; ".join(messages), gen)
+    if lost:
+        return _cond(BOUND, "False", "RuleConflict", "; ".join(messages), gen)
+    count = len(spec.routes)
+    return _cond(BOUND, "True", "RoutesBound", f"{count} route binding(s) carry traffic", gen)
+
+
+def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for binding in spec.routes:
+        entry: dict[str, Any] = {"namespace": binding.namespace, "name": binding.name}
+        if binding.rule_name is not None:
+            entry["ruleName"] = binding.rule_name
+        problem = next(
+            (
+                p
+                for p in observed.problems
+                if p.route == binding.route_key
+                and (binding.rule_name is None or p.rule in (None, binding.rule_name))
+            ),
+            None,
+        )
+        lost = next(
+            (
+                c
+                for c in observed.conflicts
+                if c.source == "HTTPRoute"
+                and c.loser == spec.key
+                and c.claim.startswith(f"HTTPRoute {binding.route_key} ")
+            ),
+            None,
+        )
+        if problem is not None:
+            entry.update(bound=False, reason=problem.reason, message=problem.message)
+        elif lost is not None:
+            entry.update(bound=False, reason="RuleConflict", message=lost.message)
+        else:
+            entry["bound"] = True
+        out.append(entry)
+    return out
+
+
+def _conflicts(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
+    out = []
+    for c in observed.conflicts:
+        if c.loser == spec.key:
+            namespace, _, name = c.winner.partition("/")
+            out.append({"namespace": namespace, "name": name, "message": c.message})
+    return out
+
+
+def _cond(
+    type_: str, status: ConditionStatus, reason: str, message: str, generation: int
+) -> Condition:
+    return Condition(type_, status, reason, message[:32768], generation)
+
+
+def _merged(
+    current: Mapping[str, Any], desired: Iterable[Condition], now: float
+) -> list[dict[str, Any]]:
+    merged = merge_conditions(parse_conditions(current.get("conditions")), desired, timestamp(now))
+    return [c.to_json() for c in merged]
+
+
+def _same(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    return dict(desired) == dict(current)
+
+
+def _plan_invalid(spec: InvalidSpec, observed: Observed, now: float) -> Plan:
+    gen = spec.meta.generation
+    conditions = (
+        _cond(READY, "False", "InvalidSpec", f"{spec.error.path}: {spec.error.message}", gen),
+        _cond(BOUND, "Unknown", "InvalidSpec", "the spec could not be read", gen),
+        _cond(ACTIVE, "Unknown", "InvalidSpec", "the spec could not be read", gen),
+    )
+    status: dict[str, Any] = {"observedGeneration": gen, "mode": observed.mode}
+    status["conditions"] = _merged(observed.status, conditions, now)
+    return Plan(status=None if _same(status, observed.status) else status)

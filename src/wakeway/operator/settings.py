@@ -1,0 +1,109 @@
+"""Operator settings: every default in one frozen dataclass, parsed once from the environment.
+
+:func:`settings_from_env` is the only place that reads the environment; everything else receives
+an :class:`OperatorSettings`. The README's "Operator" section lists every field with its default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+ENV_PREFIX = "WAKEWAY_OPERATOR_"
+MODES = ("auto", "keda", "standalone")
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    # keda: generate KEDA ScaledObjects; standalone: scale through /scale ourselves;
+    # auto: keda when the API server serves keda.sh/v1alpha1 scaledobjects (checked at start).
+    mode: str = "auto"
+    # Kubeconfig file; empty: the pod's ServiceAccount (in-cluster).
+    kubeconfig: str = ""
+    # Watch one namespace only; empty: every namespace (needs the ClusterRole).
+    namespace: str = ""
+    # The scaler's gRPC address: written into ScaledObjects (keda) and dialled (standalone).
+    scaler_address: str = "wakeway-scaler.wakeway.svc:9091"
+    # The interceptor's proxy Service, which bound HTTPRoute rules must send their traffic to.
+    # An empty name accepts any backendRef; port 0 accepts any port.
+    interceptor_namespace: str = "wakeway"
+    interceptor_service: str = "wakeway-interceptor"
+    interceptor_port: int = 0
+    # Reconcile workers (one key is never reconciled by two at once).
+    workers: int = 4
+    # Requeue after a failed reconcile: doubles from min to max per key.
+    retry_min: float = 0.1
+    retry_max: float = 60.0
+    # Every object is reconciled again at least this often (what no watch tells us: the
+    # workload's replicas, a workload created after its HTTPScaledObject).
+    resync: float = 60.0
+    # Standalone: the HPA-style scale-down stabilisation window (seconds).
+    scale_down_stabilization: float = 300.0
+    # Standalone: how often GetMetrics is asked for objects with replicas above zero.
+    metrics_interval: float = 5.0
+    # Standalone: reconnect backoff of a StreamIsActive subscription, and the per-call timeout
+    # of GetMetrics.
+    stream_retry_min: float = 0.1
+    stream_retry_max: float = 5.0
+    grpc_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: must be one of {', '.join(MODES)}, got {self.mode!r}")
+        positive = (
+            "retry_min",
+            "resync",
+            "metrics_interval",
+            "stream_retry_min",
+            "grpc_timeout",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: must be greater than zero")
+        if self.retry_max < self.retry_min:
+            raise ValueError("retry_max: must not be less than retry_min")
+        if self.stream_retry_max < self.stream_retry_min:
+            raise ValueError("stream_retry_max: must not be less than stream_retry_min")
+        if self.scale_down_stabilization < 0:
+            raise ValueError("scale_down_stabilization: must not be negative")
+        if self.workers < 1:
+            raise ValueError("workers: must be at least 1")
+        if not 0 <= self.interceptor_port <= 65535:
+            raise ValueError("interceptor_port: must be in 0..65535")
+        if not self.scaler_address.rpartition(":")[2].isdigit():
+            raise ValueError(f"scaler_address: {self.scaler_address!r} is not HOST:PORT")
+
+
+def settings_from_env(
+    env: Mapping[str, str] | None = None, base: OperatorSettings | None = None
+) -> OperatorSettings:
+    """Settings from ``WAKEWAY_OPERATOR_<FIELD>`` variables (e.g. ``..._MODE=keda``).
+
+    A malformed value raises ``ValueError`` naming the variable.
+    """
+    env = os.environ if env is None else env
+    settings = base or OperatorSettings()
+    changes: dict[str, object] = {}
+    for fld in fields(OperatorSettings):
+        var = ENV_PREFIX + fld.name.upper()
+        raw = env.get(var)
+        if raw is None:
+            continue
+        try:
+            changes[fld.name] = _convert(raw.strip(), getattr(settings, fld.name))
+        except ValueError as exc:
+            raise ValueError(f"{var}: {exc}") from None
+    try:
+        return replace(settings, **changes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        name, _, message = str(exc).partition(":")
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}:{message}") from None
+
+
+def _convert(value: str, current: object) -> object:
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    return value

@@ -1,0 +1,527 @@
+"""plan(): validation reasons, status, the KEDA ScaledObject, standalone effects, steady state."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from wakeway.model.conditions import Condition
+from wakeway.model.errors import ModelError
+from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.meta import ObjectMeta
+from wakeway.operator import scaledobject
+from wakeway.operator.metadata import scaler_metadata
+from wakeway.operator.objects import (
+    ScaledObjectView,
+    ServiceInfo,
+    ServicePort,
+    parse_reference_grant,
+    parse_scaled_object,
+    parse_service,
+)
+from wakeway.operator.plan import (
+    Event,
+    InvalidSpec,
+    Observed,
+    Plan,
+    Policy,
+    Problem,
+    ScaledObjectChange,
+    plan,
+    plan_removal,
+)
+from wakeway.operator.scaling import Activity
+from wakeway.routing import BindingProblem, Conflict
+
+pytestmark = pytest.mark.unit
+
+NOW = 1_700_000_000.0
+POLICY = Policy(scaler_address="scaler.wakeway:9091", stabilization=300)
+SERVICES = {
+    "web": ServiceInfo("web", "ClusterIP", (ServicePort("http", 80), ServicePort("admin", 9090))),
+    "away": ServiceInfo("away", "ExternalName", (ServicePort("http", 80),)),
+}
+
+
+def httpso(annotations: dict[str, str] | None = None, **spec: Any) -> HTTPScaledObject:
+    ref = spec.pop("scaleTargetRef", {"name": "web", "service": "web", "portName": "http"})
+    doc = {
+        "apiVersion": "http.keda.sh/v1alpha1",
+        "kind": "HTTPScaledObject",
+        "metadata": {
+            "name": "web",
+            "namespace": "apps",
+            "uid": "uid-1",
+            "generation": 3,
+            "creationTimestamp": "2023-01-01T00:00:00Z",
+            "annotations": annotations or {},
+        },
+        "spec": {"scaleTargetRef": ref, "scaledownPeriod": 60, **spec},
+    }
+    return parse_httpscaledobject(doc)
+
+
+def conditions(p: Plan) -> dict[str, tuple[str, str]]:
+    assert p.status is not None
+    return {c["type"]: (c["status"], c["reason"]) for c in p.status["conditions"]}
+
+
+def owned_so(spec: dict[str, Any], uid: str = "uid-1", **extra: Any) -> ScaledObjectView:
+    return ScaledObjectView(
+        ObjectMeta("apps", "web"),
+        uid,
+        "HTTPScaledObject",
+        spec,
+        scaledobject.desired_labels(httpso()),
+        **extra,
+    )
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ref", "workload", "reason"),
+    [
+        ({"name": "web", "service": "web", "portName": "http"}, 1, None),
+        ({"name": "web", "service": "web", "port": 80}, 1, None),
+        ({"name": "web", "service": "web", "port": 8080}, 1, "PortNotFound"),
+        ({"name": "web", "service": "web", "portName": "grpc"}, 1, "PortNotFound"),
+        ({"name": "web", "service": "nope", "port": 80}, 1, "ServiceNotFound"),
+        ({"name": "web", "service": "away", "port": 80}, 1, "ExternalNameService"),
+        (
+            {"name": "web", "service": "web", "port": 80},
+            Problem("WorkloadNotFound", "Deployment web not found"),
+            "WorkloadNotFound",
+        ),
+        (
+            {"name": "web", "kind": "Job", "apiVersion": "batch/v1", "service": "web", "port": 80},
+            Problem("NoScaleSubresource", "batch/v1 Job web has no /scale subresource"),
+            "NoScaleSubresource",
+        ),
+    ],
+)
+@pytest.mark.parametrize("mode", ["keda", "standalone"])
+def test_validation_reasons(
+    ref: dict[str, Any], workload: int | Problem, reason: str | None, mode: Any
+) -> None:
+    p = plan(
+        httpso(scaleTargetRef=ref),
+        Observed(mode, workload=workload, services=SERVICES),
+        NOW,
+        POLICY,
+    )
+    ready = conditions(p)["Ready"]
+    if reason is None:
+        assert ready[0] == "True"
+    else:
+        assert ready == ("False", reason)
+        # Nothing is scaled and no ScaledObject is made for an object that is not Ready.
+        assert p.scale is None
+        assert p.scaled_object is None
+    assert p.status is not None
+    assert p.status["observedGeneration"] == 3
+    assert all(c["observedGeneration"] == 3 for c in p.status["conditions"])
+
+
+def test_failover_service_is_checked_too() -> None:
+    so = httpso(coldStartTimeoutFailoverRef={"service": "away", "port": 80})
+    p = plan(so, Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    assert conditions(p)["Ready"] == ("False", "FailoverExternalNameService")
+    assert p.status is not None
+    assert p.status["targetService"] == "web:http"  # the main backend did resolve
+
+
+def test_every_problem_is_in_the_message() -> None:
+    so = httpso(scaleTargetRef={"name": "web", "service": "nope", "port": 80})
+    p = plan(so, Observed("keda", workload=Problem("WorkloadNotFound", "no web")), NOW, POLICY)
+    assert p.status is not None
+    ready = next(c for c in p.status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "WorkloadNotFound"
+    assert "no web" in ready["message"]
+    assert "Service nope not found" in ready["message"]
+    assert "targetWorkload" not in p.status
+    assert "targetService" not in p.status
+
+
+def test_invalid_spec_is_reported_with_the_field() -> None:
+    meta = ObjectMeta("apps", "web", uid="uid-1", generation=2)
+    bad = InvalidSpec(meta, ModelError("spec.scalingMetric", "must set exactly one"))
+    p = plan(bad, Observed("keda"), NOW, POLICY)
+    assert p.status is not None
+    ready = p.status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert ready["message"] == "spec.scalingMetric: must set exactly one"
+    assert p.scaled_object is None
+    again = plan(bad, Observed("keda", status=p.status), NOW + 5, POLICY)
+    assert not again.writes
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+def test_status_fields_when_valid() -> None:
+    p = plan(httpso(), Observed("keda", workload=2, services=SERVICES), NOW, POLICY)
+    assert p.status is not None
+    s = p.status
+    assert s["targetWorkload"] == "apps/v1/Deployment/web"
+    assert s["targetService"] == "web:http"
+    assert s["mode"] == "keda"
+    assert s["scaledObject"] == "web"
+    assert s["replicas"] == 2
+    assert conditions(p) == {
+        "Ready": ("True", "Ready"),
+        "Bound": ("True", "NoRoutes"),
+        "Active": ("Unknown", "AwaitingKEDA"),
+    }
+    assert all(c["lastTransitionTime"] == "2023-11-14T22:13:20Z" for c in s["conditions"])
+
+
+def test_route_problems_and_conflicts_go_to_status() -> None:
+    so = httpso(
+        routes=[{"name": "shop"}, {"name": "blog", "ruleName": "main"}, {"name": "gone"}],
+    )
+    problems = (
+        BindingProblem("apps/web", "apps/gone", None, "RouteNotFound", "HTTPRoute apps/gone ..."),
+    )
+    conflicts = (
+        Conflict("HTTPRoute", "HTTPRoute apps/blog rule 'main'", "apps/old", "apps/web"),
+        Conflict("HTTPScaledObject", "host a.example.com path /", "apps/old", "apps/web"),
+        Conflict("HTTPScaledObject", "host b.example.com path /", "apps/web", "apps/other"),
+    )
+    observed = Observed(
+        "standalone", workload=1, services=SERVICES, problems=problems, conflicts=conflicts
+    )
+    p = plan(so, observed, NOW, POLICY)
+    assert p.status is not None
+    assert conditions(p)["Bound"] == ("False", "RouteNotFound")
+    assert conditions(p)["Ready"] == ("True", "Ready")  # routes do not make it unready
+    assert p.status["routes"] == [
+        {"namespace": "apps", "name": "shop", "bound": True},
+        {
+            "namespace": "apps",
+            "name": "blog",
+            "ruleName": "main",
+            "bound": False,
+            "reason": "RuleConflict",
+            "message": conflicts[0].message,
+        },
+        {
+            "namespace": "apps",
+            "name": "gone",
+            "bound": False,
+            "reason": "RouteNotFound",
+            "message": "HTTPRoute apps/gone ...",
+        },
+    ]
+    assert p.status["conflicts"] == [
+        {"namespace": "apps", "name": "old", "message": conflicts[0].message},
+        {"namespace": "apps", "name": "old", "message": conflicts[1].message},
+    ]
+
+
+def test_all_routes_bound() -> None:
+    so = httpso(routes=[{"name": "shop"}])
+    p = plan(so, Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    assert conditions(p)["Bound"] == ("True", "RoutesBound")
+
+
+def test_transition_time_is_kept_while_the_status_holds() -> None:
+    first = plan(httpso(), Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    assert first.status is not None
+    # Another field changes (replicas); the conditions keep their transition times.
+    p = plan(
+        httpso(), Observed("keda", workload=4, services=SERVICES, status=first.status), NOW + 60
+    )
+    assert p.status is not None
+    assert p.status["replicas"] == 4
+    assert p.status["conditions"] == first.status["conditions"]
+
+
+# --- KEDA mode ---------------------------------------------------------------------------------
+
+
+def test_keda_scaled_object_is_created_owned_and_complete() -> None:
+    so = httpso(
+        replicas={"min": 1, "max": 7},
+        scaledownPeriod=120,
+        initialCooldownPeriod=30,
+        scalingMetric={"requestRate": {"targetValue": 20, "window": "2m", "granularity": "2s"}},
+    )
+    p = plan(so, Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    assert p.scaled_object is not None
+    assert p.scaled_object.action == "create"
+    body = p.scaled_object.body
+    assert body["apiVersion"] == "keda.sh/v1alpha1"
+    assert body["kind"] == "ScaledObject"
+    assert body["metadata"]["name"] == "web"
+    assert body["metadata"]["namespace"] == "apps"
+    assert body["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "http.keda.sh/v1alpha1",
+            "kind": "HTTPScaledObject",
+            "name": "web",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert body["spec"] == {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "minReplicaCount": 1,
+        "maxReplicaCount": 7,
+        "cooldownPeriod": 120,
+        "initialCooldownPeriod": 30,
+        "triggers": [
+            {
+                "type": "external-push",
+                "name": "http",
+                "metadata": {
+                    "scalerAddress": "scaler.wakeway:9091",
+                    "httpScaledObject": "web",
+                    "namespace": "apps",
+                    "metric": "requestRate",
+                    "targetValue": "20",
+                    "window": "120s",
+                    "granularity": "2s",
+                },
+            }
+        ],
+    }
+
+
+def test_keda_steady_state_plans_no_writes() -> None:
+    so = httpso()
+    first = plan(so, Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    assert first.scaled_object is not None
+    assert first.status is not None
+    # The API server added defaults and KEDA wrote its own fields: still no update.
+    stored = dict(scaledobject.desired_spec(so, POLICY.scaler_address))
+    stored.update(pollingInterval=30, advanced={"restoreToOriginalReplicaCount": False})
+    current = owned_so(stored)
+    steady = plan(
+        so,
+        Observed("keda", workload=1, services=SERVICES, status=first.status, scaled_object=current),
+        NOW + 300,
+        POLICY,
+    )
+    assert steady == Plan()
+    assert not steady.writes
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"replicas": {"min": 0, "max": 3}},
+        {"scaledownPeriod": 30},
+        {"scalingMetric": {"concurrency": {"targetValue": 5}}},
+        {"scaleTargetRef": {"name": "api", "service": "web", "port": 80}},
+    ],
+)
+def test_keda_scaled_object_is_updated_when_the_spec_changes(change: dict[str, Any]) -> None:
+    before = httpso()
+    current = owned_so(scaledobject.desired_spec(before, POLICY.scaler_address))
+    after = httpso(**change)
+    p = plan(
+        after,
+        Observed("keda", workload=1, services=SERVICES, scaled_object=current),
+        NOW,
+        POLICY,
+    )
+    assert p.scaled_object is not None
+    assert p.scaled_object.action == "update"
+    assert p.scaled_object.body["spec"] == scaledobject.desired_spec(after, POLICY.scaler_address)
+
+
+def test_keda_stale_trigger_metadata_is_replaced() -> None:
+    spec = scaledobject.desired_spec(httpso(), POLICY.scaler_address)
+    spec["triggers"][0]["metadata"]["window"] = "60s"  # left from an earlier requestRate
+    p = plan(
+        httpso(),
+        Observed("keda", workload=1, services=SERVICES, scaled_object=owned_so(spec)),
+        NOW,
+        POLICY,
+    )
+    assert p.scaled_object is not None
+    assert p.scaled_object.action == "update"
+
+
+def test_keda_skip_annotation() -> None:
+    skip = {"httpscaledobject.keda.sh/skip-scaledobject-creation": "true"}
+    so = httpso(annotations=skip)
+    nothing = plan(so, Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    assert nothing.scaled_object is None
+    assert conditions(nothing)["Ready"] == ("True", "ScaledObjectSkipped")
+    assert nothing.status is not None
+    assert "scaledObject" not in nothing.status
+    # One we created before the annotation was set is deleted...
+    ours = owned_so(scaledobject.desired_spec(so, POLICY.scaler_address))
+    p = plan(so, Observed("keda", workload=1, services=SERVICES, scaled_object=ours), NOW, POLICY)
+    assert p.scaled_object == ScaledObjectChange("delete", "web")
+    # ... and the user's own is left alone.
+    theirs = dataclasses.replace(ours, controller_uid="", controller_kind="")
+    p = plan(so, Observed("keda", workload=1, services=SERVICES, scaled_object=theirs), NOW, POLICY)
+    assert p.scaled_object is None
+
+
+def test_keda_a_scaled_object_we_do_not_own_is_not_taken_over() -> None:
+    theirs = owned_so({}, uid="someone-else")
+    p = plan(
+        httpso(), Observed("keda", workload=1, services=SERVICES, scaled_object=theirs), NOW, POLICY
+    )
+    assert p.scaled_object is None
+    assert conditions(p)["Ready"] == ("False", "ScaledObjectNotOwned")
+
+
+def test_keda_active_mirrors_the_scaled_object() -> None:
+    so = httpso()
+    current = owned_so(
+        scaledobject.desired_spec(so, POLICY.scaler_address),
+        conditions=(Condition("Active", "True", "ScalerActive", "Scaling is performed"),),
+    )
+    p = plan(
+        so, Observed("keda", workload=1, services=SERVICES, scaled_object=current), NOW, POLICY
+    )
+    assert conditions(p)["Active"] == ("True", "ScalerActive")
+
+
+def test_removal_deletes_only_what_we_created() -> None:
+    ours = owned_so({})
+    assert plan_removal("apps/web", ours).scaled_object == ScaledObjectChange("delete", "web")
+    theirs = dataclasses.replace(ours, labels={})
+    assert plan_removal("apps/web", theirs) == Plan()
+    assert plan_removal("apps/web", None) == Plan()
+
+
+# --- standalone mode ---------------------------------------------------------------------------
+
+
+def active(on: bool, metric: float | None = None, quiet_since: float = NOW - 10) -> Activity:
+    return Activity(connected=True, active=on, quiet_since=quiet_since, metric=metric)
+
+
+def test_standalone_wakes_from_zero_with_an_event_and_status() -> None:
+    observed = Observed("standalone", workload=0, services=SERVICES, activity=active(True))
+    p = plan(httpso(), observed, NOW, POLICY)
+    assert p.scale == 1
+    assert p.events == (Event("Woken", "Scaled from 0 to 1: requests are waiting"),)
+    assert p.status is not None
+    assert p.status["replicas"] == 1
+    assert p.status["lastScaleTime"] == "2023-11-14T22:13:20Z"
+    assert conditions(p)["Active"] == ("True", "RequestsActive")
+    assert p.scaled_object is None
+
+
+def test_standalone_scales_to_zero_after_the_period_and_then_is_steady() -> None:
+    quiet = active(False, 0, quiet_since=NOW - 61)
+    first = plan(
+        httpso(), Observed("standalone", workload=1, services=SERVICES, activity=quiet), NOW
+    )
+    assert first.scale == 0
+    assert [e.reason for e in first.events] == ["ScaledToZero"]
+    assert first.status is not None
+    steady = plan(
+        httpso(),
+        Observed("standalone", workload=0, services=SERVICES, activity=quiet, status=first.status),
+        NOW + 30,
+    )
+    assert steady == Plan()
+
+
+def test_standalone_waits_and_says_when_to_look_again() -> None:
+    quiet = active(False, 0, quiet_since=NOW - 20)
+    p = plan(httpso(), Observed("standalone", workload=1, services=SERVICES, activity=quiet), NOW)
+    assert p.scale is None
+    assert p.requeue_after == pytest.approx(40)
+
+
+def test_standalone_scaler_unavailable() -> None:
+    down = Activity(connected=False, active=False, quiet_since=NOW - 1000)
+    p = plan(httpso(), Observed("standalone", workload=3, services=SERVICES, activity=down), NOW)
+    assert p.scale is None
+    assert conditions(p)["Active"] == ("Unknown", "ScalerUnavailable")
+
+
+def test_standalone_not_ready_is_not_scaled() -> None:
+    so = httpso(scaleTargetRef={"name": "web", "service": "nope", "port": 80})
+    p = plan(so, Observed("standalone", workload=0, services=SERVICES, activity=active(True)), NOW)
+    assert p.scale is None
+
+
+def test_standalone_steady_state_plans_no_writes() -> None:
+    observed = Observed("standalone", workload=2, services=SERVICES, activity=active(True, 15))
+    first = plan(httpso(), observed, NOW, POLICY)
+    assert first.scale is None
+    assert first.status is not None
+    again = plan(
+        httpso(),
+        dataclasses.replace(observed, status=first.status, history=first.history),
+        NOW + 1,
+        POLICY,
+    )
+    assert not again.writes
+
+
+# --- parsers and metadata ----------------------------------------------------------------------
+
+
+def test_scaler_metadata_matches_the_scalers_contract() -> None:
+    so = httpso(scalingMetric={"requestRate": {"targetValue": 2.5, "window": "90s"}})
+    assert scaler_metadata(so) == {
+        "httpScaledObject": "web",
+        "namespace": "apps",
+        "metric": "requestRate",
+        "targetValue": "2.5",
+        "window": "90s",
+        "granularity": "1s",
+    }
+    parse = pytest.importorskip("wakeway.scaler.metadata").parse_metadata
+    target = parse(scaler_metadata(so), "other")
+    assert (target.key, target.kind, target.target_value, target.window) == (
+        "apps/web",
+        "requestRate",
+        2.5,
+        90.0,
+    )
+
+
+def test_service_and_grant_and_scaled_object_parsers() -> None:
+    svc = parse_service(
+        {
+            "metadata": {"name": "web", "namespace": "apps"},
+            "spec": {"type": "ExternalName", "ports": [{"name": "http", "port": 80}, {"port": 81}]},
+        }
+    )
+    assert svc == ServiceInfo("web", "ExternalName", (ServicePort("http", 80), ServicePort("", 81)))
+    grant = parse_reference_grant(
+        {
+            "metadata": {"name": "g", "namespace": "apps"},
+            "spec": {
+                "from": [
+                    {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "edge"}
+                ],
+                "to": [{"group": "http.keda.sh", "kind": "HTTPScaledObject", "name": "web"}],
+            },
+        }
+    )
+    assert grant.allows("edge", "web")
+    assert not grant.allows("edge", "api")
+    assert not grant.allows("other", "web")
+    so = parse_scaled_object(
+        {
+            "metadata": {
+                "name": "web",
+                "namespace": "apps",
+                "ownerReferences": [
+                    {"kind": "HTTPScaledObject", "uid": "uid-1", "controller": True, "name": "web"}
+                ],
+            },
+            "spec": {"minReplicaCount": 0},
+            "status": {"conditions": [{"type": "Active", "status": "False", "reason": "R"}]},
+        }
+    )
+    assert so.owned_by("uid-1")
+    assert not so.owned_by("uid-2")
+    assert so.conditions[0].status == "False"
