@@ -68,6 +68,10 @@ class LiveCounts:
                 self._watchers.pop(key, None)
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def watcher_count(self) -> int:
         return sum(len(w) for w in self._watchers.values())
 

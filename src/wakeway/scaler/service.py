@@ -72,7 +72,7 @@ class ExternalScalerService(ExternalScalerServicer):
             with self._live.watch(target.key) as changed:
                 sent: bool | None = None
                 due = 0.0
-                while True:
+                while not self._live.closed:  # closed: the server is stopping
                     changed.clear()
                     active = self._live.active(target)
                     now = self._live.now()
