@@ -158,6 +158,7 @@ def _local(args: argparse.Namespace) -> int:
 
 def _scaler(args: argparse.Namespace) -> int:
     from wakeway.scaler import run_scaler, settings_from_env
+    from wakeway.scaler.server import replica_source
     from wakeway.scaler.settings import parse_addresses
 
     try:
@@ -170,13 +171,15 @@ def _scaler(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wakeway: {exc}", file=sys.stderr)
         return 2
-    if not settings.interceptor_addresses:
-        print("wakeway: scaler: no interceptors (--interceptors HOST:PORT,...)", file=sys.stderr)
+    try:
+        replicas = replica_source(settings)
+    except ValueError as exc:
+        print(f"wakeway: scaler: {exc}", file=sys.stderr)
         return 2
     try:
         import uvloop
 
-        return uvloop.run(run_scaler(settings))
+        return uvloop.run(run_scaler(settings, replicas))
     except KeyboardInterrupt:
         return 130
 

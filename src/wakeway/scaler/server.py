@@ -20,6 +20,23 @@ from .subscriber import Subscribers
 log = logging.getLogger(__name__)
 
 
+def replica_source(settings: ScalerSettings) -> ReplicaSource:
+    """The replica source the settings ask for; raises ``ValueError`` saying what is missing.
+
+    ``interceptors`` selects :class:`StaticReplicas`. ``interceptor_service`` selects the
+    Kubernetes source (EndpointSlices through ``wakeway.kube``), which is chosen here once it
+    exists.
+    """
+    if settings.interceptor_addresses:
+        return StaticReplicas(settings.interceptor_addresses)
+    if settings.interceptor_service:
+        raise ValueError(
+            "interceptor_service: discovering replicas from EndpointSlices is not available "
+            "yet; list them with interceptors (--interceptors HOST:PORT,...)"
+        )
+    raise ValueError("no interceptors: set interceptors (--interceptors HOST:PORT,...)")
+
+
 class Scaler:
     """Serves KEDA's external-scaler protocol from counts pushed by the interceptor replicas."""
 
@@ -72,6 +89,8 @@ class Scaler:
 
 async def run_scaler(settings: ScalerSettings, replicas: ReplicaSource | None = None) -> int:
     """Run until SIGTERM or SIGINT; the ``wakeway scaler`` command."""
+    if replicas is None:
+        replicas = replica_source(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -22,6 +22,11 @@ class ScalerSettings:
     listen_port: int = 9091
     # Interceptor admin addresses (host:port, comma-separated) for the static replica source.
     interceptors: str = ""
+    # Or, in Kubernetes: the interceptor admin Service (in ``namespace``) whose EndpointSlices
+    # list the replicas, and the name (or number) of its admin port.
+    interceptor_service: str = ""
+    namespace: str = ""
+    interceptor_admin_port: str = "admin"
     # A replica from which nothing arrived (not even a heartbeat) for this long is dropped and its
     # stream reopened; the interceptor sends a heartbeat after 5 s of silence by default.
     stale_after: float = 15.0
