@@ -33,9 +33,9 @@ import grpc
 import uvloop
 
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from wakeway.protocol import externalscaler_pb2 as pb
+from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerStub
 from wakeway.scaler import Scaler, ScalerSettings, scaler_metadata
-from wakeway.scaler._proto import externalscaler_pb2 as pb
-from wakeway.scaler._proto.externalscaler_pb2_grpc import ExternalScalerStub
 from wakeway.scaler.aggregate import Aggregator
 from wakeway.scaler.live import LiveCounts
 from wakeway.scaler.service import ExternalScalerService

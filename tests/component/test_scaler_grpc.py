@@ -30,12 +30,12 @@ from tests.component.conftest import (
     uvloop_policy,
 )
 from wakeway.interceptor import Interceptor
+from wakeway.protocol import externalscaler_pb2 as pb
+from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerStub
 from wakeway.scaler import ReplicaSet, Scaler, ScalerSettings, scaler_metadata
-from wakeway.scaler._proto import externalscaler_pb2 as pb
-from wakeway.scaler._proto.externalscaler_pb2_grpc import ExternalScalerStub
 
 if TYPE_CHECKING:
-    from wakeway.scaler._proto.externalscaler_pb2_grpc import ExternalScalerAsyncStub
+    from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerAsyncStub
 
 pytestmark = [pytest.mark.component, *UVLOOP]
 event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)

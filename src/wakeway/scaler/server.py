@@ -9,7 +9,8 @@ import signal
 
 import grpc
 
-from ._proto.externalscaler_pb2_grpc import add_ExternalScalerServicer_to_server
+from wakeway.protocol.externalscaler_pb2_grpc import add_ExternalScalerServicer_to_server
+
 from .aggregate import Aggregator
 from .live import LiveCounts
 from .replicas import ReplicaSource, StaticReplicas

@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 
 import grpc
 
-from ._proto import externalscaler_pb2 as pb
-from ._proto.externalscaler_pb2_grpc import ExternalScalerServicer
+from wakeway.protocol import externalscaler_pb2 as pb
+from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerServicer
+
 from .live import LiveCounts
 from .metadata import MetadataError, MetricTarget, parse_metadata
 from .settings import ScalerSettings

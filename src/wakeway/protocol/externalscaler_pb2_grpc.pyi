@@ -10,7 +10,7 @@ Regenerate the Python stubs in _proto/ with scripts/gen-proto.
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from wakeway.scaler._proto import externalscaler_pb2 as _externalscaler_pb2
+from wakeway.protocol import externalscaler_pb2 as _externalscaler_pb2
 import abc as _abc_1
 import grpc as _grpc
 import sys
