@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     interceptor.add_argument("--admin", type=host_port, help="admin address (default 0.0.0.0:9090)")
 
+    operator = sub.add_parser(
+        "operator",
+        help="run the operator: reconcile HTTPScaledObjects (KEDA or standalone mode)",
+        description="The operator Deployment's command. Settings come from WAKEWAY_OPERATOR_* "
+        "variables, plus WAKEWAY_KUBECONFIG, WAKEWAY_INTERCEPTOR_SERVICE and "
+        "WAKEWAY_ROUTE_IDENTITY_KEY[_FILE] shared with the interceptor; flags override them.",
+    )
+    operator.add_argument("--mode", choices=["auto", "keda", "standalone"])
+    operator.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster)")
+
     validate = sub.add_parser(
         "validate", help="check configuration files the way local mode reads them, then exit"
     )
@@ -102,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _interceptor(args)
     if args.command == "scaler":
         return _scaler(args)
+    if args.command == "operator":
+        return _operator(args)
     parser.print_help(sys.stderr)
     return 2
 
@@ -182,6 +194,27 @@ def _scaler(args: argparse.Namespace) -> int:
         return uvloop.run(run_scaler(settings, replicas))
     except KeyboardInterrupt:
         return 130
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from wakeway.operator import run_operator, settings_from_env
+
+    try:
+        settings = settings_from_env()
+        if args.mode is not None:
+            settings = replace(settings, mode=args.mode)
+        if args.kubeconfig is not None:
+            settings = replace(settings, kubeconfig=args.kubeconfig)
+    except ValueError as exc:
+        print(f"wakeway: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        uvloop.run(run_operator(settings))
+    except KeyboardInterrupt:
+        return 130
+    return 0
 
 
 def _interceptor(args: argparse.Namespace) -> int:

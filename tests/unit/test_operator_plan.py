@@ -222,10 +222,16 @@ def test_route_problems_and_conflicts_go_to_status() -> None:
     ]
 
 
-def test_all_routes_bound() -> None:
+def test_all_routes_bound_with_their_identity() -> None:
     so = httpso(routes=[{"name": "shop"}])
-    p = plan(so, Observed("keda", workload=1, services=SERVICES), NOW, POLICY)
+    identities = {"apps/shop": "apps/shop;0123abcd"}
+    observed = Observed("keda", workload=1, services=SERVICES, identities=identities)
+    p = plan(so, observed, NOW, POLICY)
     assert conditions(p)["Bound"] == ("True", "RoutesBound")
+    assert p.status is not None
+    assert p.status["routes"] == [
+        {"namespace": "apps", "name": "shop", "identity": "apps/shop;0123abcd", "bound": True}
+    ]
 
 
 def test_transition_time_is_kept_while_the_status_holds() -> None:

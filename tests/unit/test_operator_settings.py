@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from wakeway.operator.settings import OperatorSettings, settings_from_env
+from wakeway.operator.settings import OperatorSettings, parse_service_ref, settings_from_env
 
 pytestmark = pytest.mark.unit
 
@@ -47,3 +49,26 @@ def test_values_from_the_environment() -> None:
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ValueError, match=variable):
         settings_from_env(env)
+
+
+def test_variables_shared_with_the_interceptor(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(b"0123456789abcdef0123\n")
+    s = settings_from_env(
+        {
+            "WAKEWAY_INTERCEPTOR_SERVICE": "infra/proxy:80",
+            "WAKEWAY_ROUTE_IDENTITY_KEY_FILE": str(key),
+            "WAKEWAY_KUBECONFIG": "/k",
+        }
+    )
+    assert (s.interceptor_service, s.route_identity_key, s.kubeconfig) == (
+        "infra/proxy:80",
+        b"0123456789abcdef0123",
+        "/k",
+    )
+    assert parse_service_ref(s.interceptor_service) == ("infra", "proxy", 80)
+    assert parse_service_ref("infra/proxy") == ("infra", "proxy", None)
+    with pytest.raises(ValueError, match="WAKEWAY_INTERCEPTOR_SERVICE"):
+        settings_from_env({"WAKEWAY_INTERCEPTOR_SERVICE": "proxy"})
+    with pytest.raises(ValueError, match="WAKEWAY_ROUTE_IDENTITY_KEY"):
+        settings_from_env({"WAKEWAY_ROUTE_IDENTITY_KEY": "c2hvcnQ="})

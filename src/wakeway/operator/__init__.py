@@ -16,6 +16,7 @@ from wakeway.operator.plan import (
     plan,
     plan_removal,
 )
+from wakeway.operator.run import run_operator
 from wakeway.operator.scaling import Activity, Decision, Recommendation, decide
 from wakeway.operator.settings import OperatorSettings, settings_from_env
 from wakeway.operator.workqueue import ShutDown, WorkQueue
@@ -37,5 +38,6 @@ __all__ = [
     "decide",
     "plan",
     "plan_removal",
+    "run_operator",
     "settings_from_env",
 ]

@@ -58,6 +58,8 @@ class Observed:
     services: Mapping[str, ServiceInfo] = field(default_factory=dict)
     problems: tuple[BindingProblem, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
+    # The x-wakeway-route value each bound route must stamp, by route key (identity on).
+    identities: Mapping[str, str] = field(default_factory=dict)
     # keda: the ScaledObject of the object's name, if any.
     scaled_object: ScaledObjectView | None = None
     # standalone: what the scaler says, and the scale-down stabilisation memory.
@@ -340,6 +342,9 @@ def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"namespace": binding.namespace, "name": binding.name}
         if binding.rule_name is not None:
             entry["ruleName"] = binding.rule_name
+        identity = observed.identities.get(binding.route_key)
+        if identity is not None:
+            entry["identity"] = identity
         problem = next(
             (
                 p

@@ -6,12 +6,17 @@ an :class:`OperatorSettings`. The README's "Operator" section lists every field 
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
 ENV_PREFIX = "WAKEWAY_OPERATOR_"
 MODES = ("auto", "keda", "standalone")
+# Variables the operator shares with the interceptor (same meaning, same spelling); the
+# WAKEWAY_OPERATOR_ spelling of the field wins when both are set.
+SHARED = {"WAKEWAY_INTERCEPTOR_SERVICE": "interceptor_service", "WAKEWAY_KUBECONFIG": "kubeconfig"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +30,15 @@ class OperatorSettings:
     namespace: str = ""
     # The scaler's gRPC address: written into ScaledObjects (keda) and dialled (standalone).
     scaler_address: str = "wakeway-scaler.wakeway.svc:9091"
-    # The interceptor's proxy Service, which bound HTTPRoute rules must send their traffic to.
-    # An empty name accepts any backendRef; port 0 accepts any port.
-    interceptor_namespace: str = "wakeway"
-    interceptor_service: str = "wakeway-interceptor"
-    interceptor_port: int = 0
+    # The interceptor's proxy Service, which bound HTTPRoute rules must send their traffic to:
+    # namespace/name[:port] (no port: any). Shared: WAKEWAY_INTERCEPTOR_SERVICE.
+    interceptor_service: str = "wakeway/wakeway-interceptor:8080"
+    # The route identity HMAC key (shared with the interceptor: WAKEWAY_ROUTE_IDENTITY_KEY in
+    # base64, or WAKEWAY_ROUTE_IDENTITY_KEY_FILE); None: routes need no identity stamp.
+    route_identity_key: bytes | None = None
+    # /livez and /readyz (ready after the first full sync); port 0: no health server.
+    health_host: str = "0.0.0.0"
+    health_port: int = 8081
     # Reconcile workers (one key is never reconciled by two at once).
     workers: int = 4
     # Requeue after a failed reconcile: doubles from min to max per key.
@@ -69,26 +78,55 @@ class OperatorSettings:
             raise ValueError("scale_down_stabilization: must not be negative")
         if self.workers < 1:
             raise ValueError("workers: must be at least 1")
-        if not 0 <= self.interceptor_port <= 65535:
-            raise ValueError("interceptor_port: must be in 0..65535")
+        parse_service_ref(self.interceptor_service)
+        if self.route_identity_key is not None and len(self.route_identity_key) < 16:
+            raise ValueError("route_identity_key: must be at least 16 bytes")
+        if not 0 <= self.health_port <= 65535:
+            raise ValueError("health_port: must be in 0..65535")
         if not self.scaler_address.rpartition(":")[2].isdigit():
             raise ValueError(f"scaler_address: {self.scaler_address!r} is not HOST:PORT")
+
+
+def parse_service_ref(raw: str) -> tuple[str, str, int | None]:
+    """``namespace/name[:port]`` as (namespace, name, port or None); raises ``ValueError``."""
+    ref, _, port = raw.partition(":")
+    namespace, slash, name = ref.partition("/")
+    if not slash or not namespace or not name or (port and not port.isdigit()):
+        raise ValueError(f"interceptor_service: {raw!r} is not namespace/name[:port]")
+    return namespace, name, int(port) if port else None
 
 
 def settings_from_env(
     env: Mapping[str, str] | None = None, base: OperatorSettings | None = None
 ) -> OperatorSettings:
-    """Settings from ``WAKEWAY_OPERATOR_<FIELD>`` variables (e.g. ``..._MODE=keda``).
+    """Settings from ``WAKEWAY_OPERATOR_<FIELD>`` variables (e.g. ``..._MODE=keda``), plus the
+    ones shared with the interceptor: ``WAKEWAY_INTERCEPTOR_SERVICE``, ``WAKEWAY_KUBECONFIG``,
+    ``WAKEWAY_ROUTE_IDENTITY_KEY`` (base64) or ``WAKEWAY_ROUTE_IDENTITY_KEY_FILE`` (raw bytes).
 
     A malformed value raises ``ValueError`` naming the variable.
     """
     env = os.environ if env is None else env
     settings = base or OperatorSettings()
     changes: dict[str, object] = {}
+    for var, name in SHARED.items():
+        if env.get(var):
+            changes[name] = env[var].strip()
+    key_var = "WAKEWAY_ROUTE_IDENTITY_KEY"
+    if env.get(key_var):
+        try:
+            changes["route_identity_key"] = base64.b64decode(env[key_var], validate=True)
+        except ValueError:
+            raise ValueError(f"{key_var}: not valid base64") from None
+    elif env.get(f"{key_var}_FILE"):
+        path = Path(env[f"{key_var}_FILE"])
+        try:
+            changes["route_identity_key"] = path.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"{key_var}_FILE: {path}: {exc.strerror}") from None
     for fld in fields(OperatorSettings):
         var = ENV_PREFIX + fld.name.upper()
         raw = env.get(var)
-        if raw is None:
+        if raw is None or fld.name == "route_identity_key":
             continue
         try:
             changes[fld.name] = _convert(raw.strip(), getattr(settings, fld.name))
@@ -98,7 +136,8 @@ def settings_from_env(
         return replace(settings, **changes)  # type: ignore[arg-type]
     except ValueError as exc:
         name, _, message = str(exc).partition(":")
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}:{message}") from None
+        shared = {v: k for k, v in SHARED.items()} | {"route_identity_key": key_var}
+        raise ValueError(f"{shared.get(name, ENV_PREFIX + name.upper())}:{message}") from None
 
 
 def _convert(value: str, current: object) -> object:

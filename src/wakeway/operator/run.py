@@ -1,0 +1,70 @@
+"""``wakeway operator``: connect, pick the mode, serve /livez and /readyz, run the controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from wakeway.kube import Kube
+from wakeway.operator.controller import Controller, ScalerLink, detect_mode
+from wakeway.operator.settings import OperatorSettings
+
+log = logging.getLogger("wakeway.operator")
+
+
+async def run_operator(settings: OperatorSettings) -> None:
+    kube = await Kube.connect(settings.kubeconfig or None)
+    runner: web.AppRunner | None = None
+    link: ScalerLink | None = None
+    try:
+        mode = await detect_mode(kube, settings.mode)
+        log.info("operator: %s mode (setting %s)", mode, settings.mode)
+        controller_ref: list[Controller] = []
+        if mode == "standalone":
+            from wakeway.operator.scalerlink import GrpcScalerLink
+
+            link = GrpcScalerLink(settings, lambda key: controller_ref[0].poke(key))
+        controller = Controller(kube, settings, mode, link)
+        controller_ref.append(controller)
+        if settings.health_port:
+            runner = await _health(controller, settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        task = asyncio.create_task(controller.run(), name="controller")
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if task not in done:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        if link is not None and hasattr(link, "close"):
+            await link.close()
+        if runner is not None:
+            await runner.cleanup()
+        await kube.close()
+
+
+async def _health(controller: Controller, settings: OperatorSettings) -> web.AppRunner:
+    async def livez(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if controller.ready.is_set():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="caches not synced yet\n")
+
+    app = web.Application()
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.health_host, settings.health_port).start()
+    return runner
