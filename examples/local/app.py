@@ -27,6 +27,7 @@ STARTED = time.monotonic()
 def handler_for(name: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # head and body are separate writes
 
         def do_GET(self) -> None:
             if self.path.split("?")[0].endswith("/events"):

@@ -11,6 +11,7 @@ import pytest
 
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.helpers import deployment, eventually
+from tests.cluster.wakeway_setup import install_crd
 from wakeway.kube.client import Kube
 from wakeway.kube.errors import Forbidden, Invalid, NotFound
 from wakeway.kube.informer import Informer
@@ -18,6 +19,7 @@ from wakeway.kube.resources import (
     DEPLOYMENTS,
     EVENTS,
     HTTPROUTES,
+    HTTPSCALEDOBJECTS,
     NAMESPACES,
     SERVICES,
     Resource,
@@ -170,25 +172,38 @@ async def test_service_account_is_forbidden_what_its_role_does_not_grant(
 
 
 async def test_status_is_written_only_when_it_changes(kube: Kube, ns: str) -> None:
-    await kube.create(DEPLOYMENTS, ns, deployment("web", replicas=0, port=8080))
-    # Deployments have a status subresource the controllers write too: a good conflict source.
-    current = await kube.get(DEPLOYMENTS, ns, "web")
-    status = dict(current.get("status") or {})
-    status["conditions"] = [
+    # An HTTPScaledObject: no controller of the harness writes its status, so every write
+    # and every skipped write here is the adapter's doing.
+    await install_crd(kube)
+    await kube.create(
+        HTTPSCALEDOBJECTS,
+        ns,
         {
-            "type": "Example",
-            "status": "True",
-            "reason": "Testing",
-            "message": "written by a test",
-            "lastTransitionTime": "2026-01-01T00:00:00Z",
-            "lastUpdateTime": "2026-01-01T00:00:00Z",
-        }
-    ]
-    assert await kube.update_status(DEPLOYMENTS, ns, "web", status)
-    again = await kube.get(DEPLOYMENTS, ns, "web")
-    assert not await kube.update_status(DEPLOYMENTS, ns, "web", again["status"])
-    after = await kube.get(DEPLOYMENTS, ns, "web")
-    assert after["metadata"]["resourceVersion"] == again["metadata"]["resourceVersion"]
+            "apiVersion": "http.keda.sh/v1alpha1",
+            "kind": "HTTPScaledObject",
+            "metadata": {"name": "web"},
+            "spec": {"scaleTargetRef": {"name": "web", "service": "web", "port": 80}},
+        },
+    )
+    status = {
+        "targetWorkload": "apps/v1/Deployment/web",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Testing",
+                "message": "written by a test",
+                "observedGeneration": 1,
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+    assert await kube.update_status(HTTPSCALEDOBJECTS, ns, "web", status)
+    before = await kube.get(HTTPSCALEDOBJECTS, ns, "web")
+    assert before["status"] == status
+    assert not await kube.update_status(HTTPSCALEDOBJECTS, ns, "web", status)
+    after = await kube.get(HTTPSCALEDOBJECTS, ns, "web")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
 async def test_scale_subresource_and_events(kube: Kube, ns: str) -> None:

@@ -23,6 +23,7 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are separate writes
 
     def do_GET(self) -> None:
         delay = float(self.headers.get("X-Delay", "0"))
