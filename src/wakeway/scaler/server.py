@@ -12,6 +12,7 @@ import grpc
 from wakeway.protocol.externalscaler_pb2_grpc import add_ExternalScalerServicer_to_server
 
 from .aggregate import Aggregator
+from .kube_replicas import KubeReplicas
 from .live import LiveCounts
 from .replicas import ReplicaSource, StaticReplicas
 from .service import ExternalScalerService
@@ -24,18 +25,25 @@ log = logging.getLogger(__name__)
 def replica_source(settings: ScalerSettings) -> ReplicaSource:
     """The replica source the settings ask for; raises ``ValueError`` saying what is missing.
 
-    ``interceptors`` selects :class:`StaticReplicas`. ``interceptor_service`` selects the
-    Kubernetes source (EndpointSlices through ``wakeway.kube``), which is chosen here once it
-    exists.
+    ``interceptors`` selects :class:`StaticReplicas`; ``interceptor_service`` the ready
+    endpoints of that Service's EndpointSlices (:class:`KubeReplicas`).
     """
     if settings.interceptor_addresses:
         return StaticReplicas(settings.interceptor_addresses)
     if settings.interceptor_service:
-        raise ValueError(
-            "interceptor_service: discovering replicas from EndpointSlices is not available "
-            "yet; list them with interceptors (--interceptors HOST:PORT,...)"
+        if not settings.namespace:
+            raise ValueError(
+                "namespace: required with interceptor_service (the Service's namespace)"
+            )
+        return KubeReplicas(
+            settings.kubeconfig or None,
+            settings.namespace,
+            settings.interceptor_service,
+            settings.interceptor_admin_port,
         )
-    raise ValueError("no interceptors: set interceptors (--interceptors HOST:PORT,...)")
+    raise ValueError(
+        "no interceptors: set interceptors (--interceptors HOST:PORT,...) or interceptor_service"
+    )
 
 
 class Scaler:

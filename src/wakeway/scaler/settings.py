@@ -27,6 +27,8 @@ class ScalerSettings:
     interceptor_service: str = ""
     namespace: str = ""
     interceptor_admin_port: str = "admin"
+    # Kubeconfig for the Kubernetes source; empty: the pod's service account.
+    kubeconfig: str = ""
     # A replica from which nothing arrived (not even a heartbeat) for this long is dropped and its
     # stream reopened; the interceptor sends a heartbeat after 5 s of silence by default.
     stale_after: float = 15.0
