@@ -33,6 +33,8 @@ def path_prefix_matches(prefix: str, path: str) -> bool:
 def effective_headers(m: RouteMatch) -> tuple[HeaderMatch, ...]:
     """Header matches that count: of several entries whose names are equal ignoring case, only
     the first is considered (HTTPHeaderMatch.name)."""
+    if len(m.headers) < 2:
+        return m.headers
     seen: set[str] = set()
     out = []
     for header in m.headers:
@@ -45,6 +47,8 @@ def effective_headers(m: RouteMatch) -> tuple[HeaderMatch, ...]:
 
 def effective_query_params(m: RouteMatch) -> tuple[QueryParamMatch, ...]:
     """Query-param matches that count: the first entry for each exact name."""
+    if len(m.query_params) < 2:
+        return m.query_params
     seen: set[str] = set()
     out = []
     for param in m.query_params:

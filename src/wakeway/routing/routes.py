@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from wakeway.gateway import CompiledMatch, compile_match, match_rank, route_rank
+from wakeway.gateway.precedence import MatchRank
 from wakeway.gateway.request import Request
-from wakeway.model.httproute import HTTPRoute
+from wakeway.model.httproute import HTTPRoute, RouteMatch
 from wakeway.model.httpso import HTTPScaledObject
 from wakeway.routing.hosts import HostIndex
 from wakeway.routing.paths import normalize_prefix, prefixes_of
@@ -100,14 +101,19 @@ class RouteIndex:
 
     def __init__(self, bound: Iterable[BoundRule]) -> None:
         hosts: HostIndex[_Bucket] = HostIndex()
+        # Many rules share a match (PathPrefix "/", the same API prefix): compile each once.
+        compiled: dict[RouteMatch, tuple[CompiledMatch, MatchRank]] = {}
         for rule in bound:
             route = rule.route
             rank = route_rank(route)
             for match_index, m in enumerate(route.rules[rule.rule_index].matches):
+                known = compiled.get(m)
+                if known is None:
+                    known = compiled[m] = (compile_match(m), match_rank(m))
                 cand = _Candidate(
-                    compiled=compile_match(m),
+                    compiled=known[0],
                     hit=RouteHit(route, rule.rule_index, match_index, rule.target),
-                    sort_key=(match_rank(m), rank, rule.rule_index, match_index),
+                    sort_key=(known[1], rank, rule.rule_index, match_index),
                 )
                 for hostname in route.hostnames or (None,):
                     hosts.slot(hostname, _Bucket).add(cand)

@@ -228,7 +228,6 @@ def _rule_problem(
     rule: RouteRule,
     interceptor: InterceptorRef | None,
 ) -> BindingProblem | None:
-    label = _rule_label(rule, index)
     if interceptor is not None and not any(
         interceptor.is_referenced_by(ref, route.namespace) for ref in rule.backend_refs
     ):
@@ -237,7 +236,8 @@ def _rule_problem(
             route.key,
             rule.name,
             "NotRoutedToInterceptor",
-            f"HTTPRoute {route.key} rule {label} has no backendRef to the interceptor Service "
+            f"HTTPRoute {route.key} rule {_rule_label(rule, index)} has no backendRef to the "
+            "interceptor Service "
             f"{interceptor.namespace or route.namespace}/{interceptor.name}",
         )
     breaking = [f.type for f in rule.filters if f.type in REMATCH_BREAKING_FILTERS]
@@ -247,7 +247,8 @@ def _rule_problem(
             route.key,
             rule.name,
             "FilterBreaksRematch",
-            f"HTTPRoute {route.key} rule {label} uses {', '.join(breaking)}: the interceptor "
+            f"HTTPRoute {route.key} rule {_rule_label(rule, index)} uses {', '.join(breaking)}: "
+            "the interceptor "
             "would see a rewritten or redirected request that no longer matches the rule",
         )
     return None
