@@ -9,8 +9,9 @@ front of it, then measures:
 - uncapped throughput: ``wrk -t{threads} -c64`` for each path, interleaved, ``--runs`` times;
   medians, plus the interceptor's CPU time per request;
 - latency at a fixed 1000 req/s: wrk2 is not packaged by Debian and wrk is closed-loop, so a
-  small open-loop generator here sends each request at its scheduled time over a pool of
-  keep-alive connections (uvloop, raw protocol, perf_counter timing), for each path in turn.
+  small open-loop generator (loadgen.py, shared with bench_peer.py) sends each request at its
+  scheduled time over a pool of keep-alive connections (uvloop, raw protocol, perf_counter
+  timing), for each path in turn.
 
 Everything listens on 127.0.0.1; every load loop is bounded in count and time.
 """
@@ -18,235 +19,32 @@ Everything listens on 127.0.0.1; every load loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import re
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
 
+from loadgen import (
+    BACKEND_BODY,
+    CONNECTIONS,
+    PROXY_BODY,
+    cpu_seconds,
+    ensure_tools,
+    fixed_rate,
+    free_port,
+    percentile,
+    start_nginx,
+    wait_port,
+    wrk,
+)
+
 HERE = Path(__file__).resolve().parent
 BODY = b"x" * 100
 RATE = 1000
-CONNECTIONS = 64
-LATENCY_CONNECTIONS = 256
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def ensure_tools() -> None:
-    missing = [pkg for pkg, exe in (("nginx", "nginx"), ("wrk", "wrk")) if not find(exe)]
-    if not missing:
-        return
-    print(f"installing {', '.join(missing)} with apt-get", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", *missing],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def find(exe: str) -> str | None:
-    return shutil.which(exe) or next(
-        (p for p in (f"/usr/sbin/{exe}", f"/usr/bin/{exe}") if os.path.exists(p)), None
-    )
-
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx-{name}.pid;
-error_log {dir}/nginx-{name}-error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body-{name};
-    proxy_temp_path {dir}/proxy-{name};
-    fastcgi_temp_path {dir}/fcgi-{name};
-    uwsgi_temp_path {dir}/uwsgi-{name};
-    scgi_temp_path {dir}/scgi-{name};
-    keepalive_requests 1000000;
-    {body}
-}}
-"""
-
-BACKEND_BODY = """
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{ root {dir}/www; }}
-    }}
-"""
-
-PROXY_BODY = """
-    upstream backend {{ server 127.0.0.1:{backend}; keepalive 128; }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }}
-    }}
-"""
-
-
-def start_nginx(workdir: Path, name: str, body: str) -> subprocess.Popen[bytes]:
-    conf = workdir / f"nginx-{name}.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, name=name, body=body))
-    nginx = find("nginx")
-    assert nginx is not None
-    return subprocess.Popen([nginx, "-c", str(conf), "-p", str(workdir)])
-
-
-def wait_port(port: int, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
-
-
-def wrk(port: int, duration: float, threads: int) -> float:
-    exe = find("wrk")
-    assert exe is not None
-    out = subprocess.run(
-        [
-            exe,
-            f"-t{threads}",
-            f"-c{CONNECTIONS}",
-            f"-d{round(duration)}s",
-            f"http://127.0.0.1:{port}/b",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=duration + 30,
-    ).stdout
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if errors:
-        raise RuntimeError(f"wrk saw {errors.group(1)} error responses on port {port}:\n{out}")
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
-
-
-# -- fixed-rate, open-loop latency ---------------------------------------------------------------
-
-
-class _Conn(asyncio.Protocol):
-    """A keep-alive client connection expecting Content-Length responses of a known size."""
-
-    def __init__(self, expect: int) -> None:
-        self.expect = expect
-        self.buf = bytearray()
-        self.waiter: asyncio.Future[None] | None = None
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if len(self.buf) >= self.expect and self.waiter is not None and not self.waiter.done():
-            if not self.buf.startswith(b"HTTP/1.1 200"):
-                self.waiter.set_exception(RuntimeError(bytes(self.buf[:80]).decode()))
-            else:
-                self.waiter.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc or ConnectionError("closed"))
-
-
-async def _response_size(port: int) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /b HTTP/1.1\r\nHost: bench\r\n\r\n")
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
-    await reader.readexactly(length)
-    writer.close()
-    return len(head) + length
-
-
-async def fixed_rate(port: int, rate: int, seconds: float) -> list[float]:
-    """Latencies (s) of ``rate * seconds`` requests sent on an open-loop schedule.
-
-    Each latency runs from the moment the request is written to the moment its response is
-    complete. At this rate nothing queues in front of the servers (a connection is always
-    free), so timing from the write instead of the schedule only drops the generator's own
-    scheduling jitter, which would otherwise be shared noise on every path.
-    """
-    loop = asyncio.get_running_loop()
-    # Response heads differ in length between servers (Date, Server...), but not between
-    # responses of one server, so one probe gives the byte count to wait for.
-    size = await _response_size(port)
-    idle: list[_Conn] = []
-    for _ in range(LATENCY_CONNECTIONS):
-        _, proto = await loop.create_connection(lambda: _Conn(size), "127.0.0.1", port)
-        idle.append(proto)
-    request = b"GET /b HTTP/1.1\r\nHost: bench\r\n\r\n"
-    latencies: list[float] = []
-    total = int(rate * seconds)
-    clock = time.perf_counter  # the loop's clock has millisecond resolution on uvloop
-    start = clock() + 0.05
-
-    async def one(conn: _Conn) -> None:
-        conn.buf.clear()
-        conn.waiter = loop.create_future()
-        assert conn.transport is not None
-        sent = clock()
-        conn.transport.write(request)
-        await conn.waiter
-        latencies.append(clock() - sent)
-        idle.append(conn)
-
-    tasks: list[asyncio.Task[None]] = []
-    for i in range(total):
-        scheduled = start + i / rate
-        delay = scheduled - clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if not idle:
-            raise RuntimeError(f"all {LATENCY_CONNECTIONS} connections busy at {rate} req/s")
-        tasks.append(asyncio.create_task(one(idle.pop())))
-    async with asyncio.timeout(30):
-        await asyncio.gather(*tasks)
-    for conn in idle:
-        assert conn.transport is not None
-        conn.transport.close()
-    return latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # -- runner --------------------------------------------------------------------------------------
@@ -280,12 +78,23 @@ def main() -> int:
         admin = free_port()
         try:
             procs.append(
-                start_nginx(work, "backend", BACKEND_BODY.format(port=ports.direct, dir=work))
+                start_nginx(
+                    work,
+                    "backend",
+                    BACKEND_BODY.format(address="127.0.0.1", port=ports.direct, dir=work),
+                )
             )
             wait_port(ports.direct)
             procs.append(
                 start_nginx(
-                    work, "proxy", PROXY_BODY.format(port=ports.nginx, backend=ports.direct)
+                    work,
+                    "proxy",
+                    PROXY_BODY.format(
+                        address="127.0.0.1",
+                        port=ports.nginx,
+                        backend_address="127.0.0.1",
+                        backend=ports.direct,
+                    ),
                 )
             )
             wakeway = subprocess.Popen(
