@@ -545,14 +545,32 @@ class Cluster:
 
     # -- helpers for tests -----------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def api(self, kubeconfig_path: Path | None = None) -> AsyncIterator[Any]:
-        """A kubernetes_asyncio ApiClient (admin unless another kubeconfig is given)."""
+    @property
+    def api_url(self) -> str:
+        """The API server as the host sees it (the loopback forward)."""
+        assert self._forwarder is not None, "the cluster is not started"
+        return f"https://127.0.0.1:{self._forwarder.port}"
+
+    api_url_in_netns = f"https://{API_IP}:{API_PORT}"
+
+    @property
+    def ca_cert(self) -> Path:
+        assert self._pki is not None, "the cluster is not started"
+        return self._pki.ca.cert
+
+    async def client_configuration(self, kubeconfig_path: Path | None = None) -> Any:
+        """A kubernetes_asyncio Configuration (admin unless another kubeconfig is given)."""
         configuration = client.Configuration()
         await config.load_kube_config(
             config_file=str(kubeconfig_path or self.kubeconfig),
             client_configuration=configuration,
         )
+        return configuration
+
+    @contextlib.asynccontextmanager
+    async def api(self, kubeconfig_path: Path | None = None) -> AsyncIterator[Any]:
+        """A kubernetes_asyncio ApiClient (admin unless another kubeconfig is given)."""
+        configuration = await self.client_configuration(kubeconfig_path)
         async with client.ApiClient(configuration=configuration) as api:
             yield api
 
@@ -561,8 +579,6 @@ class Cluster:
     ) -> Path:
         """Mints a token for a ServiceAccount (TokenRequest) and writes a kubeconfig with it,
         so a component can run under exactly that account's RBAC."""
-        assert self._pki is not None
-        assert self._forwarder is not None
         async with self.api() as api:
             answer = await client.CoreV1Api(api).create_namespaced_service_account_token(
                 name,
@@ -572,15 +588,10 @@ class Cluster:
                 ),
             )
         where = "netns" if in_netns else "host"
-        server = (
-            f"https://{API_IP}:{API_PORT}"
-            if in_netns
-            else f"https://127.0.0.1:{self._forwarder.port}"
-        )
         return kubeconfig.write(
             self.dir / f"sa-{namespace}-{name}-{where}.kubeconfig",
-            server=server,
-            ca=self._pki.ca.cert,
+            server=self.api_url_in_netns if in_netns else self.api_url,
+            ca=self.ca_cert,
             user=f"system:serviceaccount:{namespace}:{name}",
             token=answer.status.token,
         )
