@@ -23,6 +23,7 @@ class Forwarder:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._started = threading.Event()
+        self._connections: set[asyncio.Task[None]] = set()
         self._thread = threading.Thread(target=self._run, name="apiserver-forward", daemon=True)
 
     def start(self) -> None:
@@ -39,11 +40,25 @@ class Forwarder:
         self._stop = asyncio.Event()
         server = await asyncio.start_server(self._handle, sock=self._listener)
         self._started.set()
-        async with server:
-            await self._stop.wait()
-            server.close()
+        await self._stop.wait()
+        server.close()
+        # End the open connections (watches live long) before the loop goes away; repeat in
+        # case an accept that was already under way adds one.
+        while self._connections:
+            for task in self._connections:
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._forward(reader, writer)
+        finally:
+            self._connections.discard(task)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection(*self._target), timeout=10
