@@ -113,9 +113,10 @@ def _stop_all_live() -> None:
         cluster.stop()
 
 
-def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
-    # Turn TERM/HUP into a normal exit so finally blocks, fixtures and atexit all run.
-    raise SystemExit(128 + signum)
+def _interrupt_on_signal(signum: int, frame: FrameType | None) -> None:
+    # TERM/HUP act like Ctrl-C: pytest ends the session (a SystemExit would only fail the
+    # current test), and finally blocks, fixture teardown and atexit all run.
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 _hooks_installed = False
@@ -130,7 +131,7 @@ def _install_teardown_hooks() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) in (signal.SIG_DFL, None):
-                signal.signal(sig, _exit_on_signal)
+                signal.signal(sig, _interrupt_on_signal)
 
 
 def _remove_stale_tempdirs() -> None:
