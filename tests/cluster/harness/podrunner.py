@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -167,12 +168,12 @@ class PodWorker:
                     )
                     break
                 except ApiException as e:
-                    if e.status in (404, 409) and self.deleting:
-                        return
-                    if e.status == 404:
-                        return
+                    if e.status == 404 or (e.status == 409 and self.deleting):
+                        return  # the pod is gone or going: nothing left to report
                     log.warning("status of %s/%s: %s", self.namespace, self.name, e.reason)
-                    await asyncio.sleep(0.2 * (attempt + 1))
+                except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                    log.warning("status of %s/%s: %r", self.namespace, self.name, e)
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     def changed(self) -> None:
         self.dirty.set()
