@@ -1,0 +1,57 @@
+"""The interop tier's and the peer benchmark's Go programs, found through scripts/interop-binaries.
+
+Tests only look in the cache (``--cached``): a cold KEDA build takes far longer than a test
+may, so scripts/test (or a developer, once) builds it before pytest starts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.cluster.harness.binaries import Unavailable, prerequisites
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "interop-binaries"
+
+
+@dataclass(frozen=True)
+class Keda:
+    operator: Path
+    crds: Path
+
+
+@dataclass(frozen=True)
+class Addon:
+    interceptor: Path
+    crds: Path
+
+
+def _run(what: str, *, build: bool, timeout: float) -> dict[str, str]:
+    prerequisites()
+    argv = ["bash", str(SCRIPT), *([] if build else ["--cached"]), what]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise Unavailable(f"{SCRIPT.name} {what} did not finish in {timeout:.0f} s") from e
+    if done.returncode == 4:
+        raise Unavailable(
+            f"the {what} binary is not built: run scripts/{SCRIPT.name} {what} (once, cached)"
+        )
+    if done.returncode != 0:
+        raise Unavailable(
+            f"{SCRIPT.name} {what} failed with exit status {done.returncode}: "
+            f"{done.stderr.strip()[-500:]}"
+        )
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+def keda(*, build: bool = False, timeout: float = 120) -> Keda:
+    found = _run("keda", build=build, timeout=timeout)
+    return Keda(Path(found["keda_operator"]), Path(found["keda_crds"]))
+
+
+def addon(*, build: bool = False, timeout: float = 120) -> Addon:
+    found = _run("addon", build=build, timeout=timeout)
+    return Addon(Path(found["addon_interceptor"]), Path(found["addon_crds"]))
