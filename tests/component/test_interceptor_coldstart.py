@@ -201,3 +201,38 @@ async def test_cold_start_header_can_be_turned_off(
         async with session.get(f"http://127.0.0.1:{interceptor.proxy_port}/echo") as resp:
             assert resp.status == 200
             assert "X-Wakeway-Cold-Start" not in resp.headers
+
+
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again: connections to it are refused
+
+
+async def test_refusing_endpoint_is_skipped_for_another_ready_one(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    interceptor, target, base = await cold_proxy(start_interceptor)
+    dead = ("127.0.0.1", _dead_port())
+    interceptor.set_endpoints({backend_key(target): [dead, backend.addr]})
+    for _ in range(4):  # round robin would pick the dead one every other time
+        async with session.post(f"{base}/echo", data=b"x") as resp:
+            assert resp.status == 200
+            assert resp.headers["X-Wakeway-Cold-Start"] == "false"
+
+
+async def test_request_refused_by_its_only_endpoint_waits_for_the_next_one(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    # A pod being removed can refuse before its EndpointSlice says so: the request was not
+    # sent, so it goes back to the gate and is served by the next ready endpoint.
+    interceptor, target, base = await cold_proxy(start_interceptor)
+    interceptor.set_endpoints({backend_key(target): [("127.0.0.1", _dead_port())]})
+    pending = asyncio.create_task(session.post(f"{base}/echo", data=b"not lost"))
+    await until(lambda: held(interceptor, target) == 1)
+    interceptor.set_endpoints({backend_key(target): [backend.addr]})
+    async with await pending as resp:
+        assert resp.status == 200
+        assert (await resp.json())["body"] == "not lost"

@@ -133,14 +133,16 @@ async def test_backend_refusing_gives_502_with_body(
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]  # bound, never listening: connect is refused
         target = make_target()
-        interceptor = await start_interceptor()
+        # A refused request waits at the gate for another endpoint until the readiness
+        # deadline, then says what happened.
+        interceptor = await start_interceptor(condition_wait=0.5)
         interceptor.set_router(HostRouter({"*": target}))
         interceptor.set_endpoints({backend_key(target): [("127.0.0.1", closed_port)]})
         async with session.get(f"http://127.0.0.1:{interceptor.proxy_port}/") as resp:
             assert resp.status == 502
-            assert f"could not connect to test/app backend 127.0.0.1:{closed_port}" in (
-                await resp.text()
-            )
+            body = await resp.text()
+            assert f"could not connect to test/app backend 127.0.0.1:{closed_port}" in body
+            assert "connection refused" in body
 
 
 async def test_backend_reset_mid_body_breaks_the_client_response(

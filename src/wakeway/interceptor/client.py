@@ -76,6 +76,8 @@ class Exchange:
 
     __slots__ = (
         "addr",
+        "attempts",
+        "backend_key",
         "body",
         "body_done",
         "body_framing",
@@ -128,6 +130,8 @@ class Exchange:
         self.phase = QUEUED
         self.upstream: UpstreamConnection | None = None
         self.addr: Address | None = None
+        self.backend_key = ""
+        self.attempts = 0
         self.connect_task: asyncio.Task[UpstreamConnection] | None = None
         self.cold = False
         self.start = 0.0
@@ -179,7 +183,8 @@ class Exchange:
         request_timeout = target.timeouts.request or st.settings.request_timeout
         if request_timeout:
             self.req_timer = st.loop.call_later(request_timeout, self._on_request_timeout)
-        addr = st.pick(target.backend.key(target.namespace))
+        self.backend_key = target.backend.key(target.namespace)
+        addr = st.pick(self.backend_key)
         if addr is not None:
             self.connect(addr)
         else:
@@ -218,8 +223,31 @@ class Exchange:
             assert target is not None
             timeout = target.timeouts.connect or self.state.settings.connect_timeout
             self.respond(504, f"connecting to {self._where()} timed out after {timeout:g} s\n")
+        elif isinstance(exc, ConnectionRefusedError) and self._try_elsewhere():
+            return
         else:
             self.respond(502, f"could not connect to {self._where()}: {_describe(exc)}\n")
+
+    def _try_elsewhere(self) -> bool:
+        """After a refused connection (nothing was sent yet): another ready endpoint, or back
+        to the cold-start gate when the refusing one was the last. False: give up (502)."""
+        st = self.state
+        target = self.target
+        assert target is not None
+        assert self.addr is not None
+        st.refused(self.addr)
+        self.attempts += 1
+        if self.attempts >= st.settings.refused_endpoint_attempts:
+            return False
+        addr = st.pick(self.backend_key)
+        if addr is not None:
+            self.connect(addr)
+            return True
+        if self.backend_key != target.backend.key(target.namespace):
+            return False  # the failover backend: no gate to wait at
+        self.phase = QUEUED
+        st.hold(self)
+        return True
 
     def attach(self, up: UpstreamConnection) -> None:
         """Send the head (and whatever body arrived so far) on ``up``."""
@@ -481,9 +509,11 @@ class Exchange:
             return
         target = self.target
         assert target is not None
-        addr = self.state.pick(target.backend.key(target.namespace))
+        addr = self.state.pick(self.backend_key)
         if addr is None:
-            self.respond(503, f"{self.tkey} lost its ready endpoints\n")
+            # Every endpoint refused a connection a moment ago: wait for the next view.
+            self.phase = QUEUED
+            self.state.hold(self)
             return
         self.connect(addr)
 
@@ -496,7 +526,8 @@ class Exchange:
         assert target is not None
         failover = target.failover
         if failover is not None:
-            addr = st.pick(failover.backend.key(target.namespace))
+            self.backend_key = failover.backend.key(target.namespace)
+            addr = st.pick(self.backend_key)
             if addr is not None:
                 self.connect(addr)
                 return
@@ -523,6 +554,15 @@ class Exchange:
             self.phase = SENDING
             self.conn.write(raw)
             self.finish()
+            return
+        if self.attempts:
+            # It was held again after its endpoint refused: a backend that refuses, not one
+            # that is still starting.
+            self.respond(
+                502,
+                f"could not connect to {self._where()}: connection refused "
+                f"({self.attempts} attempt(s), then no other ready endpoint)\n",
+            )
             return
         wait = target.timeouts.condition_wait or st.settings.condition_wait
         self.respond(504, f"{self.tkey} did not become ready within {wait:g} s\n")

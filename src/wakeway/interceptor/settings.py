@@ -27,6 +27,11 @@ class InterceptorSettings:
     connect_timeout: float = 5.0
     response_header_timeout: float = 60.0
     condition_wait: float = 20.0
+    # An endpoint that refused a connection is skipped for this long (seconds): a pod being
+    # removed can refuse before its EndpointSlice says so. The request, not yet sent, goes to
+    # another ready endpoint or back to the cold-start gate instead of failing.
+    refused_endpoint_skip: float = 2.0
+    refused_endpoint_attempts: int = 3
     request_timeout: float | None = None
     # Cold-start gate: held requests per target (spec.coldStart.maxHeldRequests overrides) and
     # across all targets.

@@ -30,6 +30,7 @@ class ProxyState:
         self.router: Router | None = None
         self.endpoints: Mapping[str, Sequence[Address]] = {}
         self._rr: dict[str, int] = {}
+        self._refused: dict[Address, float] = {}  # endpoint -> until when to skip it
         self.gate: GateCore[Exchange] = GateCore(settings.max_held_total)
         self.counters = Counters()
         self.hub = CountHub(
@@ -46,13 +47,29 @@ class ProxyState:
 
     # -- endpoints --------------------------------------------------------------------------
     def pick(self, key: str) -> Address | None:
-        """A ready endpoint of backend ``key``, round robin; None when there is none."""
+        """A ready endpoint of backend ``key``, round robin, skipping endpoints that refused a
+        connection recently; None when there is none."""
         eps = self.endpoints.get(key)
         if not eps:
             return None
         i = self._rr.get(key, 0)
         self._rr[key] = i + 1
-        return eps[i % len(eps)]
+        if not self._refused:
+            return eps[i % len(eps)]
+        now = self.loop.time()
+        for n in range(len(eps)):
+            addr = eps[(i + n) % len(eps)]
+            until = self._refused.get(addr)
+            if until is None:
+                return addr
+            if until <= now:
+                del self._refused[addr]
+                return addr
+        return None
+
+    def refused(self, addr: Address) -> None:
+        """``addr`` refused a connection: skip it for a while."""
+        self._refused[addr] = self.loop.time() + self.settings.refused_endpoint_skip
 
     def set_endpoints(self, view: Mapping[str, Sequence[Address]]) -> None:
         self.endpoints = view
