@@ -76,32 +76,37 @@ async def install_crd(kube: Kube) -> None:
         await asyncio.sleep(0.2)
 
 
-async def install_interceptor_rbac(kube: Kube) -> None:
+async def install_rbac(kube: Kube, *components: str) -> None:
+    """The namespace and the ServiceAccounts and roles of config/base for these components."""
     base = REPO / "config" / "base"
-    await apply(kube, documents(base / "namespace.yaml", base / "interceptor-rbac.yaml"))
+    files = [base / "namespace.yaml", *(base / f"{c}-rbac.yaml" for c in components)]
+    await apply(kube, documents(*files))
+
+
+async def install_interceptor_rbac(kube: Kube) -> None:
+    await install_rbac(kube, "interceptor")
+
+
+def start_component(
+    cluster: Cluster, name: str, args: list[str], kubeconfig: Path | None, **env: str
+) -> Proc:
+    """``wakeway <args>`` as a process inside the cluster's network namespace, under the given
+    (ServiceAccount) kubeconfig, with the shared route identity key."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("KUBE", "WAKEWAY_"))}
+    environ.update(
+        PYTHONPATH=str(REPO / "src"),
+        WAKEWAY_INTERCEPTOR_SERVICE="wakeway/wakeway-interceptor:8080",
+        WAKEWAY_ROUTE_IDENTITY_KEY=base64.b64encode(IDENTITY_KEY).decode(),
+        **env,
+    )
+    if kubeconfig is not None:
+        environ["WAKEWAY_KUBECONFIG"] = str(kubeconfig)
+    return cluster.popen_in_netns(name, [sys.executable, "-m", "wakeway.cli", *args], env=environ)
 
 
 def start_interceptor(
     cluster: Cluster, kubeconfig: Path, port: int, admin: int, **env: str
 ) -> Proc:
-    """``wakeway interceptor`` as a process inside the cluster's network namespace, under the
-    given (ServiceAccount) kubeconfig."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
-    environ.update(
-        PYTHONPATH=str(REPO / "src"),
-        WAKEWAY_KUBECONFIG=str(kubeconfig),
-        WAKEWAY_INTERCEPTOR_SERVICE="wakeway/wakeway-interceptor:8080",
-        WAKEWAY_ROUTE_IDENTITY_KEY=base64.b64encode(IDENTITY_KEY).decode(),
-        **env,
-    )
-    argv = [
-        sys.executable,
-        "-m",
-        "wakeway.cli",
-        "interceptor",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--admin",
-        f"127.0.0.1:{admin}",
-    ]
-    return cluster.popen_in_netns(f"interceptor-{port}", argv, env=environ)
+    """``wakeway interceptor`` listening on 127.0.0.1 inside the cluster's network namespace."""
+    args = ["interceptor", "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"]
+    return start_component(cluster, f"interceptor-{port}", args, kubeconfig, **env)

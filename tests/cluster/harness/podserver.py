@@ -21,6 +21,9 @@ _PR_SET_PDEATHSIG = 1
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Real servers listen with a deep backlog (Go: somaxconn); the stdlib's 5 drops the
+    # handshakes of a burst of requests released at once by a proxy.
+    request_queue_size = 1024
     pod_name = ""
     response_delay = 0.0
     crash_after = 0
@@ -30,6 +33,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as a real backend would
+    disable_nagle_algorithm = True  # head and body are separate writes
     server: _Server
 
     def _answer(self) -> None:

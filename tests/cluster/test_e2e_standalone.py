@@ -1,0 +1,305 @@
+"""End to end without KEDA: HTTPScaledObject + Deployment at zero, two interceptors, the
+scaler and the operator in standalone mode, each a process under its own ServiceAccount.
+
+Requests go through the interceptors to pods that really answer; the operator scales through
+the Deployment's /scale subresource when the scaler's stream says so. Wake latency (first
+request -> /scale written) and the cold-start overhead are printed for the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.processes import Proc, stop
+from tests.cluster.helpers import deployment, eventually, service
+from tests.cluster.wakeway_setup import install_crd, install_rbac, start_component
+from wakeway.kube import Kube
+from wakeway.kube.resources import DEPLOYMENTS, HTTPSCALEDOBJECTS, NAMESPACES, SERVICES
+
+pytestmark = pytest.mark.cluster
+
+PROXY = (18281, 18282)
+ADMIN = (19281, 19282)
+SCALER = 19283
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+    seconds: float
+
+
+@dataclass
+class Stack:
+    cluster: Cluster
+    procs: dict[str, Proc]
+
+
+def get(
+    cluster: Cluster, host: str, port: int = PROXY[0], timeout: float = 60.0
+) -> asyncio.Task[Answer]:
+    """A GET through an interceptor on a socket of the cluster's namespace; many of them run
+    truly concurrently on this event loop."""
+
+    async def send() -> Answer:
+        began = time.monotonic()
+        sock = cluster.netns.socket()
+        raw = b""
+        stage = "connect"
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+                stage = "send"
+                reader, writer = await asyncio.open_connection(sock=sock)
+                writer.write(
+                    f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+                )
+                stage = "read"
+                while chunk := await reader.read(65536):
+                    raw += chunk
+                writer.close()
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            return Answer(0, f"{exc!r} at {stage}: {raw[:60]!r}", time.monotonic() - began)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        return Answer(status, body.decode(errors="replace"), time.monotonic() - began)
+
+    return asyncio.create_task(send())
+
+
+async def answers(tasks: list[asyncio.Task[Answer]]) -> list[Answer]:
+    return list(await asyncio.gather(*tasks))
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster) -> Iterator[Stack]:
+    async def prepare() -> dict[str, Path]:
+        kube = await Kube.connect(str(cluster.kubeconfig))
+        try:
+            await install_crd(kube)
+            await install_rbac(kube, "interceptor", "scaler", "operator")
+        finally:
+            await kube.close()
+        return {
+            c: await cluster.service_account_kubeconfig("wakeway", f"wakeway-{c}", in_netns=True)
+            for c in ("interceptor", "scaler", "operator")
+        }
+
+    configs = asyncio.run(prepare())
+    procs: dict[str, Proc] = {}
+    for i, (port, admin) in enumerate(zip(PROXY, ADMIN, strict=True)):
+        args = ["interceptor", "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"]
+        procs[f"interceptor-{i}"] = start_component(
+            cluster, f"e2e-interceptor-{i}", args, configs["interceptor"]
+        )
+    interceptors = ",".join(f"127.0.0.1:{a}" for a in ADMIN)
+    procs["scaler"] = start_component(
+        cluster,
+        "e2e-scaler",
+        ["scaler", "--listen", f"127.0.0.1:{SCALER}", "--interceptors", interceptors],
+        None,
+        WAKEWAY_SCALER_STALE_AFTER="3",
+    )
+    procs["operator"] = start_component(
+        cluster,
+        "e2e-operator",
+        ["operator"],
+        configs["operator"],
+        WAKEWAY_OPERATOR_MODE="standalone",
+        WAKEWAY_OPERATOR_SCALER_ADDRESS=f"127.0.0.1:{SCALER}",
+        WAKEWAY_OPERATOR_HEALTH_PORT="0",
+        WAKEWAY_OPERATOR_SCALE_DOWN_STABILIZATION="3",
+        WAKEWAY_OPERATOR_METRICS_INTERVAL="0.5",
+    )
+    try:
+        yield Stack(cluster, procs)
+    finally:
+        for proc in reversed(list(procs.values())):
+            stop(proc, 5.0)
+
+
+@pytest.fixture
+async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
+    k = await Kube.connect(str(cluster.kubeconfig))
+    try:
+        yield k
+    finally:
+        await k.close()
+
+
+async def app(kube: Kube, name: str, **spec: Any) -> str:
+    """A namespace with a Deployment at zero, its Service, and its HTTPScaledObject."""
+    ns = f"e2e-{uuid.uuid4().hex[:6]}"
+    await kube.create(NAMESPACES, None, {"metadata": {"name": ns}})
+    annotations = spec.pop("annotations", None)
+    await kube.create(
+        DEPLOYMENTS, ns, deployment(name, replicas=0, port=8080, annotations=annotations)
+    )
+    svc = service(name, port=80)
+    svc["spec"]["ports"][0]["targetPort"] = 8080
+    await kube.create(SERVICES, ns, svc)
+    body = {
+        "hosts": [f"{name}.{ns}.test"],
+        "scaleTargetRef": {"name": name, "service": name, "port": 80},
+        **spec,
+    }
+    await kube.create(
+        HTTPSCALEDOBJECTS,
+        ns,
+        {
+            "apiVersion": "http.keda.sh/v1alpha1",
+            "kind": "HTTPScaledObject",
+            "metadata": {"name": name},
+            "spec": body,
+        },
+    )
+    return ns
+
+
+async def replicas(kube: Kube, ns: str, name: str) -> int:
+    return (await kube.get_scale(DEPLOYMENTS, ns, name)).replicas
+
+
+async def routed(stack: Stack, kube: Kube, ns: str, name: str) -> None:
+    """Until the HTTPScaledObject is Ready (the operator saw it) and both interceptors route it."""
+
+    async def ready() -> bool:
+        obj = await kube.get(HTTPSCALEDOBJECTS, ns, name)
+        conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
+        return conds.get("Ready") == "True"
+
+    await eventually(ready, f"{ns}/{name} to be Ready", within=60)
+
+    async def both_ready() -> bool:
+        return all(_ready(stack.cluster, admin) for admin in ADMIN)
+
+    await eventually(both_ready, "the interceptors to be ready", within=30)
+    # An informer event reaches each interceptor shortly after the API server stored the object.
+    await asyncio.sleep(0.5)
+
+
+def _ready(cluster: Cluster, admin: int) -> bool:
+    def fetch() -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+        try:
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status
+        except OSError:
+            return 0
+        finally:
+            conn.close()
+
+    return cluster.netns.call(fetch) == 200
+
+
+async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kube: Kube) -> None:
+    ns = await app(kube, "burst", scaledownPeriod=3, replicas={"min": 0, "max": 3})
+    await routed(stack, kube, ns, "burst")
+    host = f"burst.{ns}.test"
+    assert await replicas(kube, ns, "burst") == 0
+
+    began = time.monotonic()
+    futures = [get(stack.cluster, host) for _ in range(100)]
+    woke = await eventually(
+        lambda: _at_least(kube, ns, "burst", 1),
+        "the Deployment to be woken",
+        within=30,
+        interval=0.02,
+    )
+    wake_latency = time.monotonic() - began
+    results = await answers(futures)
+    assert [a.status for a in results] == [200] * 100, {(a.status, a.body[:80]) for a in results}
+    assert all(a.body.startswith("burst-") for a in results)
+    assert woke == 1
+    ttfb = statistics.median(a.seconds for a in results)
+    slowest = max(a.seconds for a in results)
+    print(
+        f"\nwake latency (first request -> /scale): {wake_latency * 1000:.0f} ms; "
+        f"burst of 100: median {ttfb * 1000:.0f} ms, max {slowest * 1000:.0f} ms"
+    )
+
+    # Quiet: back to zero after scaledownPeriod.
+    quiet = time.monotonic()
+    await eventually(lambda: _exactly(kube, ns, "burst", 0), "scale to zero", within=60)
+    idle = time.monotonic() - quiet
+    print(f"scaled to zero {idle:.1f} s after the last request (scaledownPeriod 3 s)")
+
+    # A request right after scale-down is held and served by the next wake: nothing lost.
+    later = await answers([get(stack.cluster, host) for _ in range(10)])
+    assert [a.status for a in later] == [200] * 10
+
+
+async def test_requests_during_scale_down_are_not_lost(stack: Stack, kube: Kube) -> None:
+    ns = await app(kube, "flap", scaledownPeriod=2, replicas={"min": 0, "max": 2})
+    await routed(stack, kube, ns, "flap")
+    host = f"flap.{ns}.test"
+    assert [a.status for a in await answers([get(stack.cluster, host)])] == [200]
+    # Keep sending a request every 0.3 s across several idle/scale-down boundaries.
+    futures: list[asyncio.Task[Answer]] = []
+    for _ in range(20):
+        futures.append(get(stack.cluster, host))
+        await asyncio.sleep(0.3)
+        if len(futures) % 7 == 0:
+            await asyncio.sleep(2.5)  # long enough for the operator to scale down
+    results = await answers(futures)
+    assert [a.status for a in results] == [200] * len(results)
+
+
+async def test_sustained_concurrency_adds_replicas_then_removes_them(
+    stack: Stack, kube: Kube
+) -> None:
+    ns = await app(
+        kube,
+        "busy",
+        scaledownPeriod=3,
+        replicas={"min": 0, "max": 4},
+        scalingMetric={"concurrency": {"targetValue": 4}},
+        annotations={"wakeway.test/response-delay": "1.5"},
+    )
+    await routed(stack, kube, ns, "busy")
+    host = f"busy.{ns}.test"
+    # 16 slow requests in flight at once, split over both interceptors: the scaler sums them.
+    deadline = time.monotonic() + 20
+    peak = 0
+    while time.monotonic() < deadline and peak < 3:
+        wave = [get(stack.cluster, host, port=PROXY[i % 2]) for i in range(16)]
+        await asyncio.sleep(0.5)
+        peak = max(peak, await replicas(kube, ns, "busy"))
+        assert all(a.status == 200 for a in await answers(wave))
+    assert peak >= 3, peak
+    await eventually(lambda: _exactly(kube, ns, "busy", 0), "scale back to zero", within=90)
+
+
+async def test_one_interceptor_killed_does_not_stall_the_other(stack: Stack, kube: Kube) -> None:
+    ns = await app(kube, "survivor", scaledownPeriod=30, replicas={"min": 0, "max": 2})
+    await routed(stack, kube, ns, "survivor")
+    host = f"survivor.{ns}.test"
+    victim = stack.procs["interceptor-0"]
+    stop(victim, 2.0)
+    assert not victim.alive()
+    # The remaining interceptor still wakes the workload through the scaler and the operator.
+    results = await answers([get(stack.cluster, host, port=PROXY[1]) for _ in range(5)])
+    assert [a.status for a in results] == [200] * 5
+    assert await replicas(kube, ns, "survivor") >= 1
+
+
+async def _at_least(kube: Kube, ns: str, name: str, n: int) -> int | None:
+    r = await replicas(kube, ns, name)
+    return r if r >= n else None
+
+
+async def _exactly(kube: Kube, ns: str, name: str, n: int) -> bool:
+    return await replicas(kube, ns, name) == n
