@@ -11,8 +11,8 @@ from wakeway.model.conditions import Condition
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.meta import ObjectMeta
+from wakeway.model.trigger import parse_metadata, scaler_metadata
 from wakeway.operator import scaledobject
-from wakeway.operator.metadata import scaler_metadata
 from wakeway.operator.objects import (
     ScaledObjectView,
     ServiceInfo,
@@ -483,8 +483,7 @@ def test_scaler_metadata_matches_the_scalers_contract() -> None:
         "window": "90s",
         "granularity": "1s",
     }
-    parse = pytest.importorskip("wakeway.scaler.metadata").parse_metadata
-    target = parse(scaler_metadata(so), "other")
+    target = parse_metadata(scaler_metadata(so), "other")
     assert (target.key, target.kind, target.target_value, target.window) == (
         "apps/web",
         "requestRate",

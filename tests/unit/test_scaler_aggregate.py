@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from wakeway.model.trigger import ALL_TARGETS, MetricTarget
 from wakeway.scaler.aggregate import MAX_WINDOWS_PER_TARGET, Aggregator, RateWindow
-from wakeway.scaler.metadata import ALL_TARGETS, MetricTarget
 from wakeway.scaler.wire import CountLine, Counts
 
 pytestmark = pytest.mark.unit

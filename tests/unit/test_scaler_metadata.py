@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
-from wakeway.scaler.metadata import (
+from wakeway.model.trigger import (
     ALL_TARGETS,
     MAX_BUCKETS,
     MetadataError,

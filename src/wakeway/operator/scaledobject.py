@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
-from wakeway.operator.metadata import scaler_metadata
+from wakeway.model.trigger import scaler_metadata
 from wakeway.operator.objects import ScaledObjectView
 
 SO_API_VERSION = "keda.sh/v1alpha1"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from wakeway.model.httpso import HTTPScaledObject
-from wakeway.operator.metadata import scaler_metadata
+from wakeway.model.trigger import scaler_metadata
 from wakeway.operator.scaling import Activity
 from wakeway.operator.settings import OperatorSettings
 from wakeway.protocol import externalscaler_pb2 as pb

@@ -1,6 +1,7 @@
 """The KEDA external scaler: aggregates pushed counts, serves externalscaler.proto."""
 
-from .metadata import MetadataError, MetricTarget, parse_metadata, scaler_metadata
+from wakeway.model.trigger import MetadataError, MetricTarget, parse_metadata, scaler_metadata
+
 from .replicas import ReplicaSet, ReplicaSource, StaticReplicas
 from .server import Scaler, run_scaler
 from .settings import ScalerSettings, settings_from_env

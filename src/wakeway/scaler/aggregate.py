@@ -5,7 +5,7 @@ monotonic clock, so replicas' clocks never need to agree) and asks it questions;
 awaits and never reads a clock.
 
 - **Concurrency** of a target is the sum of ``inFlight`` over the replicas currently known;
-  :data:`~wakeway.scaler.metadata.ALL_TARGETS` sums every target.
+  :data:`~wakeway.model.trigger.ALL_TARGETS` sums every target.
 - **Request rate** comes from the deltas of each replica's monotonic ``requests`` counter, added
   to time buckets of the object's granularity, and divided by the window. Deltas are recorded
   when they arrive, so a replica that goes away keeps its past requests in the window (the rate
@@ -25,7 +25,8 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .metadata import ALL_TARGETS, CONCURRENCY, MetricTarget
+from wakeway.model.trigger import ALL_TARGETS, CONCURRENCY, MetricTarget
+
 from .wire import CountLine, Counts
 
 MAX_WINDOWS_PER_TARGET = 4

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+from wakeway.model.trigger import MetricTarget
+
 from .aggregate import Aggregator
-from .metadata import MetricTarget
 from .wire import CountLine
 
 

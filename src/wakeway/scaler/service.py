@@ -17,11 +17,11 @@ from typing import Any, NoReturn
 
 import grpc
 
+from wakeway.model.trigger import MetadataError, MetricTarget, parse_metadata
 from wakeway.protocol import externalscaler_pb2 as pb
 from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerServicer
 
 from .live import LiveCounts
-from .metadata import MetadataError, MetricTarget, parse_metadata
 from .settings import ScalerSettings
 
 log = logging.getLogger(__name__)

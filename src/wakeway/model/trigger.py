@@ -1,4 +1,4 @@
-"""Which HTTPScaledObject, and which metric, a KEDA ``ScaledObjectRef`` means.
+"""The scaler trigger metadata: which HTTPScaledObject, and which metric, a ScaledObjectRef means.
 
 KEDA passes a trigger's metadata to every RPC as ``scalerMetadata``; the operator writes these
 keys into the ScaledObject it generates (and passes the same map to ``StreamIsActive`` and
