@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from tests.cluster.harness.binaries import Binaries, Unavailable, ensure
 from tests.cluster.harness.cluster import Cluster, ClusterError
+from wakeway.kube import Kube
 
 _BINARIES = pytest.StashKey[Binaries | Unavailable]()
 
@@ -78,3 +79,13 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
+
+
+@pytest.fixture
+async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
+    """wakeway's own adapter, connected as the cluster admin."""
+    k = await Kube.connect(str(cluster.kubeconfig))
+    try:
+        yield k
+    finally:
+        await k.close()

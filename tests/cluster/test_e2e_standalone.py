@@ -13,7 +13,7 @@ import http.client
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,15 +129,6 @@ def stack(cluster: Cluster) -> Iterator[Stack]:
     finally:
         for proc in reversed(list(procs.values())):
             stop(proc, 5.0)
-
-
-@pytest.fixture
-async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
-    k = await Kube.connect(str(cluster.kubeconfig))
-    try:
-        yield k
-    finally:
-        await k.close()
 
 
 async def app(kube: Kube, name: str, **spec: Any) -> str:

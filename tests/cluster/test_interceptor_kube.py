@@ -10,7 +10,7 @@ import asyncio
 import http.client
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,15 +100,6 @@ def interceptor(cluster: Cluster) -> Iterator[Proc]:
         yield proc
     finally:
         stop(proc, 5.0)
-
-
-@pytest.fixture
-async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
-    k = await Kube.connect(str(cluster.kubeconfig))
-    try:
-        yield k
-    finally:
-        await k.close()
 
 
 async def namespace(kube: Kube, prefix: str) -> str:

@@ -35,15 +35,6 @@ SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
 
 
 @pytest.fixture
-async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
-    k = await Kube.connect(str(cluster.kubeconfig))
-    try:
-        yield k
-    finally:
-        await k.close()
-
-
-@pytest.fixture
 async def ns(kube: Kube) -> AsyncIterator[str]:
     name = f"kube-{uuid.uuid4().hex[:8]}"
     await kube.create(NAMESPACES, None, {"metadata": {"name": name}})

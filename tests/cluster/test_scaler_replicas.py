@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,15 +14,6 @@ from wakeway.kube.resources import DEPLOYMENTS, NAMESPACES, SERVICES
 from wakeway.scaler.kube_replicas import KubeReplicas
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture
-async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
-    k = await Kube.connect(str(cluster.kubeconfig))
-    try:
-        yield k
-    finally:
-        await k.close()
 
 
 async def test_replicas_follow_ready_endpoints(cluster: Cluster, kube: Kube) -> None:
