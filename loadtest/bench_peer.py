@@ -1,0 +1,739 @@
+"""Peer benchmark: wakeway's interceptor and the KEDA HTTP add-on's, side by side, in one run.
+
+    sudo .venv/bin/python loadtest/bench_peer.py [--runs 3] [--duration 10] [--latency-seconds 10]
+        [--profile-seconds 60] [--cold 10] [--json FILE]
+
+Brings up the harness cluster (tests/cluster, a real control plane in a network namespace) and,
+inside that namespace, both interceptors against the same backends, plus the baselines: the
+backend direct and nginx as a reverse proxy. All traffic stays inside the namespace. Builds the
+add-on's interceptor once (scripts/interop-binaries addon) and installs Debian's nginx, wrk and
+iptables when missing.
+
+- Routing objects: the same HTTPScaledObjects serve both interceptors. wakeway's CRD is a
+  compatible superset of the add-on's v1alpha1 kind (they share the CRD's name, so only one can
+  be installed); the add-on also watches its own InterceptorRoute kind, whose CRD is installed
+  from the add-on's module (a different kind, so it coexists).
+- Warm backend: nginx serving a 100-byte file on an address of the namespace, published as the
+  ready endpoint of a Service (selector-less, with a hand-written EndpointSlice). The harness's
+  pods are a stdlib Python server that would cap every path far below the proxies.
+- How each interceptor reaches a backend: wakeway forwards to pod IPs from EndpointSlices; this
+  add-on release dials the Service name (``svc.ns:port``), which in a cluster means DNS plus
+  kube-proxy. Here a hosts file for the namespace maps the name to the Service's ClusterIP and an
+  iptables DNAT rule in the namespace (kube-proxy's own mechanism) sends it to the endpoint; the
+  rule follows the EndpointSlice and is written as soon as a pod has an address, before it is
+  ready, so the add-on never waits for it.
+- Cold start: a Deployment of a harness pod at zero. For each interceptor in turn, one request
+  is sent; once that interceptor shows it held through its own signal (wakeway: its count
+  stream, pushed, which is what its scaler follows; the add-on: its ``/queue`` counts, which its
+  scaler polls, read here every 2 ms), the benchmark scales the Deployment to one itself,
+  identically for both (neither scaler nor KEDA is part of this comparison). Recorded: time to
+  first byte from the request, from the scale call, and from the moment the benchmark's own
+  watch saw the endpoint ready (the interceptor's own share of the cold path).
+
+Measured: uncapped throughput (wrk, same threads and connections for every path, interleaved,
+medians of ``--runs``), CPU per request of each interceptor, p50/p99 at 1000 req/s (open loop,
+loadgen.py), the add-on's own CI profile (1000 req/s for 60 s: p99 <= 100 ms and no error;
+uncapped >= 3000 req/s), 200 routes at 1000 req/s, and ``--cold`` cold starts each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen import (
+    BACKEND_BODY,
+    CONNECTIONS,
+    PROXY_BODY,
+    cpu_seconds,
+    ensure_tools,
+    nginx_argv,
+    nginx_config,
+    percentile,
+    wrk_argv,
+    wrk_result,
+)
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from tests.cluster.harness.binaries import ensure  # noqa: E402
+from tests.cluster.harness.cluster import Cluster  # noqa: E402
+from tests.cluster.harness.processes import Proc  # noqa: E402
+from tests.cluster.helpers import deployment  # noqa: E402
+from tests.cluster.wakeway_setup import (  # noqa: E402
+    apply,
+    documents,
+    install_crd,
+    install_interceptor_rbac,
+    start_interceptor,
+)
+from tests.interop import binaries  # noqa: E402
+
+from wakeway.kube import Kube  # noqa: E402
+from wakeway.kube.resources import (  # noqa: E402
+    DEPLOYMENTS,
+    ENDPOINTSLICES,
+    HTTPSCALEDOBJECTS,
+    NAMESPACES,
+    SERVICES,
+    Resource,
+)
+
+NS = "bench"
+FAST_IP = "10.244.0.250"  # in the namespace's pod range, past the addresses pods get here
+BACKEND_PORT = 8080
+ROUTES = 200
+RATE = 1000
+PODS = Resource("", "v1", "pods", "Pod")
+WAKEWAY_PORT, WAKEWAY_ADMIN = 18100, 18101
+ADDON_PORT, ADDON_ADMIN = 18200, 18201
+NGINX_PORT = 18300
+PATHS = ("direct", "nginx", "wakeway", "addon")
+
+
+@dataclass(frozen=True)
+class Target:
+    address: str
+    port: int
+
+
+TARGETS = {
+    "direct": Target(FAST_IP, BACKEND_PORT),
+    "nginx": Target("127.0.0.1", NGINX_PORT),
+    "wakeway": Target("127.0.0.1", WAKEWAY_PORT),
+    "addon": Target("127.0.0.1", ADDON_PORT),
+}
+FAST_HOST = "fast.bench.test"
+SLEEPY_HOST = "sleepy.bench.test"
+
+
+def route_hosts() -> list[str]:
+    return [f"r{i:03d}.bench.test" for i in range(ROUTES)]
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- objects -------------------------------------------------------------------------------------
+
+
+def httpso(name: str, hosts: list[str], service: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "http.keda.sh/v1alpha1",
+        "kind": "HTTPScaledObject",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "hosts": hosts,
+            "scaleTargetRef": {"name": name, "service": service, "port": 80},
+            **spec,
+        },
+    }
+
+
+def service(name: str, selector: bool) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ports": [{"name": "http", "port": 80, "targetPort": BACKEND_PORT}]}
+    if selector:
+        spec["selector"] = {"app": name}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
+
+
+def fast_endpoints() -> dict[str, Any]:
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "fast-static", "labels": {"kubernetes.io/service-name": "fast"}},
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": [FAST_IP],
+                "conditions": {"ready": True, "serving": True, "terminating": False},
+            }
+        ],
+        "ports": [{"name": "http", "port": BACKEND_PORT, "protocol": "TCP"}],
+    }
+
+
+async def set_up_objects(cluster: Cluster, addon_crds: Path) -> dict[str, str]:
+    """Creates everything; returns each Service's ClusterIP."""
+    kube = await Kube.connect(str(cluster.kubeconfig))
+    try:
+        await install_crd(kube)
+        await install_interceptor_rbac(kube)
+        await apply(kube, documents(addon_crds / "http.keda.sh_interceptorroutes.yaml"))
+        await kube.create(NAMESPACES, None, {"metadata": {"name": NS}})
+        ips: dict[str, str] = {}
+        for name, selector in (("fast", False), ("sleepy", True)):
+            created = await kube.create(SERVICES, NS, service(name, selector))
+            ips[name] = created["spec"]["clusterIP"]
+        await kube.create(ENDPOINTSLICES, NS, fast_endpoints())
+        sleepy = deployment("sleepy", replicas=0, port=BACKEND_PORT)
+        await kube.create(DEPLOYMENTS, NS, sleepy)
+        objects = [
+            httpso("fast", [FAST_HOST], "fast"),
+            httpso("sleepy", [SLEEPY_HOST], "sleepy", timeouts={"conditionWait": "60s"}),
+            *(httpso(f"r{i:03d}", [h], "fast") for i, h in enumerate(route_hosts())),
+        ]
+        for obj in objects:
+            await kube.create(HTTPSCALEDOBJECTS, NS, obj)
+        return ips
+    finally:
+        await kube.close()
+
+
+# -- a minimal kube-proxy for the add-on: hosts file + DNAT in the namespace ---------------------
+
+
+class KubeProxy:
+    def __init__(self, cluster: Cluster, cluster_ips: dict[str, str]) -> None:
+        self.cluster = cluster
+        self.ips = cluster_ips
+        self.etc = Path("/etc/netns") / cluster.netns.name
+        self.current: dict[str, str] = {}
+        self.ready_at: dict[str, float] = {}  # perf_counter when a ready endpoint was first seen
+
+    def _iptables(self, *args: str) -> None:
+        subprocess.run(
+            self.cluster.netns.command(["iptables", "-w", "-t", "nat", *args]),
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+    def install(self) -> None:
+        self.etc.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1 localhost"]
+        for name, ip in self.ips.items():
+            lines.append(f"{ip} {name}.{NS} {name}.{NS}.svc {name}.{NS}.svc.cluster.local")
+        (self.etc / "hosts").write_text("\n".join(lines) + "\n")
+        subprocess.run(
+            ["ip", "-n", self.cluster.netns.name, "route", "add", "10.96.0.0/24", "dev", "lo"],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        for name, ip in self.ips.items():
+            chain = f"KP-{name.upper()}"
+            self._iptables("-N", chain)
+            self._iptables("-A", "OUTPUT", "-d", ip, "-p", "tcp", "--dport", "80", "-j", chain)
+        self.point("fast", FAST_IP)
+
+    def point(self, name: str, endpoint: str) -> None:
+        if self.current.get(name) == endpoint:
+            return
+        chain = f"KP-{name.upper()}"
+        self._iptables("-F", chain)
+        target = f"{endpoint}:{BACKEND_PORT}"
+        self._iptables("-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", target)
+        self.current[name] = endpoint
+
+    async def follow(self, kube: Kube, name: str) -> None:
+        """Points the Service's rule at its first endpoint address, ready or not yet."""
+        while True:
+            listed = await kube.list(ENDPOINTSLICES, NS)
+            for item in listed.items:
+                self._apply(name, item)
+            try:
+                async for event in kube.watch(ENDPOINTSLICES, NS, listed.resource_version):
+                    if event.type in ("ADDED", "MODIFIED"):
+                        self._apply(name, event.object)
+            except Exception as e:  # a dropped watch: list again
+                log(f"kube-proxy: watch ended ({e!r}), relisting")
+                await asyncio.sleep(0.2)
+
+    def _apply(self, name: str, slice_: dict[str, Any]) -> None:
+        labels = slice_.get("metadata", {}).get("labels") or {}
+        if labels.get("kubernetes.io/service-name") != name:
+            return
+        endpoints = [
+            e
+            for e in slice_.get("endpoints") or []
+            if not e.get("conditions", {}).get("terminating") and e.get("addresses")
+        ]
+        if any(e.get("conditions", {}).get("ready") for e in endpoints):
+            self.ready_at.setdefault(name, time.perf_counter())
+        else:
+            self.ready_at.pop(name, None)
+        if endpoints:
+            self.point(name, endpoints[0]["addresses"][0])
+
+    def remove(self) -> None:
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+# -- processes in the namespace ------------------------------------------------------------------
+
+
+def start_servers(
+    cluster: Cluster, work: Path, addon: Path, wakeway_kubeconfig: Path
+) -> dict[str, Proc]:
+    (work / "www").mkdir(exist_ok=True)
+    (work / "www" / "b").write_bytes(b"x" * 100)
+    work.chmod(0o755)  # nginx workers run as an unprivileged user
+    backend = nginx_config(
+        work, "backend", BACKEND_BODY.format(address=FAST_IP, port=BACKEND_PORT, dir=work)
+    )
+    proxy = nginx_config(
+        work,
+        "proxy",
+        PROXY_BODY.format(
+            address="127.0.0.1", port=NGINX_PORT, backend_address=FAST_IP, backend=BACKEND_PORT
+        ),
+    )
+    procs = {
+        "backend": cluster.popen_in_netns("nginx-backend", nginx_argv(work, backend)),
+        "nginx": cluster.popen_in_netns("nginx-proxy", nginx_argv(work, proxy)),
+        "wakeway": start_interceptor(cluster, wakeway_kubeconfig, WAKEWAY_PORT, WAKEWAY_ADMIN),
+    }
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "KUBECONFIG": str(cluster.netns_kubeconfig),
+        "KEDA_HTTP_PROXY_PORT": str(ADDON_PORT),
+        "KEDA_HTTP_ADMIN_PORT": str(ADDON_ADMIN),
+        "OTEL_PROM_EXPORTER_ENABLED": "false",
+    }
+    procs["addon"] = cluster.popen_in_netns(
+        "addon-interceptor", [str(addon), "--zap-log-level=info"], env=env
+    )
+    return procs
+
+
+def netns_get(cluster: Cluster, port: int, path: str, host: str = "bench") -> tuple[int, bytes]:
+    import http.client
+
+    def get() -> tuple[int, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    try:
+        return cluster.netns.call(get)
+    except OSError:
+        return 0, b""
+
+
+def wait_for(what: str, check: Callable[[], bool], within: float, procs: dict[str, Proc]) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        for name, proc in procs.items():
+            if not proc.alive():
+                raise RuntimeError(f"{name} exited:\n{proc.tail()}")
+        if time.monotonic() > deadline:
+            tails = "\n".join(f"--- {n}\n{p.tail(10)}" for n, p in procs.items())
+            raise RuntimeError(f"timed out waiting for {what}\n{tails}")
+        time.sleep(0.1)
+
+
+# -- load, inside the namespace ------------------------------------------------------------------
+
+
+def run_wrk(cluster: Cluster, path: str, duration: float, threads: int) -> float:
+    t = TARGETS[path]
+    host = None if path in ("direct", "nginx") else FAST_HOST
+    argv = wrk_argv(f"http://{t.address}:{t.port}/b", duration, threads, CONNECTIONS, host)
+    out = subprocess.run(
+        cluster.netns.command(argv),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    ).stdout
+    return wrk_result(out, path)
+
+
+@dataclass
+class Latency:
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+    sent: int
+
+
+def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str]) -> Latency:
+    t = TARGETS[path]
+    argv = [
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        "--address",
+        t.address,
+        "--port",
+        str(t.port),
+        "--rate",
+        str(RATE),
+        "--seconds",
+        str(seconds),
+    ]
+    hosts_file = cluster.dir / "bench-hosts.txt"
+    hosts_file.write_text("\n".join(hosts) + "\n")
+    argv += ["--hosts-file", str(hosts_file)]
+    out = subprocess.run(
+        cluster.netns.command(argv),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
+    result = json.loads(out)
+    lat = result["latencies"] or [float("nan")]
+    return Latency(
+        percentile(lat, 0.5) * 1000,
+        percentile(lat, 0.99) * 1000,
+        max(lat) * 1000,
+        result["errors"],
+        result["sent"],
+    )
+
+
+# -- cold start ----------------------------------------------------------------------------------
+
+
+def addon_holds(cluster: Cluster) -> bool:
+    status, body = netns_get(cluster, ADDON_ADMIN, "/queue")
+    if status != 200:
+        return False
+    counts = json.loads(body or b"{}")
+    return int(counts.get(f"{NS}/sleepy", {}).get("Concurrency", 0)) > 0
+
+
+def wakeway_hold_watch(subscribed: threading.Event) -> float:
+    """Runs inside the namespace: follows wakeway's count stream (what its scaler follows) and
+    returns the perf_counter time of the first line that shows the request held."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", WAKEWAY_ADMIN, timeout=30)
+    try:
+        conn.request("GET", "/counts")
+        resp = conn.getresponse()
+        resp.readline()  # the snapshot: subscribed
+        subscribed.set()
+        while line := resp.readline():
+            target = json.loads(line).get("targets", {}).get(f"{NS}/sleepy", {})
+            if target.get("held", 0) > 0:
+                return time.perf_counter()
+        raise RuntimeError("wakeway's count stream ended")
+    finally:
+        conn.close()
+
+
+@dataclass
+class Cold:
+    ttfb: float  # request written -> first response byte
+    from_scale: float  # the benchmark's scale call -> first response byte
+    after_ready: float  # the endpoint seen ready (by the benchmark's own watch) -> first byte
+    hold_seen: float  # request written -> the benchmark saw it held (and scaled)
+
+
+def cold_request(port: int) -> tuple[float, float, int]:
+    """Runs inside the namespace: one GET; (sent, first byte) perf_counter times and status."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        sent = time.perf_counter()
+        s.sendall(f"GET /b HTTP/1.1\r\nHost: {SLEEPY_HOST}\r\nConnection: close\r\n\r\n".encode())
+        rest = s.recv(1)
+        first = time.perf_counter()
+        while chunk := s.recv(65536):
+            rest += chunk
+    return sent, first, int(rest[9:12] or b"0")
+
+
+async def at_zero(kube: Kube) -> None:
+    """Scales sleepy to zero and waits until its pod is gone and its endpoints are empty."""
+    await kube.set_scale(DEPLOYMENTS, NS, "sleepy", 0)
+    deadline = time.monotonic() + 60
+    while True:
+        pods = await kube.list(PODS, NS)
+        slices = await kube.list(ENDPOINTSLICES, NS)
+        endpoints = [
+            e
+            for s in slices.items
+            if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == "sleepy"
+            for e in s.get("endpoints") or []
+        ]
+        if not pods.items and not endpoints:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("sleepy did not go back to zero")
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # both interceptors' informers have seen the empty slice by now
+
+
+async def cold_start(cluster: Cluster, kube: Kube, proxy: KubeProxy, path: str) -> Cold:
+    """One cold start; the Deployment is scaled once the interceptor holds the request, seen
+    from its own signal: wakeway's count stream (pushed), the add-on's /queue (polled 2 ms)."""
+    await at_zero(kube)
+    proxy.ready_at.pop("sleepy", None)
+    port = TARGETS[path].port
+    subscribed = threading.Event()
+    watch = (
+        cluster.netns.submit(lambda: wakeway_hold_watch(subscribed)) if path == "wakeway" else None
+    )
+    if watch is not None and not await asyncio.to_thread(subscribed.wait, 10):
+        raise RuntimeError("could not follow wakeway's count stream")
+    pending = cluster.netns.submit(lambda: cold_request(port))
+    deadline = time.monotonic() + 30
+    if watch is not None:
+        await asyncio.wait_for(asyncio.wrap_future(watch), 30)
+    else:
+        while not addon_holds(cluster):
+            if pending.done() or time.monotonic() > deadline:
+                raise RuntimeError(f"{path} did not hold the cold request: {pending.result()!r}")
+            await asyncio.sleep(0.002)
+    scaled = time.perf_counter()
+    await kube.set_scale(DEPLOYMENTS, NS, "sleepy", 1)
+    sent, first, status = await asyncio.wrap_future(pending)
+    if status != 200:
+        raise RuntimeError(f"{path}: cold request answered {status}")
+    ready = proxy.ready_at.get("sleepy", first)
+    return Cold(first - sent, first - scaled, first - ready, scaled - sent)
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    uncapped: dict[str, list[float]] = field(default_factory=dict)
+    cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    fixed: dict[str, Latency] = field(default_factory=dict)
+    profile: dict[str, Latency] = field(default_factory=dict)
+    routes: dict[str, Latency] = field(default_factory=dict)
+    cold: dict[str, list[Cold]] = field(default_factory=dict)
+
+
+async def measure(
+    cluster: Cluster, procs: dict[str, Proc], proxy: KubeProxy, args: argparse.Namespace
+) -> Results:
+    r = Results()
+    kube = await Kube.connect(str(cluster.kubeconfig))
+    follower = asyncio.create_task(proxy.follow(kube, "sleepy"))
+    try:
+        log("warm-up")
+        for path in PATHS:
+            await asyncio.to_thread(run_wrk, cluster, path, 2, args.threads)
+        for i in range(args.runs):
+            for path in PATHS:
+                pid = procs[path].pid if path in ("wakeway", "addon") else None
+                cpu0 = cpu_seconds(pid) if pid else 0.0
+                rps = await asyncio.to_thread(run_wrk, cluster, path, args.duration, args.threads)
+                r.uncapped.setdefault(path, []).append(rps)
+                if pid:
+                    used = cpu_seconds(pid) - cpu0
+                    r.cpu_us.setdefault(path, []).append(used / (rps * args.duration) * 1e6)
+                log(f"uncapped run {i + 1}: {path:8s} {rps:10.0f} req/s")
+        for path in PATHS:
+            hosts = [FAST_HOST]
+            r.fixed[path] = await asyncio.to_thread(
+                run_open_loop, cluster, path, args.latency_seconds, hosts
+            )
+            log(f"{RATE} req/s: {path:8s} {r.fixed[path]}")
+        for path in ("wakeway", "addon"):
+            r.routes[path] = await asyncio.to_thread(
+                run_open_loop, cluster, path, args.latency_seconds, route_hosts()
+            )
+            log(f"{ROUTES} routes at {RATE} req/s: {path:8s} {r.routes[path]}")
+        for path in ("wakeway", "addon"):
+            r.profile[path] = await asyncio.to_thread(
+                run_open_loop, cluster, path, args.profile_seconds, [FAST_HOST]
+            )
+            log(f"CI profile: {path:8s} {r.profile[path]}")
+        for i in range(args.cold):
+            for path in ("wakeway", "addon"):
+                c = await cold_start(cluster, kube, proxy, path)
+                r.cold.setdefault(path, []).append(c)
+                log(
+                    f"cold start {i + 1}: {path:8s} TTFB {c.ttfb * 1000:7.1f} ms, "
+                    f"from the scale call {c.from_scale * 1000:7.1f} ms, "
+                    f"after ready {c.after_ready * 1000:6.1f} ms"
+                )
+        await at_zero(kube)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await kube.close()
+    return r
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
+    med = {p: statistics.median(v) for p, v in r.uncapped.items()}
+    cpu = {p: statistics.median(v) for p, v in r.cpu_us.items()}
+
+    def cold(attr: str, q: float) -> dict[str, float]:
+        return {p: percentile([getattr(c, attr) for c in v], q) * 1000 for p, v in r.cold.items()}
+
+    rows: list[tuple[str, dict[str, float], bool]] = [
+        # (metric, value per path, higher is better)
+        ("uncapped req/s", med, True),
+        ("CPU µs per request", cpu, False),
+        (f"p50 ms at {RATE} req/s", {p: v.p50_ms for p, v in r.fixed.items()}, False),
+        (f"p99 ms at {RATE} req/s", {p: v.p99_ms for p, v in r.fixed.items()}, False),
+        (f"p50 ms, {ROUTES} routes", {p: v.p50_ms for p, v in r.routes.items()}, False),
+        (f"p99 ms, {ROUTES} routes", {p: v.p99_ms for p, v in r.routes.items()}, False),
+        (
+            f"p99 ms, {RATE} req/s for {args.profile_seconds:g} s",
+            {p: v.p99_ms for p, v in r.profile.items()},
+            False,
+        ),
+        ("cold start: TTFB p50 ms", cold("ttfb", 0.5), False),
+        ("cold start: TTFB p99 ms", cold("ttfb", 0.99), False),
+        ("cold start: scale call → first byte p50 ms", cold("from_scale", 0.5), False),
+        ("cold start: scale call → first byte p99 ms", cold("from_scale", 0.99), False),
+        ("cold start: request → seen held p50 ms", cold("hold_seen", 0.5), False),
+        ("cold start: endpoint ready → first byte p50 ms", cold("after_ready", 0.5), False),
+        ("cold start: endpoint ready → first byte p99 ms", cold("after_ready", 0.99), False),
+    ]
+    lines = [
+        "| metric | direct | nginx | wakeway | add-on | wakeway/add-on | wakeway/nginx"
+        " | wakeway/direct |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(values: dict[str, float], p: str) -> str:
+        v = values.get(p)
+        if v is None:
+            return "—"
+        return f"{v:.0f}" if v >= 100 else f"{v:.2f}"
+
+    for name, values, _ in rows:
+        w = values.get("wakeway", 0.0)
+        ratios = [ratio(w, values[p]) if p in values else "—" for p in ("addon", "nginx", "direct")]
+        lines.append(
+            f"| {name} | {' | '.join(cell(values, p) for p in PATHS)} | {' | '.join(ratios)} |"
+        )
+    lines.append("")
+    ok = True
+    for path in ("wakeway", "addon"):
+        prof = r.profile[path]
+        passed = prof.p99_ms <= 100 and prof.errors == 0 and med[path] >= 3000
+        ok = ok and (passed or path == "addon")
+        lines.append(
+            f"- add-on CI profile, {path}: p99 {prof.p99_ms:.2f} ms (≤ 100), errors "
+            f"{prof.errors} of {prof.sent} (0), uncapped {med[path]:.0f} req/s (≥ 3000): "
+            f"{'pass' if passed else 'FAIL'}"
+        )
+    errors = {p: v.errors for p, v in {**r.fixed}.items() if v.errors}
+    errors.update({f"{p} ({ROUTES} routes)": v.errors for p, v in r.routes.items() if v.errors})
+    lines.append(f"- errors at fixed rates: {errors or 'none'}")
+    lines.append(
+        f"- cold starts: {args.cold} each, interleaved; uncapped: wrk -t{args.threads} "
+        f"-c{CONNECTIONS} -d{args.duration:g}s, median of {args.runs}; fixed rate: "
+        f"{args.latency_seconds:g} s open loop over {256} connections"
+    )
+    return "\n".join(lines), ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--profile-seconds", type=float, default=60.0)
+    parser.add_argument("--cold", type=int, default=10, help="cold starts per interceptor")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    args = parser.parse_args()
+    if not (1 <= args.runs <= 10 and args.duration <= 60 and args.latency_seconds <= 60):
+        parser.error("keep it bounded: runs 1..10, durations up to 60 s")
+    if not (1 <= args.cold <= 50 and args.profile_seconds <= 120):
+        parser.error("keep it bounded: 1..50 cold starts, a profile of up to 120 s")
+    if os.geteuid() != 0:
+        parser.error("needs root (a network namespace, iptables inside it)")
+    ensure_tools(("iptables", "iptables"))
+    addon = binaries.addon(build=True, timeout=3600)
+    cluster = Cluster(ensure(), log=log)
+    proxy = KubeProxy(cluster, {})
+    work = Path(tempfile.mkdtemp(prefix="wakeway-peer-"))  # nginx's files, readable by its workers
+    try:
+        cluster.start()
+        log("cluster up; creating objects")
+        proxy.ips = asyncio.run(set_up_objects(cluster, addon.crds))
+        proxy.install()
+        kubeconfig = asyncio.run(
+            cluster.service_account_kubeconfig("wakeway", "wakeway-interceptor", in_netns=True)
+        )
+        procs = start_servers(cluster, work, addon.interceptor, kubeconfig)
+        for path in PATHS:
+            t = TARGETS[path]
+            host = FAST_HOST if path in ("wakeway", "addon") else "bench"
+
+            def answers(port: int = t.port, host: str = host, addr: str = t.address) -> bool:
+                return _get_from(cluster, addr, port, host) == 200
+
+            wait_for(f"{path} to answer", answers, 60, procs)
+        for path in ("wakeway", "addon"):
+
+            def routed(port: int = TARGETS[path].port) -> bool:
+                return _get_from(cluster, "127.0.0.1", port, route_hosts()[-1]) == 200
+
+            wait_for(f"{path} to route all {ROUTES} routes", routed, 60, procs)
+        results = asyncio.run(measure(cluster, procs, proxy, args))
+    finally:
+        cluster.stop()
+        proxy.remove()
+        shutil.rmtree(work, ignore_errors=True)
+    table, ok = report(results, args)
+    print(table)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "uncapped": results.uncapped,
+                    "cpu_us": results.cpu_us,
+                    "fixed": {p: v.__dict__ for p, v in results.fixed.items()},
+                    "routes": {p: v.__dict__ for p, v in results.routes.items()},
+                    "profile": {p: v.__dict__ for p, v in results.profile.items()},
+                    "cold": {p: [c.__dict__ for c in v] for p, v in results.cold.items()},
+                },
+                indent=1,
+            )
+        )
+    return 0 if ok else 1
+
+
+def _get_from(cluster: Cluster, address: str, port: int, host: str) -> int:
+    import http.client
+
+    def get() -> int:
+        conn = http.client.HTTPConnection(address, port, timeout=5)
+        try:
+            conn.request("GET", "/b", headers={"Host": host})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    try:
+        return cluster.netns.call(get)
+    except (OSError, ValueError):
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
