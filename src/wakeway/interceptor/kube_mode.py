@@ -11,12 +11,10 @@ their caches, so the interceptor keeps serving from its last snapshot.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from wakeway.kube import Informer, Kube
@@ -37,6 +35,7 @@ from wakeway.model.service import (
     parse_reference_grant,
     parse_service,
 )
+from wakeway.model.settings import route_identity_key
 from wakeway.routing import (
     InterceptorRef,
     RouteIdentity,
@@ -82,22 +81,7 @@ def kube_settings_from_env(env: Mapping[str, str] | None = None) -> KubeModeSett
                 f"{ENV_PREFIX}INTERCEPTOR_SERVICE: {raw!r} is not namespace/name[:port]"
             )
         port = int(port_text) if port_text else None
-    key: bytes | None = None
-    if env.get(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY"):
-        try:
-            key = base64.b64decode(env[f"{ENV_PREFIX}ROUTE_IDENTITY_KEY"], validate=True)
-        except ValueError:
-            raise ValueError(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY: not valid base64") from None
-    elif env.get(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY_FILE"):
-        path = Path(env[f"{ENV_PREFIX}ROUTE_IDENTITY_KEY_FILE"])
-        try:
-            key = path.read_bytes().strip()
-        except OSError as exc:
-            raise ValueError(
-                f"{ENV_PREFIX}ROUTE_IDENTITY_KEY_FILE: {path}: {exc.strerror}"
-            ) from None
-    if key is not None and len(key) < 16:
-        raise ValueError(f"{ENV_PREFIX}ROUTE_IDENTITY_KEY: must be at least 16 bytes")
+    key = route_identity_key(env)
     return KubeModeSettings(kubeconfig, ns, name, port, key)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
+
+from wakeway.model.settings import settings_from_env as read_env
 
 ENV_PREFIX = "WAKEWAY_INTERCEPTOR_"
 
@@ -70,6 +72,10 @@ class InterceptorSettings:
         for name in ("max_request_line", "max_header_bytes", "max_headers", "max_buffered_body"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be at least 1")
+        for fld in fields(self):
+            value = getattr(self, fld.name)
+            if isinstance(value, float) and value <= 0:
+                raise ValueError(f"{fld.name}: must be greater than zero")
 
 
 def settings_from_env(
@@ -80,38 +86,4 @@ def settings_from_env(
     Booleans accept true/false/1/0/yes/no; ``request_timeout`` accepts ``none``. An unknown or
     malformed value raises ``ValueError`` naming the variable.
     """
-    env = os.environ if env is None else env
-    settings = base or InterceptorSettings()
-    changes: dict[str, object] = {}
-    for fld in fields(InterceptorSettings):
-        var = ENV_PREFIX + fld.name.upper()
-        raw = env.get(var)
-        if raw is None:
-            continue
-        current = getattr(settings, fld.name)
-        try:
-            changes[fld.name] = _convert(raw, current, fld.name)
-        except ValueError as exc:
-            raise ValueError(f"{var}: {exc}") from None
-    return replace(settings, **changes)  # type: ignore[arg-type]
-
-
-def _convert(raw: str, current: object, name: str) -> object:
-    value = raw.strip()
-    if isinstance(current, bool):
-        low = value.lower()
-        if low in ("1", "true", "yes", "on"):
-            return True
-        if low in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"{raw!r} is not a boolean")
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float) or name == "request_timeout":
-        if name == "request_timeout" and value.lower() in ("", "none"):
-            return None
-        number = float(value)
-        if number <= 0:
-            raise ValueError("must be greater than zero")
-        return number
-    return value
+    return read_env(base or InterceptorSettings(), ENV_PREFIX, os.environ if env is None else env)

@@ -6,11 +6,12 @@ an :class:`OperatorSettings`. The README's "Operator" section lists every field 
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass
+
+from wakeway.model.settings import route_identity_key
+from wakeway.model.settings import settings_from_env as read_env
 
 ENV_PREFIX = "WAKEWAY_OPERATOR_"
 MODES = ("auto", "keda", "standalone")
@@ -106,43 +107,11 @@ def settings_from_env(
     A malformed value raises ``ValueError`` naming the variable.
     """
     env = os.environ if env is None else env
-    settings = base or OperatorSettings()
-    changes: dict[str, object] = {}
-    for var, name in SHARED.items():
-        if env.get(var):
-            changes[name] = env[var].strip()
-    key_var = "WAKEWAY_ROUTE_IDENTITY_KEY"
-    if env.get(key_var):
-        try:
-            changes["route_identity_key"] = base64.b64decode(env[key_var], validate=True)
-        except ValueError:
-            raise ValueError(f"{key_var}: not valid base64") from None
-    elif env.get(f"{key_var}_FILE"):
-        path = Path(env[f"{key_var}_FILE"])
-        try:
-            changes["route_identity_key"] = path.read_bytes().strip()
-        except OSError as exc:
-            raise ValueError(f"{key_var}_FILE: {path}: {exc.strerror}") from None
-    for fld in fields(OperatorSettings):
-        var = ENV_PREFIX + fld.name.upper()
-        raw = env.get(var)
-        if raw is None or fld.name == "route_identity_key":
-            continue
-        try:
-            changes[fld.name] = _convert(raw.strip(), getattr(settings, fld.name))
-        except ValueError as exc:
-            raise ValueError(f"{var}: {exc}") from None
-    try:
-        return replace(settings, **changes)  # type: ignore[arg-type]
-    except ValueError as exc:
-        name, _, message = str(exc).partition(":")
-        shared = {v: k for k, v in SHARED.items()} | {"route_identity_key": key_var}
-        raise ValueError(f"{shared.get(name, ENV_PREFIX + name.upper())}:{message}") from None
-
-
-def _convert(value: str, current: object) -> object:
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    return value
+    key = route_identity_key(env)
+    return read_env(
+        base or OperatorSettings(),
+        ENV_PREFIX,
+        env,
+        aliases=SHARED,
+        extra={} if key is None else {"route_identity_key": key},
+    )

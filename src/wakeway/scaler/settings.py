@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
+
+from wakeway.model.settings import settings_from_env as read_env
 
 ENV_PREFIX = "WAKEWAY_SCALER_"
 
@@ -91,30 +93,10 @@ def settings_from_env(
     An unknown or malformed value raises ``ValueError`` naming the variable.
     """
     env = os.environ if env is None else env
-    settings = base or ScalerSettings()
-    changes: dict[str, object] = {}
-    for fld in fields(ScalerSettings):
-        var = ENV_PREFIX + fld.name.upper()
-        raw = env.get(var)
-        if raw is None:
-            continue
-        current = getattr(settings, fld.name)
+    settings = read_env(base or ScalerSettings(), ENV_PREFIX, env)
+    if settings.interceptors:
         try:
-            changes[fld.name] = _convert(raw.strip(), current)
-            if fld.name == "interceptors":
-                parse_addresses(raw)
+            parse_addresses(settings.interceptors)
         except ValueError as exc:
-            raise ValueError(f"{var}: {exc}") from None
-    try:
-        return replace(settings, **changes)  # type: ignore[arg-type]
-    except ValueError as exc:
-        name, _, message = str(exc).partition(":")
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}:{message}") from None
-
-
-def _convert(value: str, current: object) -> object:
-    if isinstance(current, int):
-        return int(value)
-    if isinstance(current, float):
-        return float(value)
-    return value
+            raise ValueError(f"{ENV_PREFIX}INTERCEPTORS: {exc}") from None
+    return settings
