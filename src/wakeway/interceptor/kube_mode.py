@@ -11,6 +11,7 @@ their caches, so the interceptor keeps serving from its last snapshot.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -85,6 +86,17 @@ def kube_settings_from_env(env: Mapping[str, str] | None = None) -> KubeModeSett
     return KubeModeSettings(kubeconfig, ns, name, port, key)
 
 
+def granted(grants: list[ReferenceGrant], route: HTTPRoute, target: HTTPScaledObject) -> bool:
+    """A ReferenceGrant in the target's namespace lets HTTPRoutes of the route's namespace send
+    traffic to that HTTPScaledObject (or to every one, when the grant names none)."""
+    group = API_VERSION.split("/")[0]
+    return any(
+        grant.meta.namespace == target.namespace
+        and grant.allows(GATEWAY_GROUP, "HTTPRoute", route.namespace, group, KIND, target.name)
+        for grant in grants
+    )
+
+
 class _Watching(Protocol):
     synced: asyncio.Event
 
@@ -117,7 +129,7 @@ class KubeConfigSource:
         self.slices: Informer[EndpointSlice] = Informer(kube, ENDPOINTSLICES, parse_endpoint_slice)
         self._table_stale = True
         self._view_stale = True
-        self._pending: asyncio.TimerHandle | None = None
+        self._pending: asyncio.Task[None] | None = None
         self._ready = False
         self.table: RoutingTable | None = None
         self.rebuilds = 0
@@ -140,7 +152,7 @@ class KubeConfigSource:
             informer.start()
         await asyncio.gather(*(i.synced.wait() for i in self._informers))
         self._ready = True
-        self._rebuild()
+        await self._rebuild(debounce=0.0)
         log.info(
             "synced: %d HTTPScaledObjects, %d HTTPRoutes, %d Services, %d EndpointSlices",
             len(self.scaled.items()),
@@ -152,42 +164,43 @@ class KubeConfigSource:
     async def stop(self) -> None:
         if self._pending is not None:
             self._pending.cancel()
+            await asyncio.gather(self._pending, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._informers))
 
     def _mark(self, table: bool = False, view: bool = False) -> None:
         self._table_stale |= table
         self._view_stale |= view
-        if self._ready and self._pending is None:
-            loop = asyncio.get_running_loop()
-            self._pending = loop.call_later(self.settings.debounce, self._rebuild)
+        if self._ready and (self._pending is None or self._pending.done()):
+            self._pending = asyncio.create_task(self._rebuild(self.settings.debounce))
 
-    def _rebuild(self) -> None:
-        self._pending = None
-        targets = self.scaled.values()
-        if self._table_stale:
-            self._table_stale = False
-            self.table = RoutingTable(
-                targets, self.routes.values(), self.ref, self._granted, self.identity
-            )
-            self.interceptor.set_router(self.table)
-        if self._view_stale:
-            self._view_stale = False
-            services = {s.key: s for s in self.services.values()}
-            view, _problems = endpoint_view(
-                backends_of(targets), services, index_slices(self.slices.values())
-            )
-            self.interceptor.set_endpoints(view)
-        self.rebuilds += 1
-
-    def _granted(self, route: HTTPRoute, target: HTTPScaledObject) -> bool:
-        """A ReferenceGrant in the target's namespace lets HTTPRoutes of the route's namespace
-        send traffic to that HTTPScaledObject (or to every one, when the grant names none)."""
-        group = API_VERSION.split("/")[0]
-        return any(
-            grant.meta.namespace == target.namespace
-            and grant.allows(GATEWAY_GROUP, "HTTPRoute", route.namespace, group, KIND, target.name)
-            for grant in self.grants.values()
-        )
+    async def _rebuild(self, debounce: float) -> None:
+        """Rebuild what is stale until nothing is: the endpoint view first (cheap, and it is
+        what releases held requests), then the routing table in a worker thread, so a large
+        rebuild does not stop the event loop from serving. Inputs are read on the loop."""
+        await asyncio.sleep(debounce)
+        while self._table_stale or self._view_stale:
+            targets = self.scaled.values()
+            if self._view_stale:
+                self._view_stale = False
+                services = {s.key: s for s in self.services.values()}
+                view, _problems = endpoint_view(
+                    backends_of(targets), services, index_slices(self.slices.values())
+                )
+                self.interceptor.set_endpoints(view)
+            if self._table_stale:
+                self._table_stale = False
+                routes = self.routes.values()
+                grants = self.grants.values()
+                self.table = await asyncio.to_thread(
+                    RoutingTable,
+                    targets,
+                    routes,
+                    self.ref,
+                    functools.partial(granted, grants),
+                    self.identity,
+                )
+                self.interceptor.set_router(self.table)
+            self.rebuilds += 1
 
 
 async def run_in_kubernetes(
