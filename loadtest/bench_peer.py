@@ -368,6 +368,7 @@ class Latency:
     max_ms: float
     errors: int
     sent: int
+    reconnects: int
 
 
 def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str]) -> Latency:
@@ -387,14 +388,12 @@ def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str])
     hosts_file = cluster.dir / "bench-hosts.txt"
     hosts_file.write_text("\n".join(hosts) + "\n")
     argv += ["--hosts-file", str(hosts_file)]
-    out = subprocess.run(
-        cluster.netns.command(argv),
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-    ).stdout
-    result = json.loads(out)
+    done = subprocess.run(
+        cluster.netns.command(argv), capture_output=True, text=True, timeout=seconds + 60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the load generator failed on {path}:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout)
     lat = result["latencies"] or [float("nan")]
     return Latency(
         percentile(lat, 0.5) * 1000,
@@ -402,6 +401,7 @@ def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str])
         max(lat) * 1000,
         result["errors"],
         result["sent"],
+        result["reconnects"],
     )
 
 

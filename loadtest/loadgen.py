@@ -232,6 +232,7 @@ class OpenLoopResult:
     latencies: list[float] = field(default_factory=list)  # seconds, successful requests
     errors: int = 0  # non-200 answers, broken connections, requests not done in time
     sent: int = 0
+    reconnects: int = 0  # idle connections the server had closed, replaced
 
 
 async def open_loop(
@@ -249,7 +250,8 @@ async def open_loop(
     complete. At these rates nothing queues in front of the servers (a connection is always
     free), so timing from the write instead of the schedule only drops the generator's own
     scheduling jitter, which would otherwise be shared noise on every path. If every connection
-    is busy when a request is due, that request counts as an error.
+    is busy when a request is due, that request counts as an error; a connection the server
+    closed while idle is replaced before its next request.
     """
     loop = asyncio.get_running_loop()
     requests = [f"GET {path} HTTP/1.1\r\nHost: {h}\r\n\r\n".encode() for h in (hosts or ["bench"])]
@@ -263,6 +265,14 @@ async def open_loop(
     start = clock() + 0.05
 
     async def one(conn: _Conn, request: bytes) -> None:
+        if conn.transport is None or conn.transport.is_closing():
+            # The server closed this idle keep-alive connection (as HTTP allows): a new one.
+            result.reconnects += 1
+            try:
+                _, conn = await loop.create_connection(_Conn, address, port)
+            except OSError:
+                result.errors += 1
+                return
         conn.buf.clear()
         conn.need = -1
         conn.waiter = loop.create_future()
@@ -297,8 +307,8 @@ async def open_loop(
     except TimeoutError:
         result.errors += sum(1 for t in tasks if not t.done())
     for conn in idle:
-        assert conn.transport is not None
-        conn.transport.close()
+        if conn.transport is not None:
+            conn.transport.close()
     return result
 
 
