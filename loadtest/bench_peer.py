@@ -275,6 +275,8 @@ class KubeProxy:
 
     def remove(self) -> None:
         shutil.rmtree(self.etc, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.etc.parent.rmdir()  # /etc/netns itself, if nothing else lives there
 
 
 # -- processes in the namespace ------------------------------------------------------------------
