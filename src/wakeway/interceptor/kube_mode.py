@@ -130,6 +130,7 @@ class KubeConfigSource:
         self._table_stale = True
         self._view_stale = True
         self._pending: asyncio.Task[None] | None = None
+        self._view_built = float("-inf")  # loop time of the last endpoint-view rebuild
         self._ready = False
         self.table: RoutingTable | None = None
         self.rebuilds = 0
@@ -171,13 +172,20 @@ class KubeConfigSource:
         self._table_stale |= table
         self._view_stale |= view
         if self._ready and (self._pending is None or self._pending.done()):
-            self._pending = asyncio.create_task(self._rebuild(self.settings.debounce))
+            # Endpoint changes are acted on at once (a new ready pod releases held requests);
+            # only a burst of them, and every table change, waits out the debounce.
+            debounce = self.settings.debounce
+            delay = debounce
+            if not self._table_stale:
+                delay = max(0.0, self._view_built + debounce - asyncio.get_running_loop().time())
+            self._pending = asyncio.create_task(self._rebuild(delay))
 
     async def _rebuild(self, debounce: float) -> None:
         """Rebuild what is stale until nothing is: the endpoint view first (cheap, and it is
         what releases held requests), then the routing table in a worker thread, so a large
         rebuild does not stop the event loop from serving. Inputs are read on the loop."""
-        await asyncio.sleep(debounce)
+        if debounce:
+            await asyncio.sleep(debounce)
         while self._table_stale or self._view_stale:
             targets = self.scaled.values()
             if self._view_stale:
@@ -187,6 +195,7 @@ class KubeConfigSource:
                     backends_of(targets), services, index_slices(self.slices.values())
                 )
                 self.interceptor.set_endpoints(view)
+                self._view_built = asyncio.get_running_loop().time()
             if self._table_stale:
                 self._table_stale = False
                 routes = self.routes.values()
