@@ -153,7 +153,10 @@ class KubeConfigSource:
             informer.start()
         await asyncio.gather(*(i.synced.wait() for i in self._informers))
         self._ready = True
-        await self._rebuild(debounce=0.0)
+        # Recorded as the pending rebuild, so an event meanwhile does not start a second one
+        # whose older table could land last.
+        self._pending = asyncio.create_task(self._rebuild(debounce=0.0))
+        await self._pending
         log.info(
             "synced: %d HTTPScaledObjects, %d HTTPRoutes, %d Services, %d EndpointSlices",
             len(self.scaled.items()),

@@ -136,6 +136,14 @@ class Informer(Generic[T]):
                 attempt += 1
                 log.warning("%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
                 await asyncio.sleep(delay)
+            except Exception:  # a broken stream or object must not end the informer for good
+                delay = self.backoff.delay(attempt, self._rng)
+                attempt += 1
+                log.exception(
+                    "%s: watch failed; listing again in %.1fs", self.resource.plural, delay
+                )
+                version = None
+                await asyncio.sleep(delay)
 
     async def _relist(self) -> str:
         result = await self.kube.list(self.resource, self.namespace, self.label_selector)

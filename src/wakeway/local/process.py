@@ -69,15 +69,25 @@ class WorkloadProcess:
         except OSError as exc:
             raise StartFailed(f"cannot run {w.command[0]!r}: {exc.strerror or exc}") from None
         deadline = began + w.startup_timeout
-        while True:
-            if self._proc.returncode is not None:
-                raise StartFailed(f"exited with code {self._proc.returncode} before it was ready")
-            if await self._probe():
-                return Started(self._proc.pid, self.port, time.monotonic() - began)
-            if time.monotonic() >= deadline:
-                await self.stop()
-                raise StartFailed(f"not ready within its startupTimeout of {w.startup_timeout:g}s")
-            await asyncio.sleep(READINESS_INTERVAL)
+        try:
+            while True:
+                if self._proc.returncode is not None:
+                    self._signal(signal.SIGKILL)  # whatever it left behind in its group
+                    raise StartFailed(
+                        f"exited with code {self._proc.returncode} before it was ready"
+                    )
+                if await self._probe():
+                    return Started(self._proc.pid, self.port, time.monotonic() - began)
+                if time.monotonic() >= deadline:
+                    await self.stop()
+                    raise StartFailed(
+                        f"not ready within its startupTimeout of {w.startup_timeout:g}s"
+                    )
+                await asyncio.sleep(READINESS_INTERVAL)
+        except asyncio.CancelledError:
+            # Local mode is stopping mid-start: the process must not outlive it.
+            self.kill_now()
+            raise
 
     async def wait(self) -> int:
         """Until the process exits; its return code."""
@@ -87,7 +97,10 @@ class WorkloadProcess:
     async def stop(self) -> str:
         """SIGTERM the process group, SIGKILL after the grace period; how it ended."""
         proc = self._proc
-        if proc is None or proc.returncode is not None:
+        if proc is None:
+            return "never started"
+        if proc.returncode is not None:
+            self._signal(signal.SIGKILL)  # its group may still hold children
             return "already exited"
         self._signal(signal.SIGTERM)
         try:
@@ -99,8 +112,8 @@ class WorkloadProcess:
             return f"SIGKILL after {self.workload.stop_grace_period:g}s"
 
     def kill_now(self) -> None:
-        """Last resort at exit: SIGKILL without waiting."""
-        if self._proc is not None and self._proc.returncode is None:
+        """Last resort at exit: SIGKILL the process group without waiting."""
+        if self._proc is not None:
             self._signal(signal.SIGKILL)
 
     def _signal(self, sig: signal.Signals) -> None:

@@ -318,15 +318,16 @@ class LocalRunner:
 
     async def _stop_all(self) -> None:
         stops = []
+        cancelled = []
         for slot in self.slots.values():
             if slot.task is not None and not slot.task.done():
-                slot.task.cancel()
+                slot.task.cancel()  # a start in progress kills its process when cancelled
+                cancelled.append(slot.task)
             if slot.watcher is not None:
                 slot.watcher.cancel()
             if slot.process is not None:
                 stops.append(slot.process.stop())
-        if stops:
-            await asyncio.gather(*stops, return_exceptions=True)
+        await asyncio.gather(*cancelled, *stops, return_exceptions=True)
 
 
 async def run_local(paths: Sequence[Path], settings: InterceptorSettings) -> int:

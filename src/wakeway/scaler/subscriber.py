@@ -69,7 +69,14 @@ class ReplicaSubscriber:
         while True:
             try:
                 await self._stream()
-            except (aiohttp.ClientError, TimeoutError, OSError, WireError, ValueError) as exc:
+            except (
+                aiohttp.ClientError,
+                aiohttp.http_exceptions.HttpProcessingError,  # e.g. a line over the limit
+                TimeoutError,
+                OSError,
+                WireError,
+                ValueError,
+            ) as exc:
                 # One warning per outage; the retries of the same outage go to debug.
                 level = logging.DEBUG if self._failing else logging.WARNING
                 log.log(level, "count stream %s: %s; retrying", self.address, _describe(exc))
