@@ -20,6 +20,7 @@ import yaml
 
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.helpers import deployment, eventually, service
+from tests.cluster.wakeway_setup import install_rbac
 from wakeway.kube import AlreadyExists, Kube, NotFound
 from wakeway.kube.resources import (
     CRDS,
@@ -36,30 +37,6 @@ pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
 HTTPSO_CRD = ROOT / "crds" / "http.keda.sh_httpscaledobjects.yaml"
 KEDA_VERSION = "v2.20.0"
-SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", "ServiceAccount")
-CLUSTERROLES = Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False)
-CLUSTERROLEBINDINGS = Resource(
-    "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
-)
-
-# What the operator needs, and nothing else: the same rules as config/base/operator-rbac.yaml.
-READ = ["get", "list", "watch"]
-
-
-def rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
-    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
-
-
-RULES = [
-    rule(["http.keda.sh"], ["httpscaledobjects"], READ),
-    rule(["http.keda.sh"], ["httpscaledobjects/status"], ["get", "update", "patch"]),
-    rule(["http.keda.sh"], ["httpscaledobjects/finalizers"], ["update"]),
-    rule([""], ["services"], READ),
-    rule(["gateway.networking.k8s.io"], ["httproutes", "referencegrants"], READ),
-    rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),
-    rule(["apps"], ["deployments/scale", "statefulsets/scale"], ["get", "update", "patch"]),
-    rule(["keda.sh"], ["scaledobjects"], [*READ, "create", "update", "patch", "delete"]),
-]
 
 
 async def _create(kube: Kube, resource: Resource, namespace: str | None, body: Any) -> None:
@@ -117,30 +94,10 @@ async def ns(kube: Kube) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def operator_kubeconfig(cluster: Cluster, kube: Kube, ns: str) -> AsyncIterator[Path]:
-    """A ServiceAccount with exactly the operator's RBAC, and a kubeconfig for it."""
-    role = f"wakeway-operator-{ns}"
-    await kube.create(SERVICEACCOUNTS, ns, {"metadata": {"name": "operator"}})
-    await kube.create(CLUSTERROLES, None, {"metadata": {"name": role}, "rules": RULES})
-    await kube.create(
-        CLUSTERROLEBINDINGS,
-        None,
-        {
-            "metadata": {"name": role},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": role,
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}],
-        },
-    )
-    try:
-        yield await cluster.service_account_kubeconfig(ns, "operator")
-    finally:
-        for res in (CLUSTERROLEBINDINGS, CLUSTERROLES):
-            with contextlib.suppress(NotFound):
-                await kube.delete(res, None, role)
+async def operator_kubeconfig(cluster: Cluster, kube: Kube) -> Path:
+    """The operator's ServiceAccount with exactly the RBAC config/base gives it."""
+    await install_rbac(kube, "operator")
+    return await cluster.service_account_kubeconfig("wakeway", "wakeway-operator")
 
 
 @contextlib.contextmanager
