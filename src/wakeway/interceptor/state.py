@@ -31,6 +31,7 @@ class ProxyState:
         self.endpoints: Mapping[str, Sequence[Address]] = {}
         self._rr: dict[str, int] = {}
         self._refused: dict[Address, float] = {}  # endpoint -> until when to skip it
+        self._refused_timer: asyncio.TimerHandle | None = None
         self.gate: GateCore[Exchange] = GateCore(settings.max_held_total)
         self.counters = Counters()
         self.hub = CountHub(
@@ -68,8 +69,24 @@ class ProxyState:
         return None
 
     def refused(self, addr: Address) -> None:
-        """``addr`` refused a connection: skip it for a while."""
-        self._refused[addr] = self.loop.time() + self.settings.refused_endpoint_skip
+        """``addr`` refused a connection: skip it for a while. When the while is over, requests
+        held because of it are released again, even if the endpoint view did not change (a
+        restarted pod can come back at the same address)."""
+        until = self.loop.time() + self.settings.refused_endpoint_skip
+        self._refused[addr] = until
+        if self._refused_timer is None:
+            self._refused_timer = self.loop.call_at(until, self._refused_expired)
+
+    def _refused_expired(self) -> None:
+        self._refused_timer = None
+        now = self.loop.time()
+        for addr in [a for a, until in self._refused.items() if until <= now]:
+            del self._refused[addr]
+        self.set_endpoints(self.endpoints)  # releases held requests whose backend has endpoints
+        if self._refused:
+            self._refused_timer = self.loop.call_at(
+                min(self._refused.values()), self._refused_expired
+            )
 
     def set_endpoints(self, view: Mapping[str, Sequence[Address]]) -> None:
         self.endpoints = view
@@ -215,5 +232,8 @@ class ProxyState:
         if self._gate_timer is not None:
             self._gate_timer.cancel()
             self._gate_timer = None
+        if self._refused_timer is not None:
+            self._refused_timer.cancel()
+            self._refused_timer = None
         self.pool.close()
         self.hub.close()
