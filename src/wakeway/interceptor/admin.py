@@ -11,8 +11,10 @@
   where ``N`` is the ``seq`` of the last snapshot or change line (nothing was missed).
 
 ``KEY`` is the HTTPScaledObject's ``namespace/name``; ``COUNTS`` is
-``{"inFlight": int, "held": int, "requests": int}`` (``requests`` is monotonic, so a reader can
-compute a rate). ``time`` is this interceptor's monotonic clock in seconds. A snapshot may
+``{"inFlight": int, "held": int, "requests": int, "busy": float}``: ``requests`` and ``busy``
+(request-seconds in flight, the integral of ``inFlight``) are monotonic, so a reader computes a
+rate and an average concurrency from two lines, and sees requests that began and ended between
+two lines. ``time`` is this interceptor's monotonic clock in seconds. A snapshot may
 appear again mid-stream when the reader fell behind; it replaces everything known before.
 """
 

@@ -172,6 +172,10 @@ class Interceptor:
         """The current counts of every target seen so far."""
         return self._require_state().counters.snapshot()
 
+    def clock(self) -> float:
+        """Now on the counters' clock (the event loop's), which their ``idle_since`` is on."""
+        return self._require_state().loop.time()
+
     @property
     def ready(self) -> bool:
         return self._router is not None and not self._draining and self._state is not None

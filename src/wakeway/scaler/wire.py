@@ -2,14 +2,16 @@
 
 One JSON object per line: ``snapshot`` (every target, replaces what was known), ``change`` (only
 the targets that changed) and ``heartbeat`` (nothing changed; the stream is alive). Each target
-is ``"namespace/name": {"inFlight": int, "held": int, "requests": int}``; ``requests`` is
-monotonic for the life of the interceptor process. Unknown fields are ignored, so the interceptor
-may add some.
+is ``"namespace/name": {"inFlight": int, "held": int, "requests": int, "busy": float}``;
+``requests`` and ``busy`` (request-seconds in flight) are monotonic for the life of the
+interceptor process (``busy`` absent: 0, as from an interceptor that does not send it). Unknown
+fields are ignored, so the interceptor may add some.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,6 +29,7 @@ class Counts:
     in_flight: int
     held: int
     requests: int
+    busy: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ def _counts(value: Any, key: str) -> Counts:
         _int(value.get("inFlight", 0), f"targets.{key}.inFlight"),
         _int(value.get("held", 0), f"targets.{key}.held"),
         _int(value.get("requests", 0), f"targets.{key}.requests"),
+        _seconds(value.get("busy", 0.0), f"targets.{key}.busy"),
     )
 
 
@@ -72,3 +76,9 @@ def _int(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise WireError(f"{path}: must be a non-negative integer, got {value!r}")
     return value
+
+
+def _seconds(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise WireError(f"{path}: must be a non-negative number of seconds, got {value!r}")
+    return float(value)
