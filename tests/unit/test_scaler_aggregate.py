@@ -18,8 +18,8 @@ CONC = MetricTarget(APP, "concurrency", 10)
 RATE = MetricTarget(APP, "requestRate", 10, window=10.0, granularity=1.0)
 
 
-def c(in_flight: int = 0, requests: int = 0, held: int = 0) -> Counts:
-    return Counts(in_flight, held, requests)
+def c(in_flight: int = 0, requests: int = 0, held: int = 0, busy: float = 0.0) -> Counts:
+    return Counts(in_flight, held, requests, busy)
 
 
 @dataclass(frozen=True)
@@ -222,9 +222,114 @@ def test_active() -> None:
     assert agg.active(RATE, 1.0)
     assert agg.held(APP) == 1
     agg.apply(A, CountLine("change", 3, {APP: c(0, 1)}), 2.0)
-    assert not agg.active(CONC, 2.0)
-    assert agg.active(RATE, 2.0)  # the request is still in the rate window
+    assert agg.active(CONC, 2.0)  # the request just ended: the activity window runs
+    assert agg.active_until(CONC, 2.0) == 2.0 + CONC.activity_window
+    assert not agg.active(CONC, 2.0 + CONC.activity_window)
+    assert agg.active_until(CONC, 2.0 + CONC.activity_window) is None
+    assert agg.active(RATE, 5.0)  # the request is still in the rate window
     assert not agg.active(RATE, 11.0)
+
+
+S0 = snap(0.0, A, app=c(0, 0))
+SHORT = change(0.2, A, 2, app=c(0, 5))
+ACTIVITY_CASES = [
+    # (lines, when asked, active?) for a concurrency target with a 1 s activity window.
+    pytest.param([], 0.5, False, id="nothing-seen"),
+    # Requests that began and ended between two lines: inFlight stays 0, the counter rises.
+    pytest.param([S0, SHORT], 1.1, True, id="short"),
+    pytest.param([S0, SHORT], 1.2, False, id="aged"),
+    # The first snapshot from a replica is a baseline: its past requests are not activity.
+    pytest.param([snap(0.0, A, app=c(0, 500))], 0.1, False, id="baseline"),
+    # A restarted replica (its counter went down) with new requests is active.
+    pytest.param(
+        [snap(0.0, A, app=c(0, 9)), change(0.5, A, 2, app=c(0, 2))], 1.0, True, id="restart"
+    ),
+    # In flight: active however long ago it began.
+    pytest.param([S0, change(0.1, A, 2, app=c(1, 1))], 500.0, True, id="open"),
+    # Another target's traffic is not ours.
+    pytest.param(
+        [snap(0.0, A, api=c(0, 0)), change(0.2, A, 2, api=c(0, 5))], 0.5, False, id="other"
+    ),
+    # Two replicas: one idle, one with short requests.
+    pytest.param(
+        [snap(0.0, A, app=c(0, 3)), snap(0.0, B, app=c(0, 0)), change(3.0, B, 2, app=c(0, 1))],
+        3.5,
+        True,
+        id="two-replicas",
+    ),
+]
+
+
+@pytest.mark.parametrize(("lines", "at", "active"), ACTIVITY_CASES)
+def test_activity_follows_requests_not_samples(lines: list[Line], at: float, active: bool) -> None:
+    agg = Aggregator(15.0)
+    for step in lines:
+        agg.apply(step.replica, step.line, step.t)
+    assert agg.active(CONC, at) is active
+
+
+def test_steady_short_requests_stay_active_for_every_instant() -> None:
+    """50 req/s of 1 ms requests, one line per 5 ms batch: active at every instant asked."""
+    agg = Aggregator(15.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    for tick in range(1, 1001):  # 20 s of traffic, one request per tick
+        t = tick * 0.02
+        agg.apply(A, CountLine("change", tick + 1, {APP: c(0, tick, busy=tick * 0.001)}), t)
+        assert agg.concurrency(APP) == 0
+        assert agg.active(CONC, t + 0.019)
+    last = 1000 * 0.02
+    assert not agg.active(CONC, last + CONC.activity_window)
+
+
+def test_concurrency_metric_is_the_time_average_or_what_is_in_flight_if_more() -> None:
+    target = MetricTarget(APP, "concurrency", 10, window=10.0, granularity=1.0)
+    agg = Aggregator(15.0)
+    agg.watch(target, 0.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    seq = 1
+    # 100 req/s of 50 ms requests (five in flight on average), reported every 10 ms: the
+    # interceptor's busy integral rises by 0.05 per 10 ms.
+    for tick in range(1, 1001):
+        seq += 1
+        agg.apply(A, CountLine("change", seq, {APP: c(0, tick, busy=tick * 0.05)}), tick * 0.01)
+    assert agg.value(target, 10.0) == pytest.approx(5.0, rel=0.1)
+    # Open requests count at once, whatever the average says.
+    seq += 1
+    agg.apply(A, CountLine("change", seq, {APP: c(40, 1040, busy=50.0)}), 10.0)
+    assert agg.value(target, 10.0) == 40.0
+    # Long after everything ended, the average has aged out.
+    seq += 1
+    agg.apply(A, CountLine("change", seq, {APP: c(0, 1040, busy=50.0)}), 10.5)
+    assert agg.value(target, 40.0) == 0.0
+
+
+def test_a_long_request_reported_at_its_end_adds_only_its_time_inside_the_window() -> None:
+    target = MetricTarget(APP, "concurrency", 10, window=10.0, granularity=1.0)
+    agg = Aggregator(15.0)
+    agg.watch(target, 0.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    agg.apply(A, CountLine("change", 2, {APP: c(1, 1)}), 0.0)
+    assert agg.value(target, 20.0) == 1.0  # in flight, never reported since
+    agg.apply(A, CountLine("change", 3, {APP: c(0, 1, busy=30.0)}), 30.0)
+    # It was in flight for the whole last 10 s (one request on average), not 30 s worth.
+    assert agg.value(target, 30.0) == pytest.approx(1.0, rel=0.11)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "amount", "now", "total"),
+    [
+        (0.0, 0.5, 2.0, 0.5, 2.0),  # inside one bucket
+        (0.0, 4.0, 4.0, 4.0, 4.0),  # four buckets, all inside the window
+        (0.0, 20.0, 20.0, 20.0, 9.0),  # the part inside the window (the current bucket is new)
+        (5.0, 5.0, 1.0, 5.0, 1.0),  # no time passed: all of it now
+    ],
+)
+def test_rate_window_spreads_an_amount_over_its_interval(
+    start: float, end: float, amount: float, now: float, total: float
+) -> None:
+    w = RateWindow(10.0, 1.0, 0.0)
+    w.add_spread(start, end, amount)
+    assert w.total(now) == pytest.approx(total)
 
 
 @pytest.mark.parametrize(
@@ -274,6 +379,6 @@ def test_idle_rate_windows_are_forgotten_and_bounded() -> None:
     assert len(agg._windows[APP]) == MAX_WINDOWS_PER_TARGET
     agg.watch(RATE, 50.0)
     agg.expire(120.0)
-    assert list(agg._windows[APP]) == [(RATE.window, RATE.granularity)]
+    assert list(agg._windows[APP]) == [(RATE.kind, RATE.window, RATE.granularity)]
     agg.expire(200.0)
     assert APP not in agg._windows

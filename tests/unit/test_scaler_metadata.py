@@ -9,6 +9,7 @@ import pytest
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.trigger import (
     ALL_TARGETS,
+    DEFAULT_CONCURRENCY_WINDOW,
     MAX_BUCKETS,
     MetadataError,
     MetricTarget,
@@ -37,14 +38,17 @@ def make_target(**spec: Any) -> HTTPScaledObject:
 @pytest.mark.parametrize(
     ("metadata", "expected"),
     [
-        ({"httpScaledObject": "app"}, MetricTarget("ref-ns/app", "concurrency", 100)),
+        (
+            {"httpScaledObject": "app"},
+            MetricTarget("ref-ns/app", "concurrency", 100, DEFAULT_CONCURRENCY_WINDOW),
+        ),
         (
             {"httpScaledObject": "app", "namespace": "other", "scalerAddress": "x:1"},
-            MetricTarget("other/app", "concurrency", 100),
+            MetricTarget("other/app", "concurrency", 100, DEFAULT_CONCURRENCY_WINDOW),
         ),
         (
             {"httpScaledObject": "app", "metric": "concurrency", "targetValue": "2.5"},
-            MetricTarget("ref-ns/app", "concurrency", 2.5),
+            MetricTarget("ref-ns/app", "concurrency", 2.5, DEFAULT_CONCURRENCY_WINDOW),
         ),
         (
             {"httpScaledObject": "app", "metric": "requestRate", "targetValue": "50"},
@@ -74,7 +78,11 @@ def make_target(**spec: Any) -> HTTPScaledObject:
         ),
         (
             {"interceptorTargetPendingRequests": "200"},
-            MetricTarget(ALL_TARGETS, "concurrency", 200),
+            MetricTarget(ALL_TARGETS, "concurrency", 200, DEFAULT_CONCURRENCY_WINDOW),
+        ),
+        (
+            {"httpScaledObject": "app", "window": "30s", "activityWindow": "250ms"},
+            MetricTarget("ref-ns/app", "concurrency", 100, 30.0, 1.0, activity_window=0.25),
         ),
     ],
 )
@@ -114,6 +122,9 @@ def test_parse_metadata(metadata: dict[str, str], expected: MetricTarget) -> Non
             "shorter than the granularity",
         ),
         ({"interceptorTargetPendingRequests": "x"}, "ns", "interceptorTargetPendingRequests", ""),
+        ({"httpScaledObject": "app", "activityWindow": "-1s"}, "ns", "activityWindow", ""),
+        ({"httpScaledObject": "app", "activityWindow": "0"}, "ns", "activityWindow", "greater"),
+        ({"httpScaledObject": "app", "window": "soon"}, "ns", "window", "not a duration"),
     ],
 )
 def test_bad_metadata_names_the_key(
@@ -203,6 +214,11 @@ def test_metric_names_with_and_without_keda_index(requested: str, accepted: bool
             b'"requests":1,"extra":"ignored"}}}',
             CountLine("change", 4, {"ns/app": Counts(1, 1, 1)}, wake=True),
         ),
+        (
+            b'{"type":"change","seq":5,"targets":{"ns/app":{"inFlight":0,"held":0,'
+            b'"requests":3,"busy":0.0025}}}',
+            CountLine("change", 5, {"ns/app": Counts(0, 0, 3, 0.0025)}),
+        ),
         (b'{"type":"heartbeat","seq":4,"time":3.0}', CountLine("heartbeat", 4)),
     ],
 )
@@ -221,6 +237,8 @@ def test_parse_line(line: bytes, expected: CountLine) -> None:
         (b'{"type":"change","seq":1,"targets":{"a/b":{"inFlight":-1}}}', "inFlight"),
         (b'{"type":"change","seq":1,"targets":{"a/b":{"requests":1.5}}}', "requests"),
         (b'{"type":"heartbeat","seq":true}', "seq"),
+        (b'{"type":"change","seq":1,"targets":{"a/b":{"busy":-0.5}}}', "targets.a/b.busy"),
+        (b'{"type":"change","seq":1,"targets":{"a/b":{"busy":"1"}}}', "busy"),
     ],
 )
 def test_bad_lines(line: bytes, says: str) -> None:

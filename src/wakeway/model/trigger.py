@@ -8,11 +8,22 @@ keys into the ScaledObject it generates (and passes the same map to ``StreamIsAc
 - ``namespace``: its namespace; default: the ScaledObjectRef's namespace;
 - ``metric``: ``concurrency`` (default) or ``requestRate``;
 - ``targetValue``: the target per replica, a positive number; default 100;
-- ``window``: the requestRate window, a duration (``1m``, ``30s``, or plain seconds); default 1m;
-- ``granularity``: the requestRate bucket size, a duration; default 1s (coarsened to
+- ``window``: for requestRate the rate window, a duration (``1m``, ``30s``, or plain seconds),
+  default 1m; for concurrency the averaging window of the metric (see below), default 10s;
+- ``granularity``: the bucket size of that window, a duration; default 1s (coarsened to
   window/3600 when finer);
+- ``activityWindow``: how long after its last request (begun or ended) a target still counts as
+  active, a duration; default 1s. Requests shorter than the interceptors' count batch are never
+  seen in flight; this window is what makes steady traffic of short requests look busy.
 - ``interceptorTargetPendingRequests``: instead of ``httpScaledObject``, the add-on's key for the
   interceptor's own autoscaling: concurrency summed over every target, this value the target.
+
+The concurrency metric is ``max(in flight now, time-average of in flight over window)``. The
+time-average (from the interceptors' monotonic ``busy`` request-seconds) counts every request for
+exactly the time it held a pod, so short requests that no sample sees still count, and by
+Little's law it is what a per-replica concurrency target means; the current in-flight count as a
+floor lets a burst scale up at once rather than after the window. A peak over the interval was
+not chosen: one instant of many parallel 1 ms requests would ask for replicas nobody needs.
 
 Other keys (KEDA's own ``scalerAddress``, ``enableTLS``...) are ignored. A bad value raises
 :class:`MetadataError` naming the key; the servicer answers INVALID_ARGUMENT with it.
@@ -41,12 +52,18 @@ KEY_METRIC = "metric"
 KEY_TARGET_VALUE = "targetValue"
 KEY_WINDOW = "window"
 KEY_GRANULARITY = "granularity"
+KEY_ACTIVITY_WINDOW = "activityWindow"
 KEY_INTERCEPTOR_TARGET = "interceptorTargetPendingRequests"
 
 CONCURRENCY = "concurrency"
 REQUEST_RATE = "requestRate"
 ALL_TARGETS = "*"
 """The target key of the interceptor-wide metric (every target summed)."""
+
+ACTIVITY_WINDOW = 1.0
+"""Seconds a target stays active after its last request began or ended (``activityWindow``)."""
+DEFAULT_CONCURRENCY_WINDOW = 10.0
+"""Seconds over which the concurrency metric is time-averaged (``window`` of a concurrency)."""
 
 # At most this many rate buckets per window: a finer granularity is coarsened to window/MAX_BUCKETS
 # (memory stays bounded and every valid HTTPScaledObject is still served).
@@ -75,6 +92,7 @@ class MetricTarget:
     target_value: float
     window: float = DEFAULT_RATE_WINDOW
     granularity: float = DEFAULT_RATE_GRANULARITY
+    activity_window: float = ACTIVITY_WINDOW
 
     @property
     def metric_name(self) -> str:
@@ -98,7 +116,9 @@ def parse_metadata(metadata: Mapping[str, str], ref_namespace: str) -> MetricTar
     if not name:
         if KEY_INTERCEPTOR_TARGET in metadata:
             target = _positive(metadata, KEY_INTERCEPTOR_TARGET, DEFAULT_TARGET_VALUE)
-            return MetricTarget(ALL_TARGETS, "concurrency", target)
+            return MetricTarget(
+                ALL_TARGETS, "concurrency", target, *_windows(metadata, CONCURRENCY)
+            )
         raise MetadataError(KEY_HTTPSO, "required: the name of the HTTPScaledObject")
     if not _NAME.match(name):
         raise MetadataError(KEY_HTTPSO, f"{name!r} is not a valid object name")
@@ -112,17 +132,23 @@ def parse_metadata(metadata: Mapping[str, str], ref_namespace: str) -> MetricTar
     kind = metadata.get(KEY_METRIC, CONCURRENCY).strip() or CONCURRENCY
     target = _positive(metadata, KEY_TARGET_VALUE, DEFAULT_TARGET_VALUE)
     if kind == CONCURRENCY:
-        return MetricTarget(key, "concurrency", target)
+        return MetricTarget(key, "concurrency", target, *_windows(metadata, kind))
     if kind != REQUEST_RATE:
         raise MetadataError(
             KEY_METRIC, f"must be {CONCURRENCY!r} or {REQUEST_RATE!r}, got {kind!r}"
         )
-    window = _duration(metadata, KEY_WINDOW, DEFAULT_RATE_WINDOW)
+    return MetricTarget(key, "requestRate", target, *_windows(metadata, kind))
+
+
+def _windows(metadata: Mapping[str, str], kind: str) -> tuple[float, float, float]:
+    """(window, granularity, activity window) of a metric, defaults applied and checked."""
+    default = DEFAULT_RATE_WINDOW if kind == REQUEST_RATE else DEFAULT_CONCURRENCY_WINDOW
+    window = _duration(metadata, KEY_WINDOW, default)
     granularity = _duration(metadata, KEY_GRANULARITY, DEFAULT_RATE_GRANULARITY)
     if granularity > window:
         raise MetadataError(KEY_WINDOW, "must not be shorter than the granularity")
     granularity = max(granularity, window / MAX_BUCKETS)
-    return MetricTarget(key, "requestRate", target, window, granularity)
+    return window, granularity, _duration(metadata, KEY_ACTIVITY_WINDOW, ACTIVITY_WINDOW)
 
 
 def scaler_metadata(httpso: HTTPScaledObject) -> dict[str, str]:

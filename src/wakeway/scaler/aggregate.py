@@ -5,7 +5,15 @@ monotonic clock, so replicas' clocks never need to agree) and asks it questions;
 awaits and never reads a clock.
 
 - **Concurrency** of a target is the sum of ``inFlight`` over the replicas currently known;
-  :data:`~wakeway.model.trigger.ALL_TARGETS` sums every target.
+  :data:`~wakeway.model.trigger.ALL_TARGETS` sums every target. The concurrency *metric* is
+  ``max(concurrency now, time-average over the metric's window)``; the average comes from the
+  deltas of each replica's monotonic ``busy`` request-seconds, spread evenly over the time
+  between the two lines that carried them (a 30 s request reported when it ends adds 10 s to a
+  10 s window, not 30).
+- **Activity**: a target is active while anything is in flight, and for ``activity_window``
+  seconds after its last request began or ended (its ``requests`` counter rose, or its
+  ``inFlight`` fell). A request that begins and ends between two lines of a replica is never
+  seen in flight, but its counter still rises: steady traffic of short requests stays active.
 - **Request rate** comes from the deltas of each replica's monotonic ``requests`` counter, added
   to time buckets of the object's granularity, and divided by the window. Deltas are recorded
   when they arrive, so a replica that goes away keeps its past requests in the window (the rate
@@ -30,13 +38,16 @@ from wakeway.model.trigger import ALL_TARGETS, CONCURRENCY, MetricTarget
 from .wire import CountLine, Counts
 
 MAX_WINDOWS_PER_TARGET = 4
-"""Rate windows kept per target (distinct window/granularity pairs asked for); LRU beyond."""
+"""Windows kept per target (distinct metric/window/granularity asked for); LRU beyond."""
+
+_WindowSpec = tuple[str, float, float]  # (metric kind, window, granularity)
 
 _ZERO = Counts(0, 0, 0)
 
 
 class RateWindow:
-    """Request counts in buckets of ``granularity`` seconds; the rate over ``window`` seconds."""
+    """Amounts (requests, or request-seconds) in buckets of ``granularity`` seconds; their sum
+    per second over ``window`` seconds."""
 
     __slots__ = ("_buckets", "_n", "granularity", "last_used", "window")
 
@@ -44,10 +55,10 @@ class RateWindow:
         self.window = window
         self.granularity = granularity
         self._n = max(1, math.ceil(window / granularity - 1e-9))
-        self._buckets: deque[list[int]] = deque()  # [bucket index, count], oldest first
+        self._buckets: deque[list[float]] = deque()  # [bucket index, amount], oldest first
         self.last_used = now
 
-    def add(self, now: float, count: int) -> None:
+    def add(self, now: float, count: float) -> None:
         if count <= 0:
             return
         index = math.floor(now / self.granularity)
@@ -58,7 +69,23 @@ class RateWindow:
             buckets.append([index, count])
         self._prune(index)
 
-    def total(self, now: float) -> int:
+    def add_spread(self, start: float, end: float, amount: float) -> None:
+        """``amount`` accrued evenly from ``start`` to ``end``: each bucket gets its share (only
+        the buckets still inside the window are touched)."""
+        if amount <= 0:
+            return
+        g = self.granularity
+        if end - start <= 0 or math.floor(start / g) == math.floor(end / g):
+            self.add(end, amount)
+            return
+        per_second = amount / (end - start)
+        first = max(math.floor(start / g), math.floor(end / g) - self._n + 1)
+        for index in range(first, math.floor(end / g) + 1):
+            lo, hi = max(start, index * g), min(end, (index + 1) * g)
+            if hi > lo:
+                self.add(lo, per_second * (hi - lo))
+
+    def total(self, now: float) -> float:
         """Requests in the last ``window`` seconds (whole buckets, the current one included)."""
         index = math.floor(now / self.granularity)
         self._prune(index)
@@ -77,15 +104,16 @@ class RateWindow:
 @dataclass(slots=True)
 class _Replica:
     counts: dict[str, Counts] = field(default_factory=dict)
+    reported: dict[str, float] = field(default_factory=dict)  # key -> when its counts last came
     last_seen: float = 0.0
     seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What one line changed: targets whose concurrency changed (wake-ups are among them), and
-    whether the stream must be reopened (it cannot be trusted: a change without a snapshot
-    first, or a gap in ``seq``)."""
+    """What one line changed: targets whose concurrency or activity changed (wake-ups are among
+    them), and whether the stream must be reopened (it cannot be trusted: a change without a
+    snapshot first, or a gap in ``seq``)."""
 
     changed: frozenset[str] = frozenset()
     resync: bool = False
@@ -101,7 +129,8 @@ class Aggregator:
         self._in_flight: dict[str, int] = {}
         self._held: dict[str, int] = {}
         self._total = 0
-        self._windows: dict[str, OrderedDict[tuple[float, float], RateWindow]] = {}
+        self._last_activity: dict[str, float] = {}  # key -> when a request last began or ended
+        self._windows: dict[str, OrderedDict[_WindowSpec, RateWindow]] = {}
 
     # -- feeding ---------------------------------------------------------------------------
 
@@ -142,6 +171,8 @@ class Aggregator:
                 del windows[spec]
             if not windows:
                 del self._windows[key]
+        for key in [k for k, t in self._last_activity.items() if now - t > self.window_idle]:
+            del self._last_activity[key]
         return frozenset(changed)
 
     def drop(self, replica: str) -> frozenset[str]:
@@ -175,25 +206,44 @@ class Aggregator:
         return self._held.get(key, 0)
 
     def rate(self, target: MetricTarget, now: float) -> float:
-        """Requests per second over the target's window (starts counting on the first ask)."""
+        """Per second over the target's window (starts counting on the first ask): requests for
+        requestRate, request-seconds (the average concurrency) for concurrency."""
         return self._window(target, now).rate(now)
 
     def value(self, target: MetricTarget, now: float) -> float:
-        """The metric KEDA scales on: concurrency or request rate."""
+        """The metric KEDA scales on: concurrency (in flight now, or the window's average if
+        higher) or request rate."""
         if target.kind == CONCURRENCY:
-            return float(self.concurrency(target.key))
+            return max(float(self.concurrency(target.key)), self.rate(target, now))
         return self.rate(target, now)
 
     def active(self, target: MetricTarget, now: float) -> bool:
-        """Anything in flight (held requests included); for requestRate also a rate above 0."""
+        """Anything in flight (held requests included), a request begun or ended within the
+        activity window, or for requestRate a rate above 0."""
         if self.concurrency(target.key) > 0:
+            return True
+        last = self._last_activity.get(target.key)
+        if last is not None and now - last < target.activity_window:
             return True
         return target.kind != CONCURRENCY and self.rate(target, now) > 0
 
+    def active_until(self, target: MetricTarget, now: float) -> float | None:
+        """When ``target``, active now only through its activity window, turns inactive if
+        nothing else happens (None: not that case)."""
+        if self.concurrency(target.key) > 0:
+            return None
+        last = self._last_activity.get(target.key)
+        if last is None or now - last >= target.activity_window:
+            return None
+        return last + target.activity_window
+
+    def last_activity(self, key: str) -> float | None:
+        """When a request of ``key`` last began or ended, as far as the lines told."""
+        return self._last_activity.get(key)
+
     def watch(self, target: MetricTarget, now: float) -> None:
-        """Start (or keep) the rate window of ``target`` so its requests count from now on."""
-        if target.kind != CONCURRENCY:
-            self._window(target, now)
+        """Start (or keep) the window of ``target`` so its requests count from now on."""
+        self._window(target, now)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -208,6 +258,7 @@ class Aggregator:
             # Gone from a snapshot: the replica restarted and has not seen this target since.
             self._update(state, key, _ZERO, now, changed, baseline=True)
             del state.counts[key]
+            state.reported.pop(key, None)
         for key, counts in targets.items():
             self._update(state, key, counts, now, changed, baseline=baseline)
         return changed
@@ -223,19 +274,37 @@ class Aggregator:
         baseline: bool,
     ) -> None:
         old = state.counts.get(key)
+        since = state.reported.get(key, now)
+        state.reported[key] = now
         if not baseline:
-            if old is None:
-                delta = new.requests  # a target this replica had not seen before
-            elif new.requests >= old.requests:
-                delta = new.requests - old.requests
+            if old is None or new.requests < old.requests:
+                # A target this replica had not seen before, or a counter that went down (the
+                # replica restarted): the new values are the deltas.
+                delta, busy = new.requests, new.busy
             else:
-                delta = new.requests  # the counter went down: the replica restarted
+                delta, busy = new.requests - old.requests, max(0.0, new.busy - old.busy)
             if delta:
-                for window in self._windows.get(key, {}).values():
-                    window.add(now, delta)
+                self._mark_active(key, now, changed)
+            self._accrue(key, delta, since, now, busy)
+            self._accrue(ALL_TARGETS, 0, since, now, busy)
         before = old or _ZERO
         self._shift(key, new.in_flight - before.in_flight, new.held - before.held, changed)
+        if new.in_flight < before.in_flight:
+            self._mark_active(key, now, changed)  # a request ended: the quiet starts now
         state.counts[key] = new
+
+    def _accrue(self, key: str, requests: int, since: float, now: float, busy: float) -> None:
+        for (kind, _, _), window in self._windows.get(key, {}).items():
+            if kind == CONCURRENCY:
+                window.add_spread(since, now, busy)
+            else:
+                window.add(now, requests)
+
+    def _mark_active(self, key: str, now: float, changed: set[str]) -> None:
+        self._last_activity[key] = now
+        self._last_activity[ALL_TARGETS] = now
+        changed.add(key)
+        changed.add(ALL_TARGETS)
 
     def _shift(self, key: str, d_in_flight: int, d_held: int, changed: set[str]) -> None:
         if d_held:
@@ -257,7 +326,7 @@ class Aggregator:
 
     def _window(self, target: MetricTarget, now: float) -> RateWindow:
         windows = self._windows.setdefault(target.key, OrderedDict())
-        spec = (target.window, target.granularity)
+        spec = (target.kind, target.window, target.granularity)
         window = windows.get(spec)
         if window is None:
             window = windows[spec] = RateWindow(target.window, target.granularity, now)

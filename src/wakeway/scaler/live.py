@@ -49,6 +49,9 @@ class LiveCounts:
     def active(self, target: MetricTarget) -> bool:
         return self.aggregator.active(target, self._clock())
 
+    def active_until(self, target: MetricTarget) -> float | None:
+        return self.aggregator.active_until(target, self._clock())
+
     def value(self, target: MetricTarget) -> float:
         return self.aggregator.value(target, self._clock())
 
@@ -57,7 +60,8 @@ class LiveCounts:
 
     @contextmanager
     def watch(self, key: str) -> Iterator[asyncio.Event]:
-        """An event set whenever the concurrency of ``key`` changes (or a replica is dropped)."""
+        """An event set whenever the concurrency or activity of ``key`` changes (or a replica is
+        dropped)."""
         event = asyncio.Event()
         watchers = self._watchers.setdefault(key, set())
         watchers.add(event)

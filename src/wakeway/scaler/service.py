@@ -1,7 +1,9 @@
 """The ExternalScaler servicer (grpc.aio): a thin shell over :class:`LiveCounts`.
 
-Every answer comes from memory. ``StreamIsActive`` sends the current state at once, then each
-change the moment the count streams report it (a cold target's first held request arrives as a
+Every answer comes from memory. Active means requests in flight, or a request begun or ended
+within the trigger's activity window (see :mod:`wakeway.scaler.aggregate`). ``StreamIsActive``
+sends the current state at once, then each change the moment the count streams report it (and
+``false`` the moment an activity window runs out) (a cold target's first held request arrives as a
 ``wake`` line, pushed without coalescing), and the current state again every ``stream_resend``
 seconds: KEDA calls RequestScale for each message it receives, which keeps its last-active time
 fresh while a target stays busy, and brings a request-rate target's aging window to ``false``.
@@ -80,8 +82,11 @@ class ExternalScalerService(ExternalScalerServicer):
                     if active != sent or now >= due:
                         yield pb.IsActiveResponse(result=active)
                         sent, due = active, now + resend
+                    # Active only through the activity window: look again when it runs out.
+                    until = self._live.active_until(target)
+                    wake_at = due if until is None else min(due, until)
                     try:
-                        async with asyncio.timeout(max(0.0, due - self._live.now())):
+                        async with asyncio.timeout(max(0.0, wake_at - self._live.now())):
                             await changed.wait()
                     except TimeoutError:
                         pass
