@@ -1,11 +1,17 @@
 """A workload for local-mode tests: answers with its pid; can crash, or linger after SIGTERM.
 
 python3 local_app.py --port P [--crash] [--term-delay S] [--startup-delay S]
+
+``GET /events`` is a server-sent event stream (an event every 0.1 s until the client goes);
+a WebSocket upgrade on any path is accepted and held open, echoing nothing, until the client
+closes it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -26,6 +32,12 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # head and body are separate writes
 
     def do_GET(self) -> None:
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self._websocket()
+            return
+        if self.path == "/events":
+            self._events()
+            return
         delay = float(self.headers.get("X-Delay", "0"))
         time.sleep(delay)
         body = json.dumps({"pid": os.getpid(), "path": self.path}).encode()
@@ -34,6 +46,40 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _events(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        n = 0
+        try:
+            while True:
+                n += 1
+                self.wfile.write(f"data: {n}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            return  # the client went away
+
+    def _websocket(self) -> None:
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        accept = base64.b64encode(hashlib.sha1((key + guid).encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            while self.rfile.read1(65536):  # frames are read and dropped until the close
+                pass
+        except OSError:
+            return
 
     def log_message(self, format: str, *args: object) -> None:
         pass

@@ -129,6 +129,70 @@ async def test_quiet_period_stops_the_workload_and_next_request_restarts_it(
     assert slot.starts == 2
 
 
+async def test_steady_short_requests_keep_it_awake_one_wake_and_one_sleep(
+    local: Start,
+) -> None:
+    """50 req/s of requests far shorter than the count batch, for 5x scaledownPeriod: one wake,
+    no sleep while the traffic runs, then one sleep a scaledownPeriod after the last one."""
+    h = await local(config(scaledown=1))
+    slot = h.runner.slots["default/app"]
+    first = last_end = 0.0
+    pids = set()
+    for i in range(300):  # 50 per second for 6 s, bounded
+        began = time.monotonic()
+        status, body = await h.get("app.localhost", f"/r{i}")
+        assert status == 200
+        pids.add(body)
+        first = first or began
+        last_end = time.monotonic()
+        # Never asleep, never even on its way there, while the traffic runs.
+        assert slot.phase is Phase.READY, f"request {i}: {slot.phase}"
+        await asyncio.sleep(max(0.0, began + 0.02 - time.monotonic()))
+    assert last_end - first >= 5.0
+    assert slot.starts == 1
+    assert len({body.split('"pid": ')[1].split(",")[0] for body in pids}) == 1
+    await h.until(lambda: slot.phase is Phase.STOPPED)
+    assert time.monotonic() - last_end >= 1.0  # the quiet period began with the last request
+    assert slot.starts == 1
+
+
+@pytest.mark.parametrize("kind", ["sse", "websocket"])
+async def test_an_open_stream_keeps_it_awake_and_the_quiet_starts_when_it_ends(
+    local: Start, kind: str
+) -> None:
+    """An SSE response or a WebSocket is in flight for its whole life: held open across 3x
+    scaledownPeriod the workload stays up; the quiet period starts when the stream ends."""
+    h = await local(config(scaledown=1))
+    slot = h.runner.slots["default/app"]
+    url = f"http://127.0.0.1:{h.runner.interceptor.proxy_port}"
+    headers = {"Host": "app.localhost"}
+    events = 0
+    if kind == "sse":
+        async with h.session.get(f"{url}/events", headers=headers) as resp:
+            assert resp.status == 200
+            began = time.monotonic()
+            async for line in resp.content:  # events arrive every 0.1 s
+                events += line.startswith(b"data:")
+                assert slot.phase is Phase.READY
+                if time.monotonic() - began >= 3.0:
+                    break
+            closed = time.monotonic()
+    else:
+        async with h.session.ws_connect(f"{url}/ws", headers=headers) as ws:
+            began = time.monotonic()
+            while time.monotonic() - began < 3.0:
+                await ws.send_str("ping")  # the app drops them; the interceptor relays them
+                assert slot.phase is Phase.READY
+                await asyncio.sleep(0.1)
+                events += 1
+            closed = time.monotonic()
+    assert events >= 20
+    assert slot.starts == 1
+    await h.until(lambda: slot.phase is Phase.STOPPED)
+    assert time.monotonic() - closed >= 1.0
+    assert slot.starts == 1
+
+
 async def test_request_while_stopping_is_held_and_served_by_the_next_start(
     local: Start,
 ) -> None:

@@ -52,6 +52,7 @@ class Slot:
     targets: tuple[str, ...] = field(default_factory=tuple)
     scaledown_period: float = 0.0
     keep_warm: bool = False
+    ready_at: float = 0.0  # when the running process became ready
     starts: int = 0  # successful starts, for logs and tests
 
 
@@ -188,18 +189,26 @@ class LocalRunner:
             self._kick.set()
 
     def _observe(self, now: float) -> dict[str, int]:
-        """In-flight per workload from the live counters; tracks idle and wake times."""
+        """In-flight per workload from the live counters; tracks idle and wake times.
+
+        A workload is idle since the later of its start and the end of its last request, as the
+        counters recorded it: a request that began and ended between two looks still counts
+        (sampling ``in_flight`` alone would miss it, and steady short requests would look idle).
+        """
         counts = self.interceptor.counts()
+        lag = self.interceptor.clock() - now  # the counters' clock minus ours
         busy: dict[str, int] = {}
         for key, slot in self.slots.items():
-            n = sum(counts[t].in_flight for t in slot.targets if t in counts)
+            seen = [counts[t] for t in slot.targets if t in counts]
+            n = sum(c.in_flight for c in seen)
             busy[key] = n
             if n:
                 slot.idle_since = None
                 if slot.phase is Phase.STOPPED and slot.woken_at is None:
                     slot.woken_at = now
-            elif slot.idle_since is None and slot.phase is Phase.READY:
-                slot.idle_since = now
+            elif slot.phase is Phase.READY:
+                ends = [c.idle_since - lag for c in seen if c.idle_since is not None]
+                slot.idle_since = max([slot.ready_at, *ends])
         return busy
 
     def _reconcile(self) -> float | None:
@@ -254,6 +263,7 @@ class LocalRunner:
         slot.phase = Phase.READY
         slot.stale = False
         slot.idle_since = None
+        slot.ready_at = time.monotonic()
         self._publish_endpoints()
         waited = time.monotonic() - woken_at
         log.info(
