@@ -6,6 +6,7 @@ from typing import Any
 
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.service import ReferenceGrant, parse_reference_grant
 from wakeway.routing import InterceptorRef
 
 INTERCEPTOR = InterceptorRef("wakeway", "wakeway-interceptor", 8080)
@@ -59,5 +60,33 @@ def route(
             "kind": "HTTPRoute",
             "metadata": {"name": name, "namespace": ns, "creationTimestamp": created},
             "spec": spec,
+        }
+    )
+
+
+def reference_grant(
+    ns: str,
+    *,
+    from_ns: str,
+    from_group: str = "http.keda.sh",
+    from_kind: str = "HTTPScaledObject",
+    to_group: str = "gateway.networking.k8s.io",
+    to_kind: str = "HTTPRoute",
+    to_name: str | None = None,
+) -> ReferenceGrant:
+    """A ReferenceGrant in ``ns``; by default the one a route owner writes to let
+    HTTPScaledObjects of ``from_ns`` bind its HTTPRoutes."""
+    to: dict[str, Any] = {"group": to_group, "kind": to_kind}
+    if to_name is not None:
+        to["name"] = to_name
+    return parse_reference_grant(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1beta1",
+            "kind": "ReferenceGrant",
+            "metadata": {"name": f"from-{from_ns}", "namespace": ns},
+            "spec": {
+                "from": [{"group": from_group, "kind": from_kind, "namespace": from_ns}],
+                "to": [to],
+            },
         }
     )

@@ -17,7 +17,6 @@ from wakeway.operator.objects import (
     ScaledObjectView,
     ServiceInfo,
     ServicePort,
-    parse_reference_grant,
     parse_scaled_object,
     parse_service,
 )
@@ -232,6 +231,50 @@ def test_all_routes_bound_with_their_identity() -> None:
     assert p.status["routes"] == [
         {"namespace": "apps", "name": "shop", "identity": "apps/shop;0123abcd", "bound": True}
     ]
+
+
+def test_identity_only_where_the_binding_holds_its_rules() -> None:
+    """Even handed an identity for every route, plan publishes none for a refused binding, a
+    missing route or a lost rule; a bound rule that does not stamp it yet gets it (its author
+    needs the value)."""
+    so = httpso(
+        routes=[
+            {"name": "theirs", "namespace": "bank"},
+            {"name": "gone"},
+            {"name": "blog", "ruleName": "main"},
+            {"name": "shop"},
+        ]
+    )
+    keys = ("bank/theirs", "apps/gone", "apps/blog", "apps/shop")
+    problems = (
+        BindingProblem("apps/web", "bank/theirs", None, "RefNotPermitted", "no grant"),
+        BindingProblem("apps/web", "apps/gone", None, "RouteNotFound", "no route"),
+        BindingProblem("apps/web", "apps/shop", None, "IdentityNotStamped", "stamp it"),
+    )
+    conflicts = (Conflict("HTTPRoute", "HTTPRoute apps/blog rule 'main'", "apps/old", "apps/web"),)
+    observed = Observed(
+        "standalone",
+        workload=1,
+        services=SERVICES,
+        problems=problems,
+        conflicts=conflicts,
+        identities={k: f"{k};tag" for k in keys},
+    )
+    p = plan(so, observed, NOW, POLICY)
+    assert p.status is not None
+    assert {r["name"]: r.get("identity") for r in p.status["routes"]} == {
+        "theirs": None,
+        "gone": None,
+        "blog": None,
+        "shop": "apps/shop;tag",
+    }
+
+
+def test_a_missing_workload_is_looked_at_again_soon() -> None:
+    gone = Problem("WorkloadNotFound", "Deployment apps/web (apps/v1) not found")
+    p = plan(httpso(), Observed("standalone", workload=gone, services=SERVICES), NOW, POLICY)
+    assert conditions(p)["Ready"] == ("False", "WorkloadNotFound")
+    assert p.requeue_after == POLICY.workload_recheck
 
 
 def test_transition_time_is_kept_while_the_status_holds() -> None:
@@ -492,7 +535,7 @@ def test_scaler_metadata_matches_the_scalers_contract() -> None:
     )
 
 
-def test_service_and_grant_and_scaled_object_parsers() -> None:
+def test_service_and_scaled_object_parsers() -> None:
     svc = parse_service(
         {
             "metadata": {"name": "web", "namespace": "apps"},
@@ -500,20 +543,6 @@ def test_service_and_grant_and_scaled_object_parsers() -> None:
         }
     )
     assert svc == ServiceInfo("web", "ExternalName", (ServicePort("http", 80), ServicePort("", 81)))
-    grant = parse_reference_grant(
-        {
-            "metadata": {"name": "g", "namespace": "apps"},
-            "spec": {
-                "from": [
-                    {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "edge"}
-                ],
-                "to": [{"group": "http.keda.sh", "kind": "HTTPScaledObject", "name": "web"}],
-            },
-        }
-    )
-    assert grant.allows("edge", "web")
-    assert not grant.allows("edge", "api")
-    assert not grant.allows("other", "web")
     so = parse_scaled_object(
         {
             "metadata": {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.routing_fixtures import INTERCEPTOR, route, so
+from tests.unit.routing_fixtures import INTERCEPTOR, reference_grant, route, so
 from wakeway.gateway.request import Request
-from wakeway.routing import RoutingTable
+from wakeway.routing import RouteGrants, RoutingTable
 
 pytestmark = pytest.mark.unit
 
@@ -209,7 +209,8 @@ def test_route_in_another_namespace_needs_permission() -> None:
     denied = RoutingTable([target], [r], INTERCEPTOR)
     assert [p.reason for p in denied.problems] == ["RefNotPermitted"]
     assert target_of(denied, "h", "/") is None
-    allowed = RoutingTable([target], [r], INTERCEPTOR, cross_namespace=lambda _r, _t: True)
+    grant = reference_grant("team-a", from_ns="team-b")
+    allowed = RoutingTable([target], [r], INTERCEPTOR, RouteGrants.of([grant]))
     assert allowed.problems == ()
     assert target_of(allowed, "h", "/") == "t"
 

@@ -6,12 +6,15 @@ informers' caches whole and swaps the result in one assignment; watch events onl
 stale, and a burst of events within ``debounce`` seconds costs one rebuild. /readyz stays false
 until every informer has listed once. While the API server is unreachable the informers keep
 their caches, so the interceptor keeps serving from its last snapshot.
+
+Requests are not held for what cannot come: an HTTPScaledObject whose Ready condition says its
+workload or Service is missing (:func:`~wakeway.model.conditions.unservable`) is answered 503 at
+once, and requests held for an HTTPScaledObject that is deleted are answered 503 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -26,8 +29,9 @@ from wakeway.kube.resources import (
     REFERENCEGRANTS,
     SERVICES,
 )
+from wakeway.model.conditions import unservable
 from wakeway.model.httproute import HTTPRoute, parse_httproute
-from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.service import (
     EndpointSlice,
     ReferenceGrant,
@@ -39,6 +43,7 @@ from wakeway.model.service import (
 from wakeway.model.settings import route_identity_key
 from wakeway.routing import (
     InterceptorRef,
+    RouteGrants,
     RouteIdentity,
     RoutingTable,
     backends_of,
@@ -52,7 +57,6 @@ from .settings import InterceptorSettings
 log = logging.getLogger("wakeway.interceptor.kube")
 
 ENV_PREFIX = "WAKEWAY_"
-GATEWAY_GROUP = "gateway.networking.k8s.io"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +88,6 @@ def kube_settings_from_env(env: Mapping[str, str] | None = None) -> KubeModeSett
         port = int(port_text) if port_text else None
     key = route_identity_key(env)
     return KubeModeSettings(kubeconfig, ns, name, port, key)
-
-
-def granted(grants: list[ReferenceGrant], route: HTTPRoute, target: HTTPScaledObject) -> bool:
-    """A ReferenceGrant in the target's namespace lets HTTPRoutes of the route's namespace send
-    traffic to that HTTPScaledObject (or to every one, when the grant names none)."""
-    group = API_VERSION.split("/")[0]
-    return any(
-        grant.meta.namespace == target.namespace
-        and grant.allows(GATEWAY_GROUP, "HTTPRoute", route.namespace, group, KIND, target.name)
-        for grant in grants
-    )
 
 
 class _Watching(Protocol):
@@ -134,6 +127,8 @@ class KubeConfigSource:
         self._ready = False
         self.table: RoutingTable | None = None
         self.rebuilds = 0
+        self.unservable: dict[str, str] = {}  # target key -> why requests cannot be served
+        interceptor.on_cold(self._on_cold)
         self.scaled.add_handler(lambda _key: self._mark(table=True, view=True))
         self.routes.add_handler(lambda _key: self._mark(table=True))
         self.grants.add_handler(lambda _key: self._mark(table=True))
@@ -192,6 +187,7 @@ class KubeConfigSource:
         while self._table_stale or self._view_stale:
             targets = self.scaled.values()
             if self._view_stale:
+                self._check_servable()
                 self._view_stale = False
                 services = {s.key: s for s in self.services.values()}
                 view, _problems = endpoint_view(
@@ -202,17 +198,41 @@ class KubeConfigSource:
             if self._table_stale:
                 self._table_stale = False
                 routes = self.routes.values()
-                grants = self.grants.values()
+                grants = RouteGrants.of(self.grants.values())
+                before = self.table
                 self.table = await asyncio.to_thread(
-                    RoutingTable,
-                    targets,
-                    routes,
-                    self.ref,
-                    functools.partial(granted, grants),
-                    self.identity,
+                    RoutingTable, targets, routes, self.ref, grants, self.identity
                 )
                 self.interceptor.set_router(self.table)
+                if before is not None:
+                    for key in before.targets.keys() - self.table.targets.keys():
+                        self._fail(
+                            key,
+                            f"HTTPScaledObject {key} was deleted while this request "
+                            "was held for it",
+                        )
             self.rebuilds += 1
+
+    def _check_servable(self) -> None:
+        """Note which targets cannot be served now, and answer what is held for them."""
+        found: dict[str, str] = {}
+        for key, cached in self.scaled.items().items():
+            cond = unservable(cached.conditions, cached.meta.generation)
+            if cond is not None:
+                found[key] = f"{key} cannot be served: {cond.reason}: {cond.message}"
+        self.unservable = found
+        for key, why in found.items():
+            self._fail(key, why)
+
+    def _on_cold(self, target: HTTPScaledObject) -> None:
+        why = self.unservable.get(target.key)
+        if why is not None:
+            self._fail(target.key, why)
+
+    def _fail(self, key: str, why: str) -> None:
+        answered = self.interceptor.fail_held(key, 503, why)
+        if answered:
+            log.info("%s: answered %d held request(s) at once: %s", key, answered, why)
 
 
 async def run_in_kubernetes(

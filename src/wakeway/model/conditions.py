@@ -63,3 +63,41 @@ def merge_conditions(
             since = old.last_transition_time
         out.append(replace(cond, last_transition_time=since))
     return tuple(out)
+
+
+# Ready=False reasons after which held requests cannot be served until someone changes the
+# cluster: the workload or the Service to forward to is missing or unusable. The operator writes
+# them; the interceptor answers at once instead of holding requests until the deadline.
+WORKLOAD_NOT_FOUND = "WorkloadNotFound"
+WORKLOAD_KIND_UNKNOWN = "WorkloadKindUnknown"
+NO_SCALE_SUBRESOURCE = "NoScaleSubresource"
+WORKLOAD_FORBIDDEN = "WorkloadForbidden"
+SERVICE_NOT_FOUND = "ServiceNotFound"
+EXTERNAL_NAME_SERVICE = "ExternalNameService"
+PORT_NOT_FOUND = "PortNotFound"
+UNSERVABLE_REASONS = frozenset(
+    {
+        WORKLOAD_NOT_FOUND,
+        WORKLOAD_KIND_UNKNOWN,
+        NO_SCALE_SUBRESOURCE,
+        WORKLOAD_FORBIDDEN,
+        SERVICE_NOT_FOUND,
+        EXTERNAL_NAME_SERVICE,
+        PORT_NOT_FOUND,
+    }
+)
+
+
+def unservable(conditions: Sequence[Condition], generation: int) -> Condition | None:
+    """The Ready condition when it says, for this very generation of the spec, that requests
+    cannot be served (see :data:`UNSERVABLE_REASONS`); None otherwise. A condition written for
+    an older generation is not trusted: the spec may have been fixed since."""
+    for cond in conditions:
+        if (
+            cond.type == "Ready"
+            and cond.status == "False"
+            and cond.reason in UNSERVABLE_REASONS
+            and cond.observed_generation == generation
+        ):
+            return cond
+    return None

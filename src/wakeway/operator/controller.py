@@ -20,14 +20,19 @@ from wakeway.kube.resources import (
     SERVICES,
     workload_resource,
 )
+from wakeway.model.conditions import (
+    NO_SCALE_SUBRESOURCE,
+    WORKLOAD_FORBIDDEN,
+    WORKLOAD_KIND_UNKNOWN,
+    WORKLOAD_NOT_FOUND,
+)
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
+from wakeway.model.service import ReferenceGrant, parse_reference_grant
 from wakeway.operator.objects import (
-    ReferenceGrant,
     ScaledObjectView,
     ServiceInfo,
     Tracked,
-    parse_reference_grant,
     parse_scaled_object,
     parse_service,
     parse_tracked,
@@ -45,7 +50,7 @@ from wakeway.operator.plan import (
 from wakeway.operator.scaling import Activity, Recommendation
 from wakeway.operator.settings import OperatorSettings, parse_service_ref
 from wakeway.operator.workqueue import ShutDown, WorkQueue
-from wakeway.routing import InterceptorRef, RouteIdentity, RoutingTable
+from wakeway.routing import InterceptorRef, RouteGrants, RouteIdentity, RoutingTable
 
 log = logging.getLogger("wakeway.operator")
 
@@ -103,6 +108,7 @@ class Controller:
         key = settings.route_identity_key
         self.identity = RouteIdentity(key) if key else None
         self.histories: dict[str, tuple[Recommendation, ...]] = {}
+        self._claims: dict[str, set[str]] = {}  # route keys each object binds, as last seen
         self.reconciles = 0
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -117,7 +123,7 @@ class Controller:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.httpsos.add_handler(self.queue.add)
+        self.httpsos.add_handler(self._httpso_changed)
         self.routes.add_handler(self._route_changed)
         self.services.add_handler(self._service_changed)
         self.grants.add_handler(self._grant_changed)
@@ -183,6 +189,21 @@ class Controller:
     def _targets(self) -> list[HTTPScaledObject]:
         return [t.httpso for t in self.httpsos.values()]
 
+    def _httpso_changed(self, key: str) -> None:
+        # Objects claiming the same routes may win or lose a rule by this change: look again.
+        cached = self.httpsos.get(key)
+        now: set[str] = set()
+        if cached is not None and cached.value is not None:
+            now = {b.route_key for b in cached.value.httpso.routes}
+        routes = now | self._claims.pop(key, set())
+        if now:
+            self._claims[key] = now
+        self.queue.add(key)
+        if routes:
+            for t in self._targets():
+                if t.key != key and any(b.route_key in routes for b in t.routes):
+                    self.queue.add(t.key)
+
     def _route_changed(self, route_key: str) -> None:
         for t in self._targets():
             if any(b.route_key == route_key for b in t.routes):
@@ -196,9 +217,10 @@ class Controller:
                 self.queue.add(t.key)
 
     def _grant_changed(self, grant_key: str) -> None:
+        # A grant lives in the routes' namespace and lets objects of other namespaces bind.
         namespace = grant_key.partition("/")[0]
         for t in self._targets():
-            if t.namespace == namespace and any(b.namespace != namespace for b in t.routes):
+            if t.namespace != namespace and any(b.namespace == namespace for b in t.routes):
                 self.queue.add(t.key)
 
     # --- reconcile --------------------------------------------------------------------------
@@ -227,12 +249,9 @@ class Controller:
             self._targets(),
             self.routes.values(),
             self.interceptor,
-            self._cross_namespace,
+            RouteGrants.of(self.grants.values()),
             identity=self.identity,
         )
-        identities: dict[str, str] = {}
-        if self.identity is not None:
-            identities = {b.route_key: self.identity.stamp(b.route_key) for b in httpso.routes}
         observed = Observed(
             self.mode,
             workload=await self._workload(httpso),
@@ -244,7 +263,7 @@ class Controller:
             },
             problems=tuple(table.problems_of(key)),
             conflicts=tuple(table.conflicts_of(key)),
-            identities=identities,
+            identities=table.identities_of(key),
             scaled_object=so_view,
             activity=self.scaler.activity(httpso) if self.scaler is not None else None,
             history=self.histories.get(key, ()),
@@ -263,12 +282,6 @@ class Controller:
         cached = self.scaledobjects.get(key)
         return None if cached is None else cached.value
 
-    def _cross_namespace(self, route: HTTPRoute, target: HTTPScaledObject) -> bool:
-        return any(
-            grant.namespace == target.namespace and grant.allows(route.namespace, target.name)
-            for grant in self.grants.values()
-        )
-
     async def _workload(self, httpso: HTTPScaledObject) -> int | Problem:
         """The workload's replicas from its /scale subresource, or why there are none.
 
@@ -280,15 +293,15 @@ class Controller:
         try:
             return (await self.kube.get_scale(resource, httpso.namespace, t.name)).replicas
         except Forbidden as exc:
-            return Problem("WorkloadForbidden", f"{what}: the operator may not read /scale: {exc}")
+            return Problem(WORKLOAD_FORBIDDEN, f"{what}: the operator may not read /scale: {exc}")
         except NotFound:
             pass
         group, version = resource.group, resource.version
         if group and not await self.kube.has_resource(group, version, resource.plural):
-            return Problem("WorkloadKindUnknown", f"{what}: the API server serves no such kind")
+            return Problem(WORKLOAD_KIND_UNKNOWN, f"{what}: the API server serves no such kind")
         if group and not await self.kube.has_resource(group, version, f"{resource.plural}/scale"):
-            return Problem("NoScaleSubresource", f"{what}: this kind has no /scale subresource")
-        return Problem("WorkloadNotFound", f"{what} not found")
+            return Problem(NO_SCALE_SUBRESOURCE, f"{what}: this kind has no /scale subresource")
+        return Problem(WORKLOAD_NOT_FOUND, f"{what} not found")
 
     async def apply(self, key: str, httpso: HTTPScaledObject | None, p: Plan) -> None:
         """Apply ``p`` in order: replicas first (a wake must not wait), then the ScaledObject,

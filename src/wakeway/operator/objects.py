@@ -12,11 +12,8 @@ from typing import Any
 
 from wakeway.model import fields as f
 from wakeway.model.conditions import Condition, parse_conditions
-from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.httpso import KIND, HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.meta import ObjectMeta, parse_meta
-
-HTTPROUTE_GROUP = "gateway.networking.k8s.io"
-HTTPSO_GROUP = API_VERSION.partition("/")[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,45 +53,6 @@ def parse_service(doc: Mapping[str, Any]) -> ServiceInfo:
         if port is not None:
             ports.append(ServicePort(f.opt_str(item, "name", path) or "", port))
     return ServiceInfo(meta.name, f.opt_str(spec, "type", "spec") or "ClusterIP", tuple(ports))
-
-
-@dataclass(frozen=True, slots=True)
-class ReferenceGrant:
-    """Only what decides whether HTTPRoutes may bind HTTPScaledObjects in this namespace."""
-
-    namespace: str
-    from_namespaces: frozenset[str]  # namespaces whose HTTPRoutes may refer here
-    to_names: frozenset[str] | None  # HTTPScaledObject names they may bind; None: any
-
-    def allows(self, route_namespace: str, target_name: str) -> bool:
-        return route_namespace in self.from_namespaces and (
-            self.to_names is None or target_name in self.to_names
-        )
-
-
-def parse_reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
-    meta = parse_meta(doc, "")
-    spec = f.req_mapping(doc, "spec", "")
-    sources: set[str] = set()
-    for i, raw in enumerate(f.opt_list(spec, "from", "spec")):
-        item = f.mapping(raw, f"spec.from[{i}]")
-        if item.get("group") == HTTPROUTE_GROUP and item.get("kind") == "HTTPRoute":
-            sources.add(f.req_str(item, "namespace", f"spec.from[{i}]"))
-    names: set[str] = set()
-    any_name = False
-    for i, raw in enumerate(f.opt_list(spec, "to", "spec")):
-        item = f.mapping(raw, f"spec.to[{i}]")
-        if item.get("group") == HTTPSO_GROUP and item.get("kind") == KIND:
-            name = f.opt_str(item, "name", f"spec.to[{i}]")
-            if name:
-                names.add(name)
-            else:
-                any_name = True
-    if not names and not any_name:
-        sources = set()  # grants nothing we care about
-    return ReferenceGrant(
-        meta.namespace, frozenset(sources), None if any_name else frozenset(names)
-    )
 
 
 @dataclass(frozen=True, slots=True)

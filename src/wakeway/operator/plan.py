@@ -15,7 +15,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from wakeway.model.conditions import Condition, ConditionStatus, merge_conditions, parse_conditions
+from wakeway.model.conditions import (
+    EXTERNAL_NAME_SERVICE,
+    PORT_NOT_FOUND,
+    SERVICE_NOT_FOUND,
+    Condition,
+    ConditionStatus,
+    merge_conditions,
+    parse_conditions,
+)
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import HTTPScaledObject, PortRef
 from wakeway.model.meta import ObjectMeta
@@ -71,6 +79,9 @@ class Observed:
 class Policy:
     scaler_address: str = "wakeway-scaler.wakeway.svc:9091"
     stabilization: float = 300.0
+    # Workloads are not watched (only /scale is readable): how soon to look again at a missing
+    # or unusable one, so a re-created workload is seen (and served) within seconds.
+    workload_recheck: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +174,8 @@ def plan(
 
     if replicas is not None:
         status["replicas"] = replicas
+    if isinstance(observed.workload, Problem):
+        requeue = min(requeue or policy.workload_recheck, policy.workload_recheck)
 
     if problems:
         ready = _cond(
@@ -234,11 +247,11 @@ def _port_problems(
     svc = services.get(ref.service)
     where = f"spec.{field_name}"
     if svc is None:
-        return [Problem(f"{prefix}ServiceNotFound", f"{where}: Service {ref.service} not found")]
+        return [Problem(prefix + SERVICE_NOT_FOUND, f"{where}: Service {ref.service} not found")]
     if svc.type == "ExternalName":
         return [
             Problem(
-                f"{prefix}ExternalNameService",
+                prefix + EXTERNAL_NAME_SERVICE,
                 f"{where}: Service {ref.service} is of type ExternalName, which is never "
                 "followed as a backend",
             )
@@ -247,7 +260,7 @@ def _port_problems(
         names = ", ".join(p.name for p in svc.ports if p.name) or "none"
         return [
             Problem(
-                f"{prefix}PortNotFound",
+                prefix + PORT_NOT_FOUND,
                 f"{where}.portName: Service {ref.service} has no port named "
                 f"{ref.port_name!r} (named ports: {names})",
             )
@@ -256,7 +269,7 @@ def _port_problems(
         ports = ", ".join(str(p.port) for p in svc.ports) or "none"
         return [
             Problem(
-                f"{prefix}PortNotFound",
+                prefix + PORT_NOT_FOUND,
                 f"{where}.port: Service {ref.service} has no port {ref.port} (ports: {ports})",
             )
         ]
@@ -342,9 +355,6 @@ def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"namespace": binding.namespace, "name": binding.name}
         if binding.rule_name is not None:
             entry["ruleName"] = binding.rule_name
-        identity = observed.identities.get(binding.route_key)
-        if identity is not None:
-            entry["identity"] = identity
         problem = next(
             (
                 p
@@ -364,6 +374,12 @@ def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
             ),
             None,
         )
+        # The identity goes only where the binding holds its rules (observed.identities has
+        # only routes this object owns a rule of); a rule not stamping it yet needs the value.
+        identity = observed.identities.get(binding.route_key)
+        stampable = problem is None or problem.reason == "IdentityNotStamped"
+        if identity is not None and lost is None and stampable:
+            entry["identity"] = identity
         if problem is not None:
             entry.update(bound=False, reason=problem.reason, message=problem.message)
         elif lost is not None:

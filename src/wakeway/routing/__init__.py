@@ -1,6 +1,7 @@
 """The routing table built from HTTPScaledObjects and HTTPRoutes (pure)."""
 
 from wakeway.routing.endpoints import BackendProblem, backends_of, endpoint_view, index_slices
+from wakeway.routing.grants import NO_GRANTS, RouteGrants
 from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 from wakeway.routing.routes import BoundRule, RouteHit
 from wakeway.routing.scaledobjects import Conflict, HostEntry
@@ -14,6 +15,7 @@ from wakeway.routing.table import (
 
 __all__ = [
     "IDENTITY_HEADER",
+    "NO_GRANTS",
     "BackendProblem",
     "BindingProblem",
     "BoundRule",
@@ -21,6 +23,7 @@ __all__ = [
     "HostEntry",
     "InterceptorRef",
     "Resolution",
+    "RouteGrants",
     "RouteHit",
     "RouteIdentity",
     "RoutingTable",

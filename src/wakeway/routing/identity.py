@@ -8,10 +8,10 @@ header and a plain route name prove nothing. Instead each bound HTTPRoute rule s
 
 with a rule-level RequestHeaderModifier ``set`` (Core; ``set`` overwrites whatever the client
 sent). ``tag`` is an HMAC-SHA256 of "<namespace>/<name>" under a key only the interceptor and
-the operator hold; the operator publishes each route's value in the status of the
-HTTPScaledObjects bound to it (readable only where that route's owners can read). A request
-bearing a valid identity is routed only among that route's bound rules, and a route binds only
-to HTTPScaledObjects of its own namespace unless a ReferenceGrant there allows it.
+the operator hold; the operator publishes each route's value only in the status of the
+HTTPScaledObjects that own one of its rules. A request bearing a valid identity is routed only
+among that route's bound rules, and a route binds only to HTTPScaledObjects of its own namespace
+unless a ReferenceGrant in the route's namespace allows it (:mod:`wakeway.routing.grants`).
 """
 
 from __future__ import annotations

@@ -12,18 +12,21 @@ come after, with the KEDA HTTP add-on's semantics.
 With a :class:`~wakeway.routing.identity.RouteIdentity` (Kubernetes mode), a request carrying a
 valid route identity is routed among that route's bound rules only, never by its Host header
 alone; one carrying an invalid identity is refused; one without an identity is matched against
-the HTTPScaledObjects' hosts only (traffic that did not come through a bound route).
+the HTTPScaledObjects' hosts only (traffic that did not come through a bound route). A route's
+identity is published (:meth:`RoutingTable.identities_of`) only to objects that own one of its
+rules: a binding the route's owner permitted (:mod:`wakeway.routing.grants`) and that won.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from wakeway.gateway.request import Request
 from wakeway.model.httproute import BackendRef, HTTPRoute, RouteRule
 from wakeway.model.httpso import HTTPScaledObject, RouteBinding
+from wakeway.routing.grants import NO_GRANTS, ClaimOrder, RouteGrants, claim_order
 from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 from wakeway.routing.routes import BoundRule, RouteHit, RouteIndex
 from wakeway.routing.scaledobjects import Conflict, HostEntry, ScaledObjectIndex
@@ -74,32 +77,25 @@ class Resolution:
     host_entry: HostEntry | None = None
 
 
-# Decides whether an HTTPRoute may send traffic to an HTTPScaledObject in another namespace
-# (a ReferenceGrant in the target's namespace, in Kubernetes mode).
-CrossNamespacePolicy = Callable[[HTTPRoute, HTTPScaledObject], bool]
-
-
-def _same_namespace_only(route: HTTPRoute, target: HTTPScaledObject) -> bool:
-    return route.namespace == target.namespace
-
-
 class RoutingTable:
-    __slots__ = ("_identity", "_routes", "_scaled", "conflicts", "problems", "targets")
+    __slots__ = ("_identity", "_owned", "_routes", "_scaled", "conflicts", "problems", "targets")
 
     def __init__(
         self,
         targets: Iterable[HTTPScaledObject] = (),
         routes: Iterable[HTTPRoute] = (),
         interceptor: InterceptorRef | None = None,
-        cross_namespace: CrossNamespacePolicy = _same_namespace_only,
+        grants: RouteGrants = NO_GRANTS,
         identity: RouteIdentity | None = None,
     ) -> None:
         by_key = {t.key: t for t in targets}
         self.targets: Mapping[str, HTTPScaledObject] = MappingProxyType(by_key)
         self._identity = identity
-        bound, problems, conflicts = bind_routes(
-            by_key.values(), routes, interceptor, cross_namespace
-        )
+        bound, problems, conflicts = bind_routes(by_key.values(), routes, interceptor, grants)
+        owned: dict[str, set[str]] = {}
+        for b in bound:
+            owned.setdefault(b.target.key, set()).add(b.route.key)
+        self._owned = owned
         if identity is not None:
             problems.extend(_unstamped(bound, identity))
         self._routes = RouteIndex(bound)
@@ -134,6 +130,15 @@ class RoutingTable:
         found = self.resolve(req)
         return None if found is None else found.target
 
+    def identities_of(self, target_key: str) -> dict[str, str]:
+        """The identity of each route of which ``target_key`` owns a rule, by route key: what
+        the operator may publish in that object's status. Nothing for a binding refused, lost
+        to another claimant or naming a route that does not exist, nor without identities."""
+        if self._identity is None:
+            return {}
+        stamp = self._identity.stamp
+        return {route: stamp(route) for route in sorted(self._owned.get(target_key, ()))}
+
     def problems_of(self, target_key: str) -> Sequence[BindingProblem]:
         return [p for p in self.problems if p.target == target_key]
 
@@ -145,24 +150,22 @@ def bind_routes(
     targets: Iterable[HTTPScaledObject],
     routes: Iterable[HTTPRoute],
     interceptor: InterceptorRef | None,
-    cross_namespace: CrossNamespacePolicy = _same_namespace_only,
+    grants: RouteGrants = NO_GRANTS,
 ) -> tuple[list[BoundRule], list[BindingProblem], list[Conflict]]:
     """Resolve every ``spec.routes`` binding to the HTTPRoute rules it takes traffic from.
 
-    A rule is bound when it exists, one of its backendRefs names the interceptor Service (any
-    backendRef when ``interceptor`` is None), it has no filter that defeats re-matching, and
-    no older HTTPScaledObject bound it first (that is reported as a conflict).
+    A rule is bound when it exists, the binding is permitted (:meth:`RouteGrants.permits`), one
+    of its backendRefs names the interceptor Service (any backendRef when ``interceptor`` is
+    None) and it has no filter that defeats re-matching. A rule claimed by several objects goes
+    to the first in :func:`~wakeway.routing.grants.claim_order`; the others get a conflict.
     """
     routes_by_key = {r.key: r for r in routes}
-    claimed: dict[tuple[str, int], HTTPScaledObject] = {}
-    bound: list[BoundRule] = []
+    claims: dict[tuple[str, int], list[tuple[ClaimOrder, HTTPScaledObject]]] = {}
     problems: list[BindingProblem] = []
-    conflicts: list[Conflict] = []
-    # Older objects bind first, so a contested rule keeps its first owner across rebuilds.
     for target in sorted(targets, key=lambda t: (t.meta.creation_timestamp, t.key)):
         for binding in target.routes:
             route = routes_by_key.get(binding.route_key)
-            problem = _route_problem(target, binding, route, cross_namespace)
+            problem = _route_problem(target, binding, route, grants)
             if problem is not None:
                 problems.append(problem)
                 continue
@@ -172,18 +175,25 @@ def bind_routes(
                 if issue is not None:
                     problems.append(issue)
                     continue
-                owner = claimed.setdefault((route.key, index), target)
-                if owner is not target:
-                    conflicts.append(
-                        Conflict(
-                            source="HTTPRoute",
-                            claim=f"HTTPRoute {route.key} rule {_rule_label(rule, index)}",
-                            winner=owner.key,
-                            loser=target.key,
-                        )
-                    )
-                    continue
-                bound.append(BoundRule(route, index, target))
+                claims.setdefault((route.key, index), []).append(
+                    (claim_order(route, target), target)
+                )
+    bound: list[BoundRule] = []
+    conflicts: list[Conflict] = []
+    for (route_key, index), claimants in claims.items():
+        route = routes_by_key[route_key]
+        claimants.sort(key=lambda c: c[0])
+        owner = claimants[0][1]
+        bound.append(BoundRule(route, index, owner))
+        for loser in dict.fromkeys(t.key for _order, t in claimants[1:] if t.key != owner.key):
+            conflicts.append(
+                Conflict(
+                    source="HTTPRoute",
+                    claim=f"HTTPRoute {route_key} rule {_rule_label(route.rules[index], index)}",
+                    winner=owner.key,
+                    loser=loser,
+                )
+            )
     return bound, problems, conflicts
 
 
@@ -191,18 +201,18 @@ def _route_problem(
     target: HTTPScaledObject,
     binding: RouteBinding,
     route: HTTPRoute | None,
-    cross_namespace: CrossNamespacePolicy,
+    grants: RouteGrants,
 ) -> BindingProblem | None:
     def problem(reason: str, message: str) -> BindingProblem:
         return BindingProblem(target.key, binding.route_key, binding.rule_name, reason, message)
 
     if route is None:
         return problem("RouteNotFound", f"HTTPRoute {binding.route_key} does not exist")
-    if route.namespace != target.namespace and not cross_namespace(route, target):
+    if not grants.permits(route, target):
         return problem(
             "RefNotPermitted",
             f"HTTPRoute {route.key} is in another namespace and no ReferenceGrant in "
-            f"{target.namespace} allows HTTPRoutes from {route.namespace}",
+            f"{route.namespace} allows HTTPScaledObjects from {target.namespace} to bind it",
         )
     if binding.rule_name is not None and not any(r.name == binding.rule_name for r in route.rules):
         return problem(
