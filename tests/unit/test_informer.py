@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from wakeway.kube.client import ListResult, WatchEvent
-from wakeway.kube.errors import Gone, Unavailable
-from wakeway.kube.informer import Backoff, Informer
+from wakeway.kube.errors import Forbidden, Gone, Unavailable
+from wakeway.kube.informer import Backoff, Informer, overloaded
 from wakeway.kube.resources import SERVICES, Resource
 from wakeway.model.meta import ObjectMeta, parse_meta
 
@@ -111,3 +111,66 @@ def test_backoff_is_jittered_and_capped() -> None:
     assert all(0 <= d <= 8.0 for d in delays)
     assert all(b.delay(n, rng) <= 0.5 * 2**n for n in range(4))
     assert len(set(delays)) == len(delays)  # jitter: no two waits alike
+
+
+class RecordingBackoff(Backoff):
+    """Waits nothing; records each (attempt, overloaded) the informer asked a delay for."""
+
+    calls: ClassVar[list[tuple[int, bool]]] = []
+
+    def delay(self, attempt: int, rng: random.Random, *, overloaded: bool = False) -> float:
+        self.calls.append((attempt, overloaded))
+        return 0.0
+
+
+class FailingLists(ScriptedApi):
+    """list() fails with the scripted errors first (an API server away), then answers."""
+
+    def __init__(self, failures: list[Exception], steps: list[list[Any]]) -> None:
+        super().__init__([[obj("a", 1)]], steps)
+        self.failures = failures
+
+    async def list(
+        self, resource: Resource, namespace: str | None, selector: str | None
+    ) -> ListResult:
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().list(resource, namespace, selector)
+
+
+async def test_backoff_starts_over_once_the_api_server_answers_again() -> None:
+    """A long outage grows the attempt count; the first success resets it, so the next failure
+    waits as little as the first one did (a cache is never left stale for a grown backoff)."""
+    outage: list[Exception] = [Unavailable(0, "Refused", "connection refused")] * 12
+    restart: list[Exception] = [Forbidden(403, "Forbidden", "RBAC caches not in yet")] * 2
+    api = FailingLists(outage + restart, [[Unavailable(0, "Reset", "connection reset")]])
+    RecordingBackoff.calls = []
+    informer: Informer[ObjectMeta] = Informer(
+        api,  # type: ignore[arg-type]
+        SERVICES,
+        parse,
+        backoff=RecordingBackoff(),
+    )
+    informer.start()
+    await asyncio.wait_for(api.done.wait(), 5)
+    await informer.stop()
+    assert [a for a, _ in RecordingBackoff.calls] == [*range(14), 0]
+    assert not any(overloaded for _, overloaded in RecordingBackoff.calls)
+    assert set(informer.items()) == {"ns/a"}
+
+
+@pytest.mark.parametrize(
+    ("error", "cap"),
+    [
+        (Unavailable(0, "Refused", "no answer"), 2.0),
+        (Forbidden(403, "Forbidden", "a restarting server's RBAC"), 2.0),
+        (Unavailable(429, "TooManyRequests", "slow down"), 15.0),
+        (Unavailable(503, "ServiceUnavailable", "overloaded"), 15.0),
+    ],
+)
+def test_backoff_is_short_unless_the_server_is_overloaded(error: Exception, cap: float) -> None:
+    rng = random.Random(7)
+    b = Backoff()
+    delays = [b.delay(40, rng, overloaded=overloaded(error)) for _ in range(500)]
+    assert max(delays) <= cap
+    assert max(delays) > cap * 0.9  # full jitter reaches up to the cap

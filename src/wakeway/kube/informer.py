@@ -1,6 +1,12 @@
 """Informers: list, then watch from the list's resourceVersion; relist on 410; restart a silent
 or broken watch with jittered backoff. The cache holds typed objects; watch handlers only get
-the key of what changed (level-triggered: the reader looks at the cache)."""
+the key of what changed (level-triggered: the reader looks at the cache).
+
+Backoff is kept short where a retry costs the API server nothing (no answer at all: a refused
+connection) or where the answer is what a restarting API server says before its caches are in
+(401, 403, 404): a cache must be fresh within seconds of the server coming back, however long
+it was away. Only a server that answers but is overloaded (429, 5xx) is left alone for longer.
+Every success (a list, a watch event) starts the backoff from the beginning again."""
 
 from __future__ import annotations
 
@@ -39,13 +45,22 @@ class Cached(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Exponential backoff with full jitter: a random wait up to min(cap, base * 2**n)."""
+    """Exponential backoff with full jitter: a random wait up to min(cap, base * 2**n), where
+    the cap is ``overloaded_cap`` for an API server that answered 429 or 5xx, ``cap`` for any
+    other failure (nothing answered, or an answer a restarting server gives)."""
 
     base: float = 0.2
-    cap: float = 30.0
+    cap: float = 2.0
+    overloaded_cap: float = 15.0
 
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap, self.base * (2 ** min(attempt, 30))))
+    def delay(self, attempt: int, rng: random.Random, *, overloaded: bool = False) -> float:
+        cap = self.overloaded_cap if overloaded else self.cap
+        return rng.uniform(0, min(cap, self.base * (2 ** min(attempt, 30))))
+
+
+def overloaded(exc: BaseException) -> bool:
+    """An API server that answered, but with 429 or a 5xx: retrying fast would add to its load."""
+    return isinstance(exc, KubeError) and (exc.status == 429 or exc.status >= 500)
 
 
 class Informer(Generic[T]):
@@ -114,6 +129,7 @@ class Informer(Generic[T]):
             try:
                 if version is None:
                     version = await self._relist()
+                    attempt = 0
                 async for event in self.kube.watch(
                     self.resource,
                     self.namespace,
@@ -128,11 +144,15 @@ class Informer(Generic[T]):
                 log.info("%s: resourceVersion expired, listing again", self.resource.plural)
                 version = None
             except (Forbidden, Unauthorized) as exc:
-                # Permissions can be granted later; keep trying, slowly and loudly.
-                log.error("%s: %s", self.resource.plural, exc)
-                await asyncio.sleep(self.backoff.cap)
-            except KubeError as exc:
+                # A restarting API server says so until its caches are in, and permissions can
+                # be granted later: keep trying, loudly (once a streak, then now and then).
                 delay = self.backoff.delay(attempt, self._rng)
+                level = logging.ERROR if attempt % 60 == 0 else logging.DEBUG
+                attempt += 1
+                log.log(level, "%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
+                await asyncio.sleep(delay)
+            except KubeError as exc:
+                delay = self.backoff.delay(attempt, self._rng, overloaded=overloaded(exc))
                 attempt += 1
                 log.warning("%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
                 await asyncio.sleep(delay)
