@@ -236,3 +236,17 @@ async def test_request_refused_by_its_only_endpoint_waits_for_the_next_one(
     async with await pending as resp:
         assert resp.status == 200
         assert (await resp.json())["body"] == "not lost"
+
+
+async def test_a_cold_callback_may_answer_the_request_at_once(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    """What Kubernetes mode does for a target whose workload is missing: each request that
+    would be held is answered from the cold callback, every time, and nothing stays held."""
+    interceptor, target, base = await cold_proxy(start_interceptor)
+    interceptor.on_cold(lambda t: interceptor.fail_held(t.key, 503, f"{t.key}: workload gone"))
+    for _ in range(3):
+        async with session.get(f"{base}/") as resp:
+            assert resp.status == 503
+            assert await resp.text() == f"{target.key}: workload gone\n"
+    assert held(interceptor, target) == 0
