@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import datetime
 import http.client
+import ipaddress
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -45,6 +46,14 @@ API_IP = "10.244.0.1"  # the first address of POD_CIDR, which pods never get
 API_PORT = 6443
 SERVICE_CIDR = "10.96.0.0/24"
 FIRST_POD_HOST = 10  # pods get .10 and up
+# Addresses of POD_CIDR that pods never get: for servers a test runs inside the namespace that
+# the API server must reach by address (an aggregated API server behind an APIService).
+SPARE_IPS = tuple(str(ipaddress.ip_network(POD_CIDR)[host]) for host in range(2, FIRST_POD_HOST))
+# The HPA controller acts every HPA_SYNC_PERIOD and scales down to the highest recommendation
+# of the last HPA_DOWNSCALE_STABILIZATION (for HPAs without their own behavior): the defaults,
+# 15 s and 5 min, would make scale-down tests wait minutes.
+HPA_SYNC_PERIOD = "1s"
+HPA_DOWNSCALE_STABILIZATION = "5s"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 TMP_PREFIX = "wakeway-cluster-"
 CONTROLLERS = (
@@ -59,6 +68,7 @@ CONTROLLERS = (
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
     "clusterrole-aggregation-controller",
+    "horizontal-pod-autoscaler-controller",
 )
 # kwok runs the nodes only: a pod stage that matches no pod keeps kwok's default pod stages
 # (which would mark every pod Ready at once) off, and leaves pod status to the pod runner.
@@ -82,6 +92,17 @@ spec:
 
 class ClusterError(Exception):
     pass
+
+
+async def found(call: Awaitable[Any]) -> bool:
+    """Awaits an API call: False if it answered 404 Not Found."""
+    try:
+        await call
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return True
 
 
 @dataclass(frozen=True)
@@ -244,6 +265,9 @@ class Cluster:
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 "--secure-port=10257",
+                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
+                "--horizontal-pod-autoscaler-downscale-stabilization="
+                + HPA_DOWNSCALE_STABILIZATION,
                 "--v=1",
             ],
         )
@@ -404,6 +428,17 @@ class Cluster:
                 "--disable-admission-plugins=TaintNodesByCondition",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
+                # API aggregation: the API server proxies an APIService's group to its Service
+                # as FRONT_PROXY_CLIENT, passing the user in these headers, and dials the
+                # Service's endpoint address itself (no kube-proxy here for a cluster IP).
+                f"--requestheader-client-ca-file={keys.front_proxy_ca.cert}",
+                f"--requestheader-allowed-names={pki.FRONT_PROXY_CLIENT}",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-username-headers=X-Remote-User",
+                f"--proxy-client-cert-file={keys.front_proxy_client.cert}",
+                f"--proxy-client-key-file={keys.front_proxy_client.key}",
+                "--enable-aggregator-routing=true",
                 "--v=1",
             ],
         )
@@ -484,7 +519,7 @@ class Cluster:
             # The default ServiceAccount appears once the controller manager works.
             await self._await(
                 "the default ServiceAccount",
-                lambda: self._exists(core.read_namespaced_service_account("default", "default")),
+                lambda: found(core.read_namespaced_service_account("default", "default")),
                 deadline,
             )
 
@@ -498,16 +533,6 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise ClusterError(f"timed out waiting for {what}\n{self._all_tails()}")
             await asyncio.sleep(0.1)
-
-    @staticmethod
-    async def _exists(call: Any) -> bool:
-        try:
-            await call
-        except ApiException as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
 
     async def _nodes_ready(self, core: Any) -> bool:
         for name in self.node_names:
@@ -558,6 +583,13 @@ class Cluster:
     def ca_cert(self) -> Path:
         assert self._pki is not None, "the cluster is not started"
         return self._pki.ca.cert
+
+    def serving_cert(
+        self, name: str, *, server_names: tuple[str, ...] = (), server_ips: tuple[str, ...] = ()
+    ) -> pki.KeyPair:
+        """A serving cert signed by the cluster CA (``ca_cert``), written into the run's dir."""
+        assert self._pki is not None, "the cluster is not started"
+        return self._pki.serving(name, server_names=server_names, server_ips=server_ips)
 
     async def client_configuration(self, kubeconfig_path: Path | None = None) -> Any:
         """A kubernetes_asyncio Configuration (admin unless another kubeconfig is given)."""
