@@ -114,7 +114,9 @@ class Harness:
         """Nothing in flight any more: the concurrency metric is only the time-average of the
         ``below`` requests that were (above zero: they count for the time they were held)."""
         async with asyncio.timeout(10):
-            while not 0 < await self.metric(ref) < below:  # a bounded poll of the RPC under test
+            while True:  # a bounded poll of the RPC under test
+                if 0 < await self.metric(ref) < below:
+                    return
                 await asyncio.sleep(0.005)
 
     def cancel(self) -> None:
