@@ -447,8 +447,15 @@ def test_removal_deletes_only_what_we_created() -> None:
 # --- standalone mode ---------------------------------------------------------------------------
 
 
-def active(on: bool, metric: float | None = None, quiet_since: float = NOW - 10) -> Activity:
-    return Activity(connected=True, active=on, quiet_since=quiet_since, metric=metric)
+def active(
+    on: bool,
+    metric: float | None = None,
+    quiet_since: float = NOW - 10,
+    last_active: float | None = None,
+) -> Activity:
+    if on:
+        last_active = NOW
+    return Activity(True, on, quiet_since, metric, last_active)
 
 
 def test_standalone_wakes_from_zero_with_an_event_and_status() -> None:
@@ -476,7 +483,7 @@ def test_standalone_scales_to_zero_after_the_period_and_then_is_steady() -> None
         Observed("standalone", workload=0, services=SERVICES, activity=quiet, status=first.status),
         NOW + 30,
     )
-    assert steady == Plan()
+    assert steady == Plan(wake_to=1)  # no writes; a turn to active may wake it directly
 
 
 def test_standalone_waits_and_says_when_to_look_again() -> None:
@@ -511,6 +518,78 @@ def test_standalone_steady_state_plans_no_writes() -> None:
         POLICY,
     )
     assert not again.writes
+
+
+@pytest.mark.parametrize(
+    ("activity", "expected", "recheck"),
+    [
+        # Active now: True at once.
+        (active(True), ("True", "RequestsActive"), None),
+        # Quiet for 5 s of a 30 s hold: still True (no write per burst), look again at 30 s.
+        (active(False, last_active=NOW - 5), ("True", "RequestsActive"), 25.0),
+        # Quiet for the whole hold: False.
+        (active(False, last_active=NOW - 30), ("False", "Idle"), None),
+        # Never active since we began watching: False.
+        (active(False), ("False", "Idle"), None),
+    ],
+)
+def test_standalone_active_condition_has_hysteresis(
+    activity: Activity, expected: tuple[str, str], recheck: float | None
+) -> None:
+    observed = Observed("standalone", workload=2, services=SERVICES, activity=activity)
+    policy = dataclasses.replace(POLICY, active_hold=30.0)
+    p = plan(httpso(replicas={"min": 2}), observed, NOW, policy)
+    assert conditions(p)["Active"] == expected
+    assert p.requeue_after == (None if recheck is None else pytest.approx(recheck))
+
+
+def test_standalone_bursts_write_status_once_not_per_burst() -> None:
+    """Traffic that comes and goes within the hold: the first burst writes Active=True, the
+    quiet gaps and later bursts write nothing."""
+    so = httpso()
+    observed = Observed("standalone", workload=1, services=SERVICES, activity=active(True, 1))
+    first = plan(so, observed, NOW, POLICY)
+    assert first.status is not None
+    status, history = first.status, first.history
+    for step in range(1, 20):
+        on = step % 2 == 0
+        act = active(on, 1, quiet_since=NOW + step - 1, last_active=NOW + step - 1)
+        p = plan(
+            so,
+            dataclasses.replace(observed, activity=act, status=status, history=history),
+            NOW + step,
+            POLICY,
+        )
+        assert not p.writes, step
+        history = p.history
+
+
+def test_standalone_fast_wake_is_recorded_by_the_next_pass() -> None:
+    """The controller scaled 0 -> 1 on the stream's word alone; the pass after it writes the
+    Event and lastScaleTime and plans no second scale."""
+    observed = Observed(
+        "standalone", workload=1, services=SERVICES, activity=active(True), woken_at=NOW - 0.2
+    )
+    p = plan(httpso(), observed, NOW, POLICY)
+    assert p.scale is None
+    assert p.events == (Event("Woken", "Scaled from 0 to 1: requests are waiting"),)
+    assert p.status is not None
+    assert p.status["lastScaleTime"] == "2023-11-14T22:13:19Z"
+    assert p.wake_to is None  # not at zero any more
+
+
+def test_standalone_wake_to_only_when_valid_and_at_zero() -> None:
+    idle = active(False, 0, quiet_since=NOW - 1)
+    at_zero = Observed("standalone", workload=0, services=SERVICES, activity=idle)
+    assert plan(httpso(), at_zero, NOW, POLICY).wake_to == 1
+    warm = httpso(replicas={"min": 3, "max": 5})
+    assert plan(warm, at_zero, NOW, POLICY).scale == 3  # brought up to min, not a wake
+    broken = httpso(scaleTargetRef={"name": "web", "service": "nope", "port": 80})
+    assert plan(broken, at_zero, NOW, POLICY).wake_to is None
+    running = dataclasses.replace(at_zero, workload=2)
+    assert plan(httpso(), running, NOW, POLICY).wake_to is None
+    keda = Observed("keda", workload=0, services=SERVICES)
+    assert plan(httpso(), keda, NOW, POLICY).wake_to is None
 
 
 # --- parsers and metadata ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from wakeway.kube.resources import EVENTS, Resource
 
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -181,6 +182,29 @@ class Kube:
             resource, namespace, name, {"spec": {"replicas": replicas}}, sub="scale"
         )
         return _scale(doc)
+
+    async def scale_from_zero(
+        self, resource: Resource, namespace: str, name: str, replicas: int
+    ) -> bool:
+        """Set ``replicas`` through /scale only if they are 0 now, in one write (a JSON patch
+        whose ``test`` fails on the server otherwise): no read first, no lost update. False
+        when the workload was not at zero (or is gone)."""
+        patch = [
+            {"op": "test", "path": "/spec/replicas", "value": 0},
+            {"op": "replace", "path": "/spec/replicas", "value": replicas},
+        ]
+        try:
+            await self.request(
+                "PATCH",
+                resource.path(namespace, name, "scale"),
+                body=patch,
+                content_type=JSON_PATCH,
+            )
+        except KubeError as exc:
+            if isinstance(exc, Unavailable):
+                raise
+            return False
+        return True
 
     # --- discovery and events ---
 

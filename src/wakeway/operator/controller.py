@@ -89,7 +89,11 @@ class Controller:
         self.mode: Mode = mode
         self.scaler = scaler
         self.clock = clock
-        self.policy = Policy(settings.scaler_address, settings.scale_down_stabilization)
+        self.policy = Policy(
+            settings.scaler_address,
+            settings.scale_down_stabilization,
+            active_hold=settings.active_condition_hold,
+        )
         ns = settings.namespace or None
         self.queue = WorkQueue(settings.retry_min, settings.retry_max)
         self.httpsos: Informer[Tracked] = Informer(
@@ -110,6 +114,11 @@ class Controller:
         self.histories: dict[str, tuple[Recommendation, ...]] = {}
         self._claims: dict[str, set[str]] = {}  # route keys each object binds, as last seen
         self.reconciles = 0
+        # Standalone wake fast path: objects whose last pass left them at zero, and how far to
+        # wake them; and when a fast wake happened that no pass has recorded yet.
+        self._wake_to: dict[str, int] = {}
+        self._woken_at: dict[str, float] = {}
+        self._wakes: set[asyncio.Task[None]] = set()
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -149,12 +158,37 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.shutdown()
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = self._tasks, [*self._wakes]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, ShutDown):
                 await task
+
+    def wake(self, key: str) -> None:
+        """The scaler turned ``key`` active: if its last pass left it at zero, scale it now, in
+        one conditional write with no read first (a pass follows for status and Events)."""
+        replicas = self._wake_to.pop(key, None)
+        cached = self.httpsos.get(key)
+        if replicas is None or cached is None or cached.value is None:
+            return
+        task = asyncio.create_task(self._wake(key, cached.value.httpso, replicas))
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
+
+    async def _wake(self, key: str, httpso: HTTPScaledObject, replicas: int) -> None:
+        t = httpso.scale_target
+        try:
+            done = await self.kube.scale_from_zero(
+                workload_resource(t.api_version, t.kind), httpso.namespace, t.name, replicas
+            )
+        except KubeError as exc:
+            log.warning("%s: waking %s %s failed: %s", key, t.kind, t.name, exc)
+            done = False
+        if done:
+            self._woken_at[key] = self.clock()
+            log.info("%s: woke %s %s to %d", key, t.kind, t.name, replicas)
+        self.poke(key)
 
     def poke(self, key: str) -> None:
         """Reconcile ``key`` soon (the scaler link calls this when what it knows changes)."""
@@ -232,6 +266,7 @@ class Controller:
         so_view = self._scaled_object(key)
         if cached is None:
             self.histories.pop(key, None)
+            self._wake_to.pop(key, None)
             if self.scaler is not None:
                 self.scaler.forget(key)
             await self.apply(key, None, plan_removal(key, so_view))
@@ -267,8 +302,13 @@ class Controller:
             scaled_object=so_view,
             activity=self.scaler.activity(httpso) if self.scaler is not None else None,
             history=self.histories.get(key, ()),
+            woken_at=self._woken_at.pop(key, None),
         )
         result = plan(httpso, observed, now, self.policy)
+        if result.wake_to is None:
+            self._wake_to.pop(key, None)
+        else:
+            self._wake_to[key] = result.wake_to
         if result.history:
             self.histories[key] = result.history
         else:

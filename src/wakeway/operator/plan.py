@@ -29,7 +29,13 @@ from wakeway.model.httpso import HTTPScaledObject, PortRef
 from wakeway.model.meta import ObjectMeta
 from wakeway.operator import scaledobject
 from wakeway.operator.objects import ScaledObjectView, ServiceInfo
-from wakeway.operator.scaling import Activity, Recommendation, decide
+from wakeway.operator.scaling import (
+    Activity,
+    Recommendation,
+    decide,
+    earliest,
+    woken_message,
+)
 from wakeway.routing import BindingProblem, Conflict
 
 Mode = Literal["keda", "standalone"]
@@ -73,6 +79,9 @@ class Observed:
     # standalone: what the scaler says, and the scale-down stabilisation memory.
     activity: Activity | None = None
     history: tuple[Recommendation, ...] = ()
+    # standalone: when the wake fast path scaled the workload from zero since the last pass
+    # (the controller's write; its Event and lastScaleTime are this plan's).
+    woken_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,9 @@ class Policy:
     # Workloads are not watched (only /scale is readable): how soon to look again at a missing
     # or unusable one, so a re-created workload is seen (and served) within seconds.
     workload_recheck: float = 2.0
+    # Standalone: Active stays True this long after the scaler last said active, so bursts of
+    # traffic do not write status each time (a flip costs every interceptor an event).
+    active_hold: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +118,9 @@ class Plan:
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
     history: tuple[Recommendation, ...] = ()
+    # standalone: valid and left at zero replicas, so the next turn to active may scale it from
+    # zero directly (``max(1, min)``) without waiting for a pass.
+    wake_to: int | None = None
 
     @property
     def writes(self) -> bool:
@@ -143,6 +158,7 @@ def plan(
     scale: int | None = None
     events: tuple[Event, ...] = ()
     requeue: float | None = None
+    wake_to: int | None = None
     history = observed.history
     replicas = observed.workload if isinstance(observed.workload, int) else None
 
@@ -157,7 +173,7 @@ def plan(
             status["scaledObject"] = spec.name
     else:
         ready_reason = "Ready"
-        active = _standalone_active(observed.activity)
+        active, active_recheck = _standalone_active(observed.activity, now, policy.active_hold)
         if not problems and replicas is not None and observed.activity is not None:
             decision = decide(spec, replicas, observed.activity, history, now, policy.stabilization)
             history = decision.history
@@ -166,9 +182,16 @@ def plan(
                 scale = decision.replicas
                 events = (Event(decision.reason, decision.message),)
                 replicas = scale
+            elif observed.woken_at is not None and replicas:
+                events = (Event("Woken", woken_message(replicas)),)
+            if replicas == 0:
+                wake_to = max(1, spec.min_replicas)
+        requeue = earliest(requeue, active_recheck)
         last_scale = observed.status.get("lastScaleTime")
         if scale is not None:
             status["lastScaleTime"] = timestamp(now)
+        elif observed.woken_at is not None:
+            status["lastScaleTime"] = timestamp(observed.woken_at)
         elif isinstance(last_scale, str) and last_scale:
             status["lastScaleTime"] = last_scale
 
@@ -205,6 +228,7 @@ def plan(
         events=events,
         requeue_after=requeue,
         history=history,
+        wake_to=wake_to,
     )
 
 
@@ -325,12 +349,25 @@ def _keda_active(current: ScaledObjectView | None) -> tuple[ConditionStatus, str
 # --- standalone mode ----------------------------------------------------------------------------
 
 
-def _standalone_active(activity: Activity | None) -> tuple[ConditionStatus, str, str]:
+def _standalone_active(
+    activity: Activity | None, now: float, hold: float
+) -> tuple[tuple[ConditionStatus, str, str], float | None]:
+    """The Active condition, and when time alone turns it False. It turns True at once and
+    False only ``hold`` seconds after the scaler last said active (hysteresis: a status write
+    per burst would make every interceptor process an event per burst)."""
     if activity is None or not activity.connected:
-        return "Unknown", "ScalerUnavailable", "no answer from the scaler's StreamIsActive yet"
+        return (
+            "Unknown",
+            "ScalerUnavailable",
+            "no answer from the scaler's StreamIsActive yet",
+        ), None
+    message = f"the scaler reported requests for this object within the last {hold:g}s"
     if activity.active:
-        return "True", "RequestsActive", "the scaler reports requests for this object"
-    return "False", "Idle", "the scaler reports no requests for this object"
+        return ("True", "RequestsActive", message), None
+    last = activity.last_active
+    if last is not None and now - last < hold:
+        return ("True", "RequestsActive", message), last + hold - now
+    return ("False", "Idle", f"the scaler reported no requests for {hold:g}s"), None
 
 
 # --- routes and conditions ----------------------------------------------------------------------

@@ -27,7 +27,11 @@ async def run_operator(settings: OperatorSettings) -> None:
         if mode == "standalone":
             from wakeway.operator.scalerlink import GrpcScalerLink
 
-            link = GrpcScalerLink(settings, lambda key: controller_ref[0].poke(key))
+            link = GrpcScalerLink(
+                settings,
+                lambda key: controller_ref[0].poke(key),
+                wake=lambda key: controller_ref[0].wake(key),
+            )
         controller = Controller(kube, settings, mode, link)
         controller_ref.append(controller)
         if settings.health_port:

@@ -1,9 +1,15 @@
 """Standalone mode's link to the scaler, over KEDA's external-scaler gRPC protocol.
 
 Exactly what KEDA would do: one ``StreamIsActive`` per HTTPScaledObject (its ``scalerMetadata``
-built like the ScaledObject trigger's), reopened with backoff when it breaks, and ``GetMetrics``
-every ``metrics_interval`` for 1 -> N. A change is passed on at once by poking the object's key
-into the work queue; the planner decides what it means.
+built like the ScaledObject trigger's), reopened with backoff when it breaks or goes silent for
+``stream_idle_timeout`` (a connection that died without a reset sends nothing, and its last word
+must not stand), and ``GetMetrics`` every ``metrics_interval`` for 1 -> N. A change is passed on
+at once by poking the object's key into the work queue; the planner decides what it means. A
+turn to active also calls ``wake`` first, so a workload at zero is scaled without waiting for a
+reconcile.
+
+The scaler turns a target inactive one activity window after its last request ended, so the
+quiet period is counted from that end: the window is subtracted from the time ``false`` came.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from wakeway.model.httpso import HTTPScaledObject
-from wakeway.model.trigger import scaler_metadata
+from wakeway.model.trigger import parse_metadata, scaler_metadata
 from wakeway.operator.scaling import Activity
 from wakeway.operator.settings import OperatorSettings
 from wakeway.protocol import externalscaler_pb2 as pb
@@ -33,13 +39,17 @@ class _Subscription:
     ref: pb.ScaledObjectRef
     metadata: dict[str, str]
     quiet_since: float
+    activity_window: float
     connected: bool = False
     active: bool = False
     metric: float | None = None
+    last_active: float | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def activity(self) -> Activity:
-        return Activity(self.connected, self.active, self.quiet_since, self.metric)
+        return Activity(
+            self.connected, self.active, self.quiet_since, self.metric, self.last_active
+        )
 
 
 class GrpcScalerLink:
@@ -48,10 +58,12 @@ class GrpcScalerLink:
         settings: OperatorSettings,
         poke: Callable[[str], None],
         *,
+        wake: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.poke = poke
+        self.wake = wake
         self.clock = clock
         self._channel = grpc.aio.insecure_channel(settings.scaler_address)
         self._stub = ExternalScalerStub(self._channel)
@@ -68,7 +80,8 @@ class GrpcScalerLink:
             ref = pb.ScaledObjectRef(
                 name=httpso.name, namespace=httpso.namespace, scalerMetadata=metadata
             )
-            sub = _Subscription(ref, metadata, quiet_since=self.clock())
+            window = parse_metadata(metadata, httpso.namespace).activity_window
+            sub = _Subscription(ref, metadata, quiet_since=self.clock(), activity_window=window)
             sub.task = asyncio.create_task(
                 self._follow(httpso.key, sub), name=f"stream-{httpso.key}"
             )
@@ -96,27 +109,52 @@ class GrpcScalerLink:
 
     async def _follow(self, key: str, sub: _Subscription) -> None:
         attempt = 0
+        idle = self.settings.stream_idle_timeout
         while True:
+            call = self._stub.StreamIsActive(sub.ref)
+            answers = call.__aiter__()
             try:
-                call = self._stub.StreamIsActive(sub.ref)
-                async for answer in call:
+                while True:
+                    try:
+                        async with asyncio.timeout(idle):
+                            answer = await anext(answers)
+                    except TimeoutError:
+                        log.warning(
+                            "%s: StreamIsActive sent nothing for %.1fs; reopening", key, idle
+                        )
+                        break
+                    except StopAsyncIteration:
+                        log.info("%s: the scaler ended StreamIsActive; reopening", key)
+                        break
                     attempt = 0
-                    changed = not sub.connected or answer.result != sub.active
-                    if sub.active and not answer.result:
-                        sub.quiet_since = self.clock()
-                    sub.connected, sub.active = True, answer.result
-                    if changed:
-                        self.poke(key)
-                log.info("%s: the scaler ended StreamIsActive; reopening", key)
+                    self._answer(key, sub, answer.result)
             except grpc.aio.AioRpcError as exc:
                 log.warning("%s: StreamIsActive: %s %s", key, exc.code(), exc.details())
+            finally:
+                call.cancel()
             if sub.connected:
-                sub.connected = False
+                # No word from the scaler: forget what it said, the planner holds still.
+                sub.connected, sub.metric = False, None
                 self.poke(key)
             low, high = self.settings.stream_retry_min, self.settings.stream_retry_max
             delay = min(high, low * 2**attempt) * self._rng.uniform(0.8, 1.2)
             attempt = min(attempt + 1, 30)
             await asyncio.sleep(delay)
+
+    def _answer(self, key: str, sub: _Subscription, active: bool) -> None:
+        now = self.clock()
+        changed = not sub.connected or active != sub.active
+        if active:
+            sub.last_active = now
+        elif sub.active:
+            # The last request ended one activity window ago.
+            sub.quiet_since = sub.last_active = now - sub.activity_window
+        woke = active and (not sub.active or not sub.connected)
+        sub.connected, sub.active = True, active
+        if woke and self.wake is not None:
+            self.wake(key)
+        if changed:
+            self.poke(key)
 
     async def _poll_metrics(self) -> None:
         while True:

@@ -27,8 +27,11 @@ class Activity:
 
     connected: bool  # the StreamIsActive subscription is up and has answered
     active: bool  # the last thing it said
-    quiet_since: float  # epoch seconds: when it last turned inactive, or when we started watching
+    # Epoch seconds: when the last request ended (the scaler turns inactive an activity window
+    # later, which is subtracted), or when we started watching.
+    quiet_since: float
     metric: float | None = None  # the last GetMetrics value (total over every interceptor)
+    last_active: float | None = None  # epoch seconds: when it was last active (None: not yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +71,7 @@ def decide(
         if activity.active or httpso.min_replicas > 0:
             target = low
             if activity.active:
-                return Decision(
-                    target, "Woken", f"Scaled from 0 to {target}: requests are waiting", history
-                )
+                return Decision(target, "Woken", woken_message(target), history)
             return Decision(target, "Scaled", _bounds_message(0, target), history)
         return Decision(None, history=history)
 
@@ -109,9 +110,9 @@ def decide(
             "Scaled",
             _metric_message(current, stabilised, activity, httpso),
             history,
-            _earliest(recheck, pending),
+            earliest(recheck, pending),
         )
-    return Decision(None, history=history, recheck_after=_earliest(recheck, pending))
+    return Decision(None, history=history, recheck_after=earliest(recheck, pending))
 
 
 def _prune(
@@ -137,7 +138,7 @@ def _next_expiry(
     return max(0.0, higher[0].at + window - now)
 
 
-def _earliest(a: float | None, b: float | None) -> float | None:
+def earliest(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     if b is None:
@@ -156,3 +157,7 @@ def _metric_message(current: int, target: int, activity: Activity, httpso: HTTPS
         f"Scaled from {current} to {target}: {metric.kind} {value:g} "
         f"for a target of {metric.target_value:g} per replica"
     )
+
+
+def woken_message(replicas: int) -> str:
+    return f"Scaled from 0 to {replicas}: requests are waiting"

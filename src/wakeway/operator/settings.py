@@ -57,6 +57,12 @@ class OperatorSettings:
     stream_retry_min: float = 0.1
     stream_retry_max: float = 5.0
     grpc_timeout: float = 5.0
+    # Standalone: a StreamIsActive that sends nothing for this long is taken as broken (the
+    # scaler re-sends its state every 2 s by default: three missed) and reopened.
+    stream_idle_timeout: float = 6.0
+    # Standalone: the Active condition turns False only after this long without activity, so
+    # bursts of traffic do not write status each time.
+    active_condition_hold: float = 30.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -67,6 +73,7 @@ class OperatorSettings:
             "metrics_interval",
             "stream_retry_min",
             "grpc_timeout",
+            "stream_idle_timeout",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -75,6 +82,8 @@ class OperatorSettings:
             raise ValueError("retry_max: must not be less than retry_min")
         if self.stream_retry_max < self.stream_retry_min:
             raise ValueError("stream_retry_max: must not be less than stream_retry_min")
+        if self.active_condition_hold < 0:
+            raise ValueError("active_condition_hold: must not be negative")
         if self.scale_down_stabilization < 0:
             raise ValueError("scale_down_stabilization: must not be negative")
         if self.workers < 1:

@@ -1,0 +1,141 @@
+"""Standalone mode's link to the scaler, against a real grpc.aio server on 127.0.0.1.
+
+The server is a small ExternalScaler whose StreamIsActive says what the test tells it and can go
+silent without closing (as a connection that died without a reset does). Waits are bounded polls
+of the link's state or of the server's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.component.conftest import make_target, until
+from wakeway.operator.scalerlink import GrpcScalerLink
+from wakeway.operator.settings import OperatorSettings
+from wakeway.protocol import externalscaler_pb2 as pb
+from wakeway.protocol.externalscaler_pb2_grpc import (
+    ExternalScalerServicer,
+    add_ExternalScalerServicer_to_server,
+)
+
+pytestmark = pytest.mark.component
+
+TARGET = make_target()
+
+
+class Scaler(ExternalScalerServicer):
+    """Streams the states put in ``states``; sends nothing else, and never ends a stream. The
+    RPCs the link never makes are not served."""
+
+    IsActive = GetMetricSpec = StreamMetricSpec = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        self.states: asyncio.Queue[bool] = asyncio.Queue()
+        self.streams = 0
+        self.metric = 7.0
+
+    async def StreamIsActive(
+        self, request: pb.ScaledObjectRef, context: Any
+    ) -> AsyncIterator[pb.IsActiveResponse]:
+        self.streams += 1
+        while True:
+            yield pb.IsActiveResponse(result=await self.states.get())
+
+    async def GetMetrics(
+        self, request: pb.GetMetricsRequest, context: Any
+    ) -> pb.GetMetricsResponse:
+        value = pb.MetricValue(metricName="m", metricValueFloat=self.metric)
+        return pb.GetMetricsResponse(metricValues=[value])
+
+
+class Link:
+    def __init__(self, link: GrpcScalerLink, clock: list[float]) -> None:
+        self.link = link
+        self.clock = clock
+        self.pokes: list[str] = []
+        self.wakes: list[str] = []
+
+
+@pytest.fixture
+async def scaler() -> AsyncIterator[tuple[Scaler, int]]:
+    servicer = Scaler()
+    server = grpc.aio.server()
+    add_ExternalScalerServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield servicer, port
+    finally:
+        await server.stop(None)
+
+
+@pytest.fixture
+async def link(scaler: tuple[Scaler, int]) -> AsyncIterator[Link]:
+    settings = OperatorSettings(
+        scaler_address=f"127.0.0.1:{scaler[1]}",
+        metrics_interval=0.05,
+        stream_retry_min=0.05,
+        stream_retry_max=0.1,
+        stream_idle_timeout=0.5,
+    )
+    clock = [1000.0]
+    holder: list[Link] = []
+    grpc_link = GrpcScalerLink(
+        settings,
+        lambda key: holder[0].pokes.append(key),
+        wake=lambda key: holder[0].wakes.append(key),
+        clock=lambda: clock[0],
+    )
+    wrapped = Link(grpc_link, clock)
+    holder.append(wrapped)
+    try:
+        yield wrapped
+    finally:
+        await grpc_link.close()
+
+
+async def test_a_turn_to_active_wakes_before_the_poke_and_quiet_counts_from_the_last_request(
+    scaler: tuple[Scaler, int], link: Link
+) -> None:
+    servicer, _ = scaler
+    assert not link.link.activity(TARGET).connected  # subscribes
+    servicer.states.put_nowait(False)
+    await until(lambda: link.link.activity(TARGET).connected)
+    assert link.wakes == []
+    servicer.states.put_nowait(True)
+    await until(lambda: link.link.activity(TARGET).active)
+    assert link.wakes == [TARGET.key]  # the wake fast path, once per turn to active
+    servicer.states.put_nowait(True)  # a resend: no second wake
+    link.clock[0] = 1010.0
+    servicer.states.put_nowait(False)
+    await until(lambda: not link.link.activity(TARGET).active)
+    assert link.wakes == [TARGET.key]
+    activity = link.link.activity(TARGET)
+    # The scaler says false one activity window (1 s by default) after the last request ended.
+    assert activity.quiet_since == 1009.0
+    assert activity.last_active == 1009.0
+
+
+async def test_a_silent_stream_is_taken_as_broken_and_its_metric_forgotten(
+    scaler: tuple[Scaler, int], link: Link
+) -> None:
+    servicer, _ = scaler
+    link.link.activity(TARGET)
+    servicer.states.put_nowait(True)
+    await until(lambda: link.link.activity(TARGET).active)
+    await until(lambda: link.link.activity(TARGET).metric == 7.0)
+    # Nothing more on the stream, and it stays open: after stream_idle_timeout the link gives up
+    # on it, forgets what it said (the planner then holds still), and opens another.
+    pokes = len(link.pokes)
+    await until(lambda: not link.link.activity(TARGET).connected, within=5)
+    assert link.link.activity(TARGET).metric is None
+    assert len(link.pokes) > pokes  # the planner was told
+    await until(lambda: servicer.streams == 2, within=5)
+    servicer.states.put_nowait(False)
+    await until(lambda: link.link.activity(TARGET).connected)
+    assert not link.link.activity(TARGET).active
