@@ -3,7 +3,9 @@
 HTTPScaledObjects, HTTPRoutes and ReferenceGrants rebuild the routing table; Services and
 EndpointSlices (and HTTPScaledObjects) rebuild the ready-endpoint view. Each rebuild reads the
 informers' caches whole and swaps the result in one assignment; watch events only mark what is
-stale, and a burst of events within ``debounce`` seconds costs one rebuild. /readyz stays false
+stale, and a burst of events within ``debounce`` seconds costs one rebuild. An HTTPScaledObject
+event that changes nothing the interceptor reads (a status write, other than one that makes it
+unservable or servable again) marks nothing. /readyz stays false
 until every informer has listed once. While the API server is unreachable the informers keep
 their caches, so the interceptor keeps serving from its last snapshot.
 
@@ -15,6 +17,7 @@ once, and requests held for an HTTPScaledObject that is deleted are answered 503
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from wakeway.kube import Informer, Kube
+from wakeway.kube.informer import Cached
 from wakeway.kube.resources import (
     ENDPOINTSLICES,
     HTTPROUTES,
@@ -128,8 +132,10 @@ class KubeConfigSource:
         self.table: RoutingTable | None = None
         self.rebuilds = 0
         self.unservable: dict[str, str] = {}  # target key -> why requests cannot be served
+        self._read: dict[str, object] = {}  # target key -> what of it the interceptor reads
+        self.skipped = 0  # HTTPScaledObject events that changed nothing read here
         interceptor.on_cold(self._on_cold)
-        self.scaled.add_handler(lambda _key: self._mark(table=True, view=True))
+        self.scaled.add_handler(self._scaled_changed)
         self.routes.add_handler(lambda _key: self._mark(table=True))
         self.grants.add_handler(lambda _key: self._mark(table=True))
         self.services.add_handler(lambda _key: self._mark(view=True))
@@ -165,6 +171,18 @@ class KubeConfigSource:
             self._pending.cancel()
             await asyncio.gather(self._pending, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._informers))
+
+    def _scaled_changed(self, key: str) -> None:
+        cached = self.scaled.get(key)
+        if cached is None:
+            self._read.pop(key, None)
+        else:
+            read = what_is_read(cached)
+            if self._read.get(key) == read:
+                self.skipped += 1
+                return
+            self._read[key] = read
+        self._mark(table=True, view=True)
 
     def _mark(self, table: bool = False, view: bool = False) -> None:
         self._table_stale |= table
@@ -233,6 +251,19 @@ class KubeConfigSource:
         answered = self.interceptor.fail_held(key, 503, why)
         if answered:
             log.info("%s: answered %d held request(s) at once: %s", key, answered, why)
+
+
+def what_is_read(cached: Cached[HTTPScaledObject]) -> object:
+    """What the interceptor uses of an HTTPScaledObject: its spec (with its metadata, less the
+    resourceVersion that every write changes) and whether its status says it is unservable."""
+    value = cached.value
+    spec: object = (
+        str(cached.error)
+        if value is None
+        else dataclasses.replace(value, meta=dataclasses.replace(value.meta, resource_version=""))
+    )
+    cond = unservable(cached.conditions, cached.meta.generation)
+    return (spec, None if cond is None else (cond.reason, cond.message))
 
 
 async def run_in_kubernetes(
