@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from wakeway import __version__
+from wakeway.model import logs
 
 DEFAULT_LOCAL_LISTEN = "127.0.0.1:8080"
 DEFAULT_LOCAL_ADMIN = "127.0.0.1:9090"
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wakeway {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=logs.FORMATS,
+        help="json: one JSON object per line, with the fields of wake and sleep events",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -101,9 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(args.log_level, args.log_format)
     if args.command == "local":
         return _local(args)
     if args.command == "validate":

@@ -7,9 +7,11 @@ endpoint view are immutable snapshots replaced by one assignment.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from wakeway.model.httpso import HTTPScaledObject
+from wakeway.model.logs import event
 
 from .client import HELD, ClientConnection, Exchange
 from .counts import Counters
@@ -21,6 +23,8 @@ from .stream import CountHub
 from .upstream import Address, Pool
 
 ColdCallback = Callable[[HTTPScaledObject], None]
+
+log = logging.getLogger("wakeway.interceptor")
 
 
 class ProxyState:
@@ -159,6 +163,9 @@ class ProxyState:
         ex.held_since = now
         first = self.counters.hold(ex.tkey)
         if first:
+            log.info(
+                "cold start %s: first request held", ex.tkey, extra=event("cold", target=ex.tkey)
+            )
             self.metrics.cold_start(ex.tkey)
             for callback in list(self._cold_callbacks):
                 callback(target)

@@ -26,6 +26,7 @@ from wakeway.local.config import ConfigError, LocalConfig, load_config
 from wakeway.local.plan import Action, Phase, WorkloadState, plan
 from wakeway.local.process import StartFailed, WorkloadProcess
 from wakeway.model.local import LocalWorkload
+from wakeway.model.logs import event
 from wakeway.routing import InterceptorRef, RoutingTable
 
 log = logging.getLogger("wakeway.local")
@@ -274,6 +275,14 @@ class LocalRunner:
             started.port,
             started.seconds,
             waited,
+            extra=event(
+                "wake",
+                workload=workload.key,
+                pid=started.pid,
+                port=started.port,
+                ready_s=started.seconds,
+                waited_s=waited,
+            ),
         )
         slot.woken_at = None
         slot.watcher = asyncio.create_task(self._watch(slot, process))
@@ -316,13 +325,22 @@ class LocalRunner:
         slot.process = None
         slot.phase = Phase.STOPPED
         slot.idle_since = None
+        stopped = time.monotonic() - began
         log.info(
             "sleep %s: %s, idle for %.1fs; stopped in %.3fs (%s)",
             slot.workload.key,
             reason,
             idle_for,
-            time.monotonic() - began,
+            stopped,
             how,
+            extra=event(
+                "sleep",
+                workload=slot.workload.key,
+                reason=reason,
+                idle_s=idle_for,
+                stop_s=stopped,
+                how=how,
+            ),
         )
         self._kick.set()
 

@@ -28,6 +28,7 @@ from wakeway.model.conditions import (
 )
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
+from wakeway.model.logs import event
 from wakeway.model.service import ReferenceGrant, parse_reference_grant
 from wakeway.operator.objects import (
     ScaledObjectView,
@@ -178,6 +179,7 @@ class Controller:
 
     async def _wake(self, key: str, httpso: HTTPScaledObject, replicas: int) -> None:
         t = httpso.scale_target
+        began = time.monotonic()
         try:
             done = await self.kube.scale_from_zero(
                 workload_resource(t.api_version, t.kind), httpso.namespace, t.name, replicas
@@ -187,7 +189,16 @@ class Controller:
             done = False
         if done:
             self._woken_at[key] = self.clock()
-            log.info("%s: woke %s %s to %d", key, t.kind, t.name, replicas)
+            write = time.monotonic() - began
+            log.info(
+                "%s: woke %s %s to %d (write %.1f ms)",
+                key,
+                t.kind,
+                t.name,
+                replicas,
+                write * 1000,
+                extra=event("woken", target=key, replicas=replicas, write_ms=write * 1000),
+            )
         self.poke(key)
 
     def poke(self, key: str) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from wakeway.model.httpso import HTTPScaledObject
+from wakeway.model.logs import event
 from wakeway.model.trigger import parse_metadata, scaler_metadata
 from wakeway.operator.scaling import Activity
 from wakeway.operator.settings import OperatorSettings
@@ -153,6 +154,8 @@ class GrpcScalerLink:
         sub.connected, sub.active = True, active
         if woke and self.wake is not None:
             self.wake(key)
+        if woke:
+            log.info("%s: the scaler says active", key, extra=event("active", target=key))
         if changed:
             self.poke(key)
 

@@ -9,14 +9,18 @@ stale (one pending timer, re-armed when it fires).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+from wakeway.model import logs
 from wakeway.model.trigger import MetricTarget
 
 from .aggregate import Aggregator
 from .wire import CountLine
+
+log = logging.getLogger("wakeway.scaler")
 
 
 class LiveCounts:
@@ -34,6 +38,14 @@ class LiveCounts:
         applied = self.aggregator.apply(replica, line, self._clock())
         if applied.changed:
             self._notify(applied.changed)
+        if line.wake:
+            for key in [k for k, c in line.targets.items() if c.held]:
+                log.info(
+                    "wake %s: requests held at %s",
+                    key,
+                    replica,
+                    extra=logs.event("wake-seen", target=key, replica=replica),
+                )
         if self._timer is None and not self._closed:
             self._arm()
         return applied.resync
