@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from tests.cluster.harness.cluster import Cluster
 
 T = TypeVar("T")
 
@@ -100,3 +103,49 @@ def pod(name: str, *, port: int, annotations: dict[str, str] | None = None) -> A
 def manifest(**fields: Any) -> Any:
     """Any other object, written inline."""
     return fields
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int  # 0: no HTTP answer (body says what failed where)
+    body: str
+    seconds: float
+
+
+def http_request(
+    cluster: Cluster,
+    host: str,
+    port: int,
+    *,
+    path: str = "/",
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> asyncio.Task[Answer]:
+    """A GET of ``path`` to 127.0.0.1:``port`` inside the cluster's namespace (an interceptor), on a
+    socket of that namespace; many of them run truly concurrently on this event loop."""
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+
+    async def send() -> Answer:
+        began = time.monotonic()
+        sock = cluster.netns.socket()
+        raw = b""
+        stage = "connect"
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+                stage = "send"
+                reader, writer = await asyncio.open_connection(sock=sock)
+                line = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n"
+                writer.write(f"{line}\r\n".encode())
+                stage = "read"
+                while chunk := await reader.read(65536):
+                    raw += chunk
+                writer.close()
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            return Answer(0, f"{exc!r} at {stage}: {raw[:60]!r}", time.monotonic() - began)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        return Answer(status, body.decode(errors="replace"), time.monotonic() - began)
+
+    return asyncio.create_task(send())

@@ -15,15 +15,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc, stop
-from tests.cluster.helpers import deployment, eventually, service
-from tests.cluster.wakeway_setup import install_crd, install_rbac, start_component
+from tests.cluster.helpers import Answer, deployment, eventually, http_request, service
+from tests.cluster.wakeway_setup import component_kubeconfigs, start_component
 from wakeway.kube import Kube
 from wakeway.kube.resources import DEPLOYMENTS, HTTPSCALEDOBJECTS, NAMESPACES, SERVICES
 
@@ -32,13 +31,6 @@ pytestmark = pytest.mark.cluster
 PROXY = (18281, 18282)
 ADMIN = (19281, 19282)
 SCALER = 19283
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: str
-    seconds: float
 
 
 @dataclass
@@ -50,34 +42,7 @@ class Stack:
 def get(
     cluster: Cluster, host: str, port: int = PROXY[0], timeout: float = 60.0
 ) -> asyncio.Task[Answer]:
-    """A GET through an interceptor on a socket of the cluster's namespace; many of them run
-    truly concurrently on this event loop."""
-
-    async def send() -> Answer:
-        began = time.monotonic()
-        sock = cluster.netns.socket()
-        raw = b""
-        stage = "connect"
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-                stage = "send"
-                reader, writer = await asyncio.open_connection(sock=sock)
-                writer.write(
-                    f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-                )
-                stage = "read"
-                while chunk := await reader.read(65536):
-                    raw += chunk
-                writer.close()
-        except (OSError, TimeoutError) as exc:
-            sock.close()
-            return Answer(0, f"{exc!r} at {stage}: {raw[:60]!r}", time.monotonic() - began)
-        head, _, body = raw.partition(b"\r\n\r\n")
-        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
-        return Answer(status, body.decode(errors="replace"), time.monotonic() - began)
-
-    return asyncio.create_task(send())
+    return http_request(cluster, host, port, timeout=timeout)
 
 
 async def answers(tasks: list[asyncio.Task[Answer]]) -> list[Answer]:
@@ -86,19 +51,7 @@ async def answers(tasks: list[asyncio.Task[Answer]]) -> list[Answer]:
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Stack]:
-    async def prepare() -> dict[str, Path]:
-        kube = await Kube.connect(str(cluster.kubeconfig))
-        try:
-            await install_crd(kube)
-            await install_rbac(kube, "interceptor", "scaler", "operator")
-        finally:
-            await kube.close()
-        return {
-            c: await cluster.service_account_kubeconfig("wakeway", f"wakeway-{c}", in_netns=True)
-            for c in ("interceptor", "scaler", "operator")
-        }
-
-    configs = asyncio.run(prepare())
+    configs = asyncio.run(component_kubeconfigs(cluster, "interceptor", "scaler", "operator"))
     procs: dict[str, Proc] = {}
     for i, (port, admin) in enumerate(zip(PROXY, ADMIN, strict=True)):
         args = ["interceptor", "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"]

@@ -20,19 +20,19 @@ from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc, stop
 from tests.cluster.helpers import deployment, eventually, service
 from tests.cluster.wakeway_setup import (
-    IDENTITY_KEY,
+    IDENTITY,
     install_crd,
     install_interceptor_rbac,
+    stamped_route,
     start_interceptor,
 )
 from wakeway.kube import Kube
 from wakeway.kube.resources import DEPLOYMENTS, HTTPROUTES, HTTPSCALEDOBJECTS, NAMESPACES, SERVICES
-from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
+from wakeway.routing.identity import IDENTITY_HEADER
 
 pytestmark = pytest.mark.cluster
 
 PORT, ADMIN = 18080, 19090
-IDENTITY = RouteIdentity(IDENTITY_KEY)
 
 
 @dataclass(frozen=True)
@@ -124,38 +124,6 @@ async def app(kube: Kube, ns: str, name: str, replicas: int, **spec: Any) -> Non
     svc["spec"]["ports"][0]["targetPort"] = 8080
     await kube.create(SERVICES, ns, svc)
     await kube.create(HTTPSCALEDOBJECTS, ns, httpso(name, **spec))
-
-
-def stamped_route(ns: str, name: str, hostname: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "gateway.networking.k8s.io/v1",
-        "kind": "HTTPRoute",
-        "metadata": {"name": name},
-        "spec": {
-            "parentRefs": [{"name": "gateway", "namespace": "gateway-system"}],
-            "hostnames": [hostname],
-            "rules": [
-                {
-                    "filters": [
-                        {
-                            "type": "RequestHeaderModifier",
-                            "requestHeaderModifier": {
-                                "set": [
-                                    {
-                                        "name": IDENTITY_HEADER,
-                                        "value": IDENTITY.stamp(f"{ns}/{name}"),
-                                    }
-                                ]
-                            },
-                        }
-                    ],
-                    "backendRefs": [
-                        {"name": "wakeway-interceptor", "namespace": "wakeway", "port": 8080}
-                    ],
-                }
-            ],
-        },
-    }
 
 
 def ready(cluster: Cluster) -> bool:

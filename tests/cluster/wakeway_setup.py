@@ -21,9 +21,11 @@ from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc
 from wakeway.kube import AlreadyExists, Kube
 from wakeway.kube.resources import Resource
+from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 
 REPO = Path(__file__).resolve().parents[2]
 IDENTITY_KEY = b"cluster-tier-route-identity-key!"
+IDENTITY = RouteIdentity(IDENTITY_KEY)
 
 
 def resource_of(doc: dict[str, Any]) -> Resource:
@@ -81,6 +83,49 @@ async def install_rbac(kube: Kube, *components: str) -> None:
     base = REPO / "config" / "base"
     files = [base / "namespace.yaml", *(base / f"{c}-rbac.yaml" for c in components)]
     await apply(kube, documents(*files))
+
+
+async def component_kubeconfigs(cluster: Cluster, *components: str) -> dict[str, Path]:
+    """The CRD, the RBAC of config/base for ``components``, and a kubeconfig (for inside the
+    network namespace) for each one's ServiceAccount."""
+    kube = await Kube.connect(str(cluster.kubeconfig))
+    try:
+        await install_crd(kube)
+        await install_rbac(kube, *components)
+    finally:
+        await kube.close()
+    return {
+        c: await cluster.service_account_kubeconfig("wakeway", f"wakeway-{c}", in_netns=True)
+        for c in components
+    }
+
+
+def stamped_route(ns: str, name: str, hostname: str) -> dict[str, Any]:
+    """An HTTPRoute whose one rule goes to the interceptor Service and stamps the route's
+    identity, as a Gateway would send it."""
+    stamp = {"name": IDENTITY_HEADER, "value": IDENTITY.stamp(f"{ns}/{name}")}
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name},
+        "spec": {
+            "parentRefs": [{"name": "gateway", "namespace": "gateway-system"}],
+            "hostnames": [hostname],
+            "rules": [
+                {
+                    "filters": [
+                        {
+                            "type": "RequestHeaderModifier",
+                            "requestHeaderModifier": {"set": [stamp]},
+                        }
+                    ],
+                    "backendRefs": [
+                        {"name": "wakeway-interceptor", "namespace": "wakeway", "port": 8080}
+                    ],
+                }
+            ],
+        },
+    }
 
 
 async def install_interceptor_rbac(kube: Kube) -> None:
