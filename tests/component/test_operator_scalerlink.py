@@ -54,11 +54,21 @@ class Scaler(ExternalScalerServicer):
 
 
 class Link:
-    def __init__(self, link: GrpcScalerLink, clock: list[float]) -> None:
-        self.link = link
+    """The link under test, with what it told the controller: pokes and wakes."""
+
+    def __init__(self, clock: list[float]) -> None:
         self.clock = clock
         self.pokes: list[str] = []
         self.wakes: list[str] = []
+        self.take_wakes = False  # whether wake() takes the wake on (then it pokes itself)
+        self.link: GrpcScalerLink
+
+    def poke(self, key: str) -> None:
+        self.pokes.append(key)
+
+    def wake(self, key: str) -> bool:
+        self.wakes.append(key)
+        return self.take_wakes
 
 
 @pytest.fixture
@@ -84,19 +94,12 @@ async def link(scaler: tuple[Scaler, int]) -> AsyncIterator[Link]:
         stream_idle_timeout=0.5,
     )
     clock = [1000.0]
-    holder: list[Link] = []
-    grpc_link = GrpcScalerLink(
-        settings,
-        lambda key: holder[0].pokes.append(key),
-        wake=lambda key: holder[0].wakes.append(key),
-        clock=lambda: clock[0],
-    )
-    wrapped = Link(grpc_link, clock)
-    holder.append(wrapped)
+    wrapped = Link(clock)
+    wrapped.link = GrpcScalerLink(settings, wrapped.poke, wake=wrapped.wake, clock=lambda: clock[0])
     try:
         yield wrapped
     finally:
-        await grpc_link.close()
+        await wrapped.link.close()
 
 
 async def test_a_turn_to_active_wakes_before_the_poke_and_quiet_counts_from_the_last_request(
@@ -110,6 +113,7 @@ async def test_a_turn_to_active_wakes_before_the_poke_and_quiet_counts_from_the_
     servicer.states.put_nowait(True)
     await until(lambda: link.link.activity(TARGET).active)
     assert link.wakes == [TARGET.key]  # the wake fast path, once per turn to active
+    assert link.pokes.count(TARGET.key) == 2  # connected, then active (wake not taken)
     servicer.states.put_nowait(True)  # a resend: no second wake
     link.clock[0] = 1010.0
     servicer.states.put_nowait(False)
@@ -139,3 +143,17 @@ async def test_a_silent_stream_is_taken_as_broken_and_its_metric_forgotten(
     servicer.states.put_nowait(False)
     await until(lambda: link.link.activity(TARGET).connected)
     assert not link.link.activity(TARGET).active
+
+
+async def test_a_wake_taken_on_is_not_also_poked(scaler: tuple[Scaler, int], link: Link) -> None:
+    """The controller's wake pokes once its write is done; a poke now would race the write."""
+    servicer, _ = scaler
+    link.take_wakes = True
+    link.link.activity(TARGET)
+    servicer.states.put_nowait(False)
+    await until(lambda: link.link.activity(TARGET).connected)
+    pokes = len(link.pokes)
+    servicer.states.put_nowait(True)
+    await until(lambda: link.link.activity(TARGET).active)
+    assert link.wakes == [TARGET.key]
+    assert len(link.pokes) == pokes

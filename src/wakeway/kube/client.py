@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from wakeway.kube.resources import EVENTS, Resource
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+
+log = logging.getLogger("wakeway.kube")
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -189,9 +192,10 @@ class Kube:
         """Set ``replicas`` through /scale only if they are 0 now, in one write (a JSON patch
         whose ``test`` fails on the server otherwise): no read first, no lost update. False
         when the workload was not at zero (or is gone)."""
+        # A Scale's spec has only ``replicas``, omitted when 0: an empty spec is zero replicas.
         patch = [
-            {"op": "test", "path": "/spec/replicas", "value": 0},
-            {"op": "replace", "path": "/spec/replicas", "value": replicas},
+            {"op": "test", "path": "/spec", "value": {}},
+            {"op": "add", "path": "/spec/replicas", "value": replicas},
         ]
         try:
             await self.request(
@@ -203,6 +207,7 @@ class Kube:
         except KubeError as exc:
             if isinstance(exc, Unavailable):
                 raise
+            log.debug("%s/%s: not scaled from zero: %s", namespace, name, exc)
             return False
         return True
 

@@ -166,16 +166,18 @@ class Controller:
             with contextlib.suppress(asyncio.CancelledError, ShutDown):
                 await task
 
-    def wake(self, key: str) -> None:
+    def wake(self, key: str) -> bool:
         """The scaler turned ``key`` active: if its last pass left it at zero, scale it now, in
-        one conditional write with no read first (a pass follows for status and Events)."""
+        one conditional write with no read first, and poke a pass (for status and Events) once
+        it is done. True when it took the wake on."""
         replicas = self._wake_to.pop(key, None)
         cached = self.httpsos.get(key)
         if replicas is None or cached is None or cached.value is None:
-            return
+            return False
         task = asyncio.create_task(self._wake(key, cached.value.httpso, replicas))
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
+        return True
 
     async def _wake(self, key: str, httpso: HTTPScaledObject, replicas: int) -> None:
         t = httpso.scale_target

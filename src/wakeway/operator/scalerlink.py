@@ -5,8 +5,8 @@ built like the ScaledObject trigger's), reopened with backoff when it breaks or 
 ``stream_idle_timeout`` (a connection that died without a reset sends nothing, and its last word
 must not stand), and ``GetMetrics`` every ``metrics_interval`` for 1 -> N. A change is passed on
 at once by poking the object's key into the work queue; the planner decides what it means. A
-turn to active also calls ``wake`` first, so a workload at zero is scaled without waiting for a
-reconcile.
+turn to active calls ``wake`` first, so a workload at zero is scaled without waiting for a
+reconcile; when ``wake`` takes it (returns true) it pokes once its write is done.
 
 The scaler turns a target inactive one activity window after its last request ended, so the
 quiet period is counted from that end: the window is subtracted from the time ``false`` came.
@@ -59,7 +59,7 @@ class GrpcScalerLink:
         settings: OperatorSettings,
         poke: Callable[[str], None],
         *,
-        wake: Callable[[str], None] | None = None,
+        wake: Callable[[str], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -152,11 +152,12 @@ class GrpcScalerLink:
             sub.quiet_since = sub.last_active = now - sub.activity_window
         woke = active and (not sub.active or not sub.connected)
         sub.connected, sub.active = True, active
-        if woke and self.wake is not None:
-            self.wake(key)
+        # A wake that is taken over pokes the planner itself once its write is done, so the pass
+        # sees the new replicas rather than racing the write with a second one.
+        taken = woke and self.wake is not None and self.wake(key)
         if woke:
             log.info("%s: the scaler says active", key, extra=event("active", target=key))
-        if changed:
+        if changed and not taken:
             self.poke(key)
 
     async def _poll_metrics(self) -> None:
