@@ -81,7 +81,6 @@ async def start_standalone(
         f"{prefix}-scaler",
         [*JSON_LOGS, "scaler", "--listen", f"{LO}:{scaler}", "--interceptors", f"{LO}:{admin}"],
         None,
-        WAKEWAY_SCALER_STALE_AFTER="3",
     )
     env = {
         "WAKEWAY_OPERATOR_MODE": "standalone",

@@ -90,9 +90,11 @@ async def test_a_wake_is_one_write_from_the_scalers_word_with_each_hop_logged(
         return float(found[0]["mono"])
 
     cold, seen, active, woken = hop("cold"), hop("wake-seen"), hop("active"), hop("woken")
-    assert cold <= seen <= active <= woken
+    sent = float(next(e for e in stack.events("woken") if e.get("target") == key)["sent"])
+    assert cold <= seen <= active <= sent <= woken  # no read or pass between the word and write
     print(
         f"\nwake hops: interceptor -> scaler {(seen - cold) * 1000:.1f} ms, scaler -> operator "
-        f"{(active - seen) * 1000:.1f} ms, operator -> /scale written {(woken - active) * 1000:.1f}"
-        f" ms; first held request -> /scale written {(woken - cold) * 1000:.1f} ms"
+        f"{(active - seen) * 1000:.1f} ms, operator -> write sent {(sent - active) * 1000:.1f} ms,"
+        f" write {(woken - sent) * 1000:.1f} ms; first held request -> /scale written "
+        f"{(woken - cold) * 1000:.1f} ms"
     )

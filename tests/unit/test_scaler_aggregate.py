@@ -382,3 +382,19 @@ def test_idle_rate_windows_are_forgotten_and_bounded() -> None:
     assert list(agg._windows[APP]) == [(RATE.kind, RATE.window, RATE.granularity)]
     agg.expire(200.0)
     assert APP not in agg._windows
+
+
+def test_a_wake_is_seen_once_whatever_line_brings_it() -> None:
+    agg = Aggregator(15.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    assert agg.take_woken() == frozenset()
+    agg.apply(A, CountLine("change", 2, {APP: c(1, 1, held=1)}, wake=True), 0.1)
+    assert agg.take_woken() == {APP}
+    assert agg.take_woken() == frozenset()
+    # Another replica holding too is no second wake; a snapshot after a resync can be one.
+    agg.apply(B, CountLine("snapshot", 1, {APP: c(1, 1, held=1)}), 0.2)
+    assert agg.take_woken() == frozenset()
+    agg.apply(A, CountLine("change", 3, {APP: c(0, 1)}), 0.3)
+    agg.apply(B, CountLine("snapshot", 5, {APP: c(0, 1)}), 0.4)
+    agg.apply(B, CountLine("snapshot", 6, {APP: c(1, 2, held=1)}), 0.5)
+    assert agg.take_woken() == {APP}

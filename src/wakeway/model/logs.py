@@ -9,7 +9,8 @@ the operator.
 
 Events: ``cold`` (interceptor: a target's first request held), ``wake-seen`` (scaler: a count
 line saying so arrived), ``active`` (operator: the scaler's stream turned active),
-``woken`` (operator: the wake write to /scale finished), and local mode's ``wake``/``sleep``.
+``woken`` (operator: the wake write to /scale finished; ``sent`` is when it was sent, on the same
+clock), and local mode's ``wake``/``sleep``.
 """
 
 from __future__ import annotations

@@ -199,7 +199,9 @@ class Controller:
                 t.name,
                 replicas,
                 write * 1000,
-                extra=event("woken", target=key, replicas=replicas, write_ms=write * 1000),
+                extra=event(
+                    "woken", target=key, replicas=replicas, sent=began, write_ms=write * 1000
+                ),
             )
         self.poke(key)
 

@@ -130,6 +130,7 @@ class Aggregator:
         self._held: dict[str, int] = {}
         self._total = 0
         self._last_activity: dict[str, float] = {}  # key -> when a request last began or ended
+        self._woken: set[str] = set()  # keys whose held requests went from none to some
         self._windows: dict[str, OrderedDict[_WindowSpec, RateWindow]] = {}
 
     # -- feeding ---------------------------------------------------------------------------
@@ -184,6 +185,12 @@ class Aggregator:
         for key, counts in state.counts.items():
             self._shift(key, -counts.in_flight, -counts.held, changed)
         return frozenset(changed)
+
+    def take_woken(self) -> frozenset[str]:
+        """Targets whose held requests (over every replica) went from none to some since the
+        last call: wakes, whatever kind of line brought them."""
+        woken, self._woken = frozenset(self._woken), set()
+        return woken
 
     def next_expiry(self) -> float | None:
         """When the earliest replica goes stale if nothing arrives from it (None: no replicas)."""
@@ -308,7 +315,10 @@ class Aggregator:
 
     def _shift(self, key: str, d_in_flight: int, d_held: int, changed: set[str]) -> None:
         if d_held:
-            held = self._held.get(key, 0) + d_held
+            before = self._held.get(key, 0)
+            held = before + d_held
+            if held and not before:
+                self._woken.add(key)
             if held:
                 self._held[key] = held
             else:

@@ -38,14 +38,13 @@ class LiveCounts:
         applied = self.aggregator.apply(replica, line, self._clock())
         if applied.changed:
             self._notify(applied.changed)
-        if line.wake:
-            for key in [k for k, c in line.targets.items() if c.held]:
-                log.info(
-                    "wake %s: requests held at %s",
-                    key,
-                    replica,
-                    extra=logs.event("wake-seen", target=key, replica=replica),
-                )
+        for key in self.aggregator.take_woken():
+            log.info(
+                "wake %s: requests held at %s",
+                key,
+                replica,
+                extra=logs.event("wake-seen", target=key, replica=replica),
+            )
         if self._timer is None and not self._closed:
             self._arm()
         return applied.resync

@@ -1,0 +1,152 @@
+"""Wake latency in standalone mode on a real API server: first held request -> /scale written.
+
+    sudo .venv/bin/python loadtest/bench_wake.py [--wakes 20] [--json FILE]
+
+Brings up the harness cluster (tests/cluster: a real control plane in a network namespace) and,
+inside that namespace, one interceptor, the scaler and the operator in standalone mode, each
+under its own ServiceAccount and logging JSON. Each wake is a fresh Deployment at zero with its
+Service and HTTPScaledObject; once the operator has made it Ready, one request is sent through
+the interceptor. The components' structured events give the hops of that wake on one clock
+(``time.monotonic()``, shared by every process of the machine):
+
+- interceptor -> scaler: ``cold`` (first request held) to ``wake-seen`` (the count line read);
+- scaler -> operator: to ``active`` (StreamIsActive said true);
+- operator -> /scale write sent: to the ``sent`` time of ``woken`` (the write is on the wire);
+- the write itself: to ``woken`` (the API server answered the conditional JSON patch).
+
+Baseline, in the same run and interleaved with the wakes: the same conditional /scale patch of
+another Deployment at zero, sent by this process with the admin's credentials: what writing the
+scale alone costs, the floor for any wake chain. Ratios are against its median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from loadgen import percentile
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from tests.cluster.harness.binaries import ensure  # noqa: E402
+from tests.cluster.harness.cluster import Cluster  # noqa: E402
+from tests.cluster.helpers import deployment  # noqa: E402
+from tests.cluster.standalone import (  # noqa: E402
+    Standalone,
+    first_routed,
+    make_app,
+    ready,
+    start_standalone,
+)
+
+from wakeway.kube import Kube  # noqa: E402
+from wakeway.kube.resources import DEPLOYMENTS, NAMESPACES  # noqa: E402
+
+HOPS = (
+    ("interceptor -> scaler", "cold", "wake-seen"),
+    ("scaler -> operator", "wake-seen", "active"),
+    ("operator -> /scale write sent", "active", "sent"),
+    ("the write (API server and etcd)", "sent", "woken"),
+    ("first held request -> write sent", "cold", "sent"),
+    ("first held request -> /scale written", "cold", "woken"),
+)
+
+
+def log(message: str) -> None:
+    print(f"[bench_wake {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def hops_of(stack: Standalone, key: str) -> dict[str, float]:
+    """Milliseconds per hop of the one wake of ``key``, from the components' events."""
+    at: dict[str, float] = {}
+    for name in ("cold", "wake-seen", "active", "woken"):
+        found = [e for e in stack.events(name) if e.get("target") == key]
+        if len(found) != 1:
+            raise RuntimeError(f"{key}: expected one {name!r} event, found {len(found)}")
+        at[name] = float(found[0]["mono"])
+        if name == "woken":
+            at["sent"] = float(found[0]["sent"])
+    return {label: (at[b] - at[a]) * 1000 for label, a, b in HOPS}
+
+
+async def baseline_write(kube: Kube, ns: str) -> float:
+    """Milliseconds for one conditional 0 -> 1 /scale patch, then back to 0 (not timed)."""
+    began = time.monotonic()
+    if not await kube.scale_from_zero(DEPLOYMENTS, ns, "floor", 1):
+        raise RuntimeError("the baseline Deployment was not at zero")
+    took = (time.monotonic() - began) * 1000
+    await kube.set_scale(DEPLOYMENTS, ns, "floor", 0)
+    return took
+
+
+async def measure(cluster: Cluster, wakes: int) -> dict[str, list[float]]:
+    kube = await Kube.connect(str(cluster.kubeconfig))
+    stack = await start_standalone(cluster, "bench-wake", 18481, 19481, 19483)
+    results: dict[str, list[float]] = {label: [] for label, _, _ in HOPS}
+    results["baseline: the /scale patch alone"] = []
+    try:
+        floor_ns = f"floor-{os.getpid()}"
+        await kube.create(NAMESPACES, None, {"metadata": {"name": floor_ns}})
+        await kube.create(DEPLOYMENTS, floor_ns, deployment("floor", replicas=0, port=8080))
+        for i in range(wakes):
+            ns = await make_app(kube, "wake", scaledownPeriod=300)
+            await ready(kube, ns, "wake")
+            answer = await first_routed(stack, f"wake.{ns}.test")
+            if answer.status != 200:
+                raise RuntimeError(f"wake {i}: {answer.status} {answer.body[:200]}")
+            for label, ms in hops_of(stack, f"{ns}/wake").items():
+                results[label].append(ms)
+            results["baseline: the /scale patch alone"].append(await baseline_write(kube, floor_ns))
+            log(f"wake {i + 1}/{wakes}: {results[HOPS[-1][0]][-1]:.1f} ms")
+    finally:
+        stack.stop()
+        await kube.close()
+    return results
+
+
+def report(results: dict[str, list[float]]) -> str:
+    floor = statistics.median(results["baseline: the /scale patch alone"])
+    lines = [
+        f"{'':40} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 / floor':>11}",
+    ]
+    for label, values in results.items():
+        p50 = percentile(values, 0.5)
+        lines.append(
+            f"{label:40} {p50:8.2f} {percentile(values, 0.99):8.2f} {max(values):8.2f}"
+            f" {p50 / floor:11.2f}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--wakes", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    if not 1 <= args.wakes <= 100:
+        parser.error("keep it bounded: 1..100 wakes")
+    if os.geteuid() != 0:
+        parser.error("needs root (the harness makes a network namespace)")
+    cluster = Cluster(ensure(), log=log)
+    try:
+        cluster.start()
+        log("cluster up")
+        results = asyncio.run(measure(cluster, args.wakes))
+    finally:
+        cluster.stop()
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
