@@ -385,7 +385,7 @@ async def test_caches_catch_up_promptly_after_an_api_server_restart(
         await t.kube.create(HTTPSCALEDOBJECTS, t.ns, httpso("before", "web", hosts=["before.test"]))
         await served_by(cluster, "before.test", None, "web-")
 
-        outage = 12.0  # long enough for an unbounded backoff to grow well past the limit below
+        outage = 20.0  # long enough for an unbounded backoff to grow well past the limit below
         apiserver = next(p for p in cluster.procs.procs if p.name == "kube-apiserver" and p.alive())
         os.killpg(apiserver.pid, signal.SIGKILL)
         apiserver.popen.wait(10)
