@@ -12,19 +12,18 @@ import asyncio
 import http.client
 import statistics
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc, stop
-from tests.cluster.helpers import Answer, deployment, eventually, http_request, service
+from tests.cluster.helpers import Answer, eventually, http_request
+from tests.cluster.standalone import make_app, replicas
 from tests.cluster.wakeway_setup import component_kubeconfigs, start_component
 from wakeway.kube import Kube
-from wakeway.kube.resources import DEPLOYMENTS, HTTPSCALEDOBJECTS, NAMESPACES, SERVICES
+from wakeway.kube.resources import HTTPSCALEDOBJECTS
 
 pytestmark = pytest.mark.cluster
 
@@ -84,39 +83,6 @@ def stack(cluster: Cluster) -> Iterator[Stack]:
             stop(proc, 5.0)
 
 
-async def app(kube: Kube, name: str, **spec: Any) -> str:
-    """A namespace with a Deployment at zero, its Service, and its HTTPScaledObject."""
-    ns = f"e2e-{uuid.uuid4().hex[:6]}"
-    await kube.create(NAMESPACES, None, {"metadata": {"name": ns}})
-    annotations = spec.pop("annotations", None)
-    await kube.create(
-        DEPLOYMENTS, ns, deployment(name, replicas=0, port=8080, annotations=annotations)
-    )
-    svc = service(name, port=80)
-    svc["spec"]["ports"][0]["targetPort"] = 8080
-    await kube.create(SERVICES, ns, svc)
-    body = {
-        "hosts": [f"{name}.{ns}.test"],
-        "scaleTargetRef": {"name": name, "service": name, "port": 80},
-        **spec,
-    }
-    await kube.create(
-        HTTPSCALEDOBJECTS,
-        ns,
-        {
-            "apiVersion": "http.keda.sh/v1alpha1",
-            "kind": "HTTPScaledObject",
-            "metadata": {"name": name},
-            "spec": body,
-        },
-    )
-    return ns
-
-
-async def replicas(kube: Kube, ns: str, name: str) -> int:
-    return (await kube.get_scale(DEPLOYMENTS, ns, name)).replicas
-
-
 async def routed(stack: Stack, kube: Kube, ns: str, name: str) -> None:
     """Until the HTTPScaledObject is Ready (the operator saw it) and both interceptors route it."""
 
@@ -150,7 +116,7 @@ def _ready(cluster: Cluster, admin: int) -> bool:
 
 
 async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kube: Kube) -> None:
-    ns = await app(kube, "burst", scaledownPeriod=3, replicas={"min": 0, "max": 3})
+    ns = await make_app(kube, "burst", scaledownPeriod=3, replicas={"min": 0, "max": 3})
     await routed(stack, kube, ns, "burst")
     host = f"burst.{ns}.test"
     assert await replicas(kube, ns, "burst") == 0
@@ -187,7 +153,7 @@ async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kub
 
 
 async def test_requests_during_scale_down_are_not_lost(stack: Stack, kube: Kube) -> None:
-    ns = await app(kube, "flap", scaledownPeriod=2, replicas={"min": 0, "max": 2})
+    ns = await make_app(kube, "flap", scaledownPeriod=2, replicas={"min": 0, "max": 2})
     await routed(stack, kube, ns, "flap")
     host = f"flap.{ns}.test"
     assert [a.status for a in await answers([get(stack.cluster, host)])] == [200]
@@ -205,7 +171,7 @@ async def test_requests_during_scale_down_are_not_lost(stack: Stack, kube: Kube)
 async def test_sustained_concurrency_adds_replicas_then_removes_them(
     stack: Stack, kube: Kube
 ) -> None:
-    ns = await app(
+    ns = await make_app(
         kube,
         "busy",
         scaledownPeriod=3,
@@ -228,7 +194,7 @@ async def test_sustained_concurrency_adds_replicas_then_removes_them(
 
 
 async def test_one_interceptor_killed_does_not_stall_the_other(stack: Stack, kube: Kube) -> None:
-    ns = await app(kube, "survivor", scaledownPeriod=30, replicas={"min": 0, "max": 2})
+    ns = await make_app(kube, "survivor", scaledownPeriod=30, replicas={"min": 0, "max": 2})
     await routed(stack, kube, ns, "survivor")
     host = f"survivor.{ns}.test"
     victim = stack.procs["interceptor-0"]
