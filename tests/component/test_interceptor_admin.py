@@ -159,3 +159,19 @@ async def test_drain_finishes_in_flight_requests_and_refuses_new_ones(
     await asyncio.wait_for(draining, 5)
     with pytest.raises(aiohttp.ClientConnectionError):
         await session.get(f"{base}/echo")
+
+
+async def test_drain_timeout_answers_held_requests_503_with_retry_after(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    target = make_target()
+    interceptor = await start_interceptor()
+    interceptor.set_router(HostRouter({"*": target}))
+    held = asyncio.create_task(session.get(f"http://127.0.0.1:{interceptor.proxy_port}/"))
+    await until(lambda: target.key in interceptor.counts())
+    await until(lambda: interceptor.counts()[target.key].held == 1)
+    await interceptor.drain_and_stop(drain_timeout=0.1)
+    async with await held as resp:
+        assert resp.status == 503
+        assert resp.headers["Retry-After"] == "1"
+        assert await resp.text() == "this interceptor is shutting down\n"

@@ -113,7 +113,7 @@ class Interceptor:
             await asyncio.wait_for(state.wait_idle(), limit)
         except TimeoutError:
             log.warning("drain timed out after %gs with %d requests in flight", limit, state.active)
-        state.release_all_held(503, "this interceptor is shutting down\n")
+        state.release_all_held("this interceptor is shutting down\n")
         for conn in list(state.connections):
             conn.abort()
         if self._server is not None:

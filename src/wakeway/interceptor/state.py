@@ -26,6 +26,9 @@ ColdCallback = Callable[[HTTPScaledObject], None]
 
 log = logging.getLogger("wakeway.interceptor")
 
+# A request refused because this interceptor is shutting down may be retried at once elsewhere.
+SHUTDOWN_RETRY = (("Retry-After", "1"),)
+
 
 class ProxyState:
     def __init__(self, settings: InterceptorSettings, loop: asyncio.AbstractEventLoop) -> None:
@@ -143,7 +146,11 @@ class ProxyState:
         if limit is None:
             limit = settings.max_held_per_target
         if self.draining:
-            ex.respond(503, f"{ex.tkey} is not ready and this interceptor is shutting down\n")
+            ex.respond(
+                503,
+                f"{ex.tkey} is not ready and this interceptor is shutting down\n",
+                extra=SHUTDOWN_RETRY,
+            )
             return
         decision = self.gate.admit(
             ex,
@@ -204,15 +211,16 @@ class ProxyState:
             ex.on_expired()
         self._arm_gate_timer()
 
-    def release_all_held(self, status: int, message: str) -> None:
-        """Answer every held request (used when a drain times out)."""
+    def release_all_held(self, message: str) -> None:
+        """Answer every held request 503 + Retry-After (used when a drain times out): another
+        interceptor replica, or this one restarted, can serve the retry."""
         for backend in self.gate.backends():
             released = self.gate.release(backend)
             now = self.loop.time()
             for ex in released:
                 self._unheld(ex, now)
             for ex in released:
-                ex.respond(status, message)
+                ex.respond(503, message, extra=SHUTDOWN_RETRY)
         self._arm_gate_timer()
 
     def fail_held(self, target: str, status: int, message: str) -> int:
