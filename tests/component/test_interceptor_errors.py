@@ -21,6 +21,7 @@ from tests.component.conftest import (
     uvloop_policy,
     warm_proxy,
 )
+from wakeway.interceptor.upstream import Pool
 
 pytestmark = [pytest.mark.component, *UVLOOP]
 event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
@@ -186,10 +187,11 @@ async def test_slow_backend_gives_504_after_response_header_timeout(
         assert "sent no response header within 0.2 s" in await resp.text()
 
 
-async def test_stale_pooled_connection_is_retried_once_for_idempotent_requests(
+async def test_a_pooled_connection_the_backend_closed_is_not_used(
     start_interceptor: StartInterceptor,
 ) -> None:
-    """A backend that closes each connection right after answering (without saying so)."""
+    """A backend that closes each connection right after answering (without saying so): each
+    request goes on a fresh connection, none is lost."""
     served = 0
 
     async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -214,6 +216,59 @@ async def test_stale_pooled_connection_is_retried_once_for_idempotent_requests(
             assert status_of(head) == 200
             assert await reader.readexactly(2) == b"ok"
     assert served == 3
+    writer.close()
+    server.close()
+
+
+async def test_the_pool_does_not_hand_out_a_connection_the_backend_has_closed() -> None:
+    """The backend's close reached the socket but the event loop has not seen it yet: the
+    connection is dropped before a request is sent on it (which would then be lost)."""
+    pool = Pool(asyncio.get_running_loop(), max_idle=4, idle_timeout=30)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        addr = listener.getsockname()
+        conn = await pool.open(addr, 5)
+        accepted, _ = listener.accept()  # already in the backlog: does not block
+        pool.release(conn)
+        assert pool.acquire(addr) is conn
+        pool.release(conn)
+        accepted.close()  # on loopback the FIN is in our socket before this returns
+        assert pool.acquire(addr) is None
+    pool.close()
+
+
+async def test_request_the_backend_received_and_failed_on_is_not_sent_again(
+    start_interceptor: StartInterceptor,
+) -> None:
+    """A backend that reads a GET on a pooled connection and then dies on it: the client gets
+    502, and the request is not replayed on a fresh connection (it would crash that one too)."""
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            seen.append(head.split(b" ")[1])
+            if head.startswith(b"GET /crash "):
+                writer.close()  # as a process dying on it would
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    target = make_target()
+    interceptor = await start_interceptor()
+    interceptor.set_router(HostRouter({"*": target}))
+    interceptor.set_endpoints({backend_key(target): [("127.0.0.1", port)]})
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    writer.write(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")  # leaves a pooled connection
+    async with asyncio.timeout(5):
+        assert status_of(await reader.readuntil(b"\r\n\r\n")) == 200
+        assert await reader.readexactly(2) == b"ok"
+    writer.write(b"GET /crash HTTP/1.1\r\nHost: a\r\n\r\n")
+    async with asyncio.timeout(5):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert status_of(head) == 502
+    assert seen == [b"/ok", b"/crash"]
     writer.close()
     server.close()
 

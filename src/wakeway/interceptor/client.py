@@ -28,8 +28,6 @@ from .upstream import Address, UpstreamConnection, format_address
 if TYPE_CHECKING:
     from .state import ProxyState
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
-
 # Exchange phases.
 QUEUED, HELD, CONNECTING, SENDING, TUNNEL, DONE = range(6)
 
@@ -96,7 +94,6 @@ class Exchange:
         "phase",
         "req_timer",
         "resp_framing",
-        "retried",
         "start",
         "state",
         "status",
@@ -141,7 +138,6 @@ class Exchange:
         self.up_framing: Framing = "none"
         self.resp_framing: Framing = "none"
         self.up_reusable = False
-        self.retried = False
         self.tunnel_tail = b""
         self.req_timer: asyncio.TimerHandle | None = None
 
@@ -190,10 +186,10 @@ class Exchange:
         else:
             st.hold(self)
 
-    def connect(self, addr: Address, fresh: bool = False) -> None:
+    def connect(self, addr: Address) -> None:
         st = self.state
         self.addr = addr
-        up = None if fresh else st.pool.acquire(addr)
+        up = st.pool.acquire(addr)
         if up is not None:
             self.attach(up)
             return
@@ -449,17 +445,9 @@ class Exchange:
                 self.conn.abort()
                 self.finish()
             return
-        if (
-            up.reused
-            and not self.retried
-            and self.method in IDEMPOTENT
-            and self.body_framing == "none"
-            and self.addr is not None
-        ):
-            # A pooled connection the backend had already closed: one fresh try.
-            self.retried = True
-            self.connect(self.addr, fresh=True)
-            return
+        # Never retried here: the backend may have received the request and failed on it, and
+        # sending it again would repeat that on the next instance. A pooled connection the
+        # backend had closed is caught before anything is sent on it (Pool.acquire).
         why = f": {_describe(exc)}" if exc else ""
         self.respond(502, f"{self._where()} closed the connection before responding{why}\n")
 

@@ -3,11 +3,14 @@
 A connection goes back to the pool only after its response was read to the end and the request
 was written to the end; anything else (an error, a close-delimited body, an early response)
 closes it, because a half-consumed connection would hand the next request someone else's bytes.
+A pooled connection is checked before reuse, so a request is never sent on one the backend has
+already closed, and a request once sent is never sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,7 +37,6 @@ class UpstreamConnection(asyncio.Protocol):
         "exchange",
         "idle_since",
         "pool",
-        "reused",
         "transport",
         "tunnel",
     )
@@ -49,7 +51,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
         self._skip = False
         self.tunnel = False
-        self.reused = False
         self.idle_since = 0.0
         self.deadline = Deadline(pool.loop, self._on_deadline)
 
@@ -198,8 +199,9 @@ class Pool:
             conn = stack.pop()
             transport = conn.transport
             if transport is not None and not transport.is_closing():
-                conn.reused = True
-                return conn
+                if _quiet(transport):
+                    return conn
+                conn.close()
         return None
 
     def release(self, conn: UpstreamConnection) -> None:
@@ -259,6 +261,21 @@ class Pool:
             for conn in stack:
                 conn.close()
         self._idle.clear()
+
+
+def _quiet(transport: asyncio.Transport) -> bool:
+    """An idle connection has nothing to read. Readable means the backend closed it (EOF or
+    reset the event loop has not handled yet) or sent bytes unasked: either way a request sent
+    on it could be lost after the backend got it, so it is not used (one poll, no waiting)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return True
+    fd = sock.fileno()
+    if fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return not poller.poll(0)
 
 
 def _fmt(addr: Address) -> str:
