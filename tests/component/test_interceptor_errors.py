@@ -187,6 +187,17 @@ async def test_slow_backend_gives_504_after_response_header_timeout(
         assert "sent no response header within 0.2 s" in await resp.text()
 
 
+async def client_via_proxy(
+    start_interceptor: StartInterceptor, server: asyncio.Server
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client connection to a fresh interceptor that routes everything to ``server``."""
+    target = make_target()
+    interceptor = await start_interceptor()
+    interceptor.set_router(HostRouter({"*": target}))
+    interceptor.set_endpoints({backend_key(target): [server.sockets[0].getsockname()[:2]]})
+    return await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+
+
 async def test_a_pooled_connection_the_backend_closed_is_not_used(
     start_interceptor: StartInterceptor,
 ) -> None:
@@ -203,12 +214,7 @@ async def test_a_pooled_connection_the_backend_closed_is_not_used(
         writer.close()
 
     server = await asyncio.start_server(once, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    target = make_target()
-    interceptor = await start_interceptor()
-    interceptor.set_router(HostRouter({"*": target}))
-    interceptor.set_endpoints({backend_key(target): [("127.0.0.1", port)]})
-    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    reader, writer = await client_via_proxy(start_interceptor, server)
     for _ in range(3):
         writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         async with asyncio.timeout(5):
@@ -254,12 +260,7 @@ async def test_request_the_backend_received_and_failed_on_is_not_sent_again(
             await writer.drain()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    target = make_target()
-    interceptor = await start_interceptor()
-    interceptor.set_router(HostRouter({"*": target}))
-    interceptor.set_endpoints({backend_key(target): [("127.0.0.1", port)]})
-    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    reader, writer = await client_via_proxy(start_interceptor, server)
     writer.write(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")  # leaves a pooled connection
     async with asyncio.timeout(5):
         assert status_of(await reader.readuntil(b"\r\n\r\n")) == 200
