@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.component.conftest import (
+    TEST_SETTINGS,
     UVLOOP,
     Backend,
     HostRouter,
@@ -250,3 +251,39 @@ async def test_a_cold_callback_may_answer_the_request_at_once(
             assert resp.status == 503
             assert await resp.text() == f"{target.key}: workload gone\n"
     assert held(interceptor, target) == 0
+
+
+async def test_a_request_held_again_keeps_its_first_readiness_deadline(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    interceptor, target, base = await cold_proxy(start_interceptor)
+    gate = interceptor._require_state().gate
+    pending = asyncio.create_task(session.get(f"{base}/"))
+    await until(lambda: held(interceptor, target) == 1)
+    first = gate.next_deadline()
+    # Released to an endpoint that refuses: the request was not sent, so it is held again.
+    interceptor.set_endpoints({backend_key(target): [("127.0.0.1", _dead_port())]})
+    assert held(interceptor, target) == 0
+    await until(lambda: held(interceptor, target) == 1)
+    assert gate.next_deadline() == first
+    pending.cancel()
+
+
+async def test_a_cold_callback_removed_after_start_is_not_called(
+    session: aiohttp.ClientSession,
+) -> None:
+    interceptor = Interceptor(TEST_SETTINGS)
+    kept: list[str] = []
+    removed: list[str] = []
+    interceptor.on_cold(lambda t: kept.append(t.key))
+    remove = interceptor.on_cold(lambda t: removed.append(t.key))
+    await interceptor.start()
+    try:
+        remove()
+        target = make_target(timeouts={"conditionWait": "100ms"})
+        interceptor.set_router(HostRouter({"*": target}))
+        async with session.get(f"http://127.0.0.1:{interceptor.proxy_port}/") as resp:
+            assert resp.status == 504
+        assert (kept, removed) == ([target.key], [])
+    finally:
+        await interceptor.drain_and_stop(drain_timeout=0.5)

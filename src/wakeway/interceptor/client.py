@@ -88,6 +88,7 @@ class Exchange:
         "header_bytes",
         "headers",
         "held_since",
+        "hold_deadline",
         "http11",
         "keep_alive",
         "method",
@@ -133,6 +134,7 @@ class Exchange:
         self.cold = False
         self.start = 0.0
         self.held_since = 0.0
+        self.hold_deadline = 0.0  # set by the first hold; a request held again keeps it
         self.status = 0
         self.final = False
         self.up_framing: Framing = "none"

@@ -26,14 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
-from wakeway.model.httpso import HTTPScaledObject
-
 from .admin import build_admin_app
 from .client import ClientConnection
 from .counts import TargetCounts
 from .router import Router
 from .settings import InterceptorSettings
-from .state import ProxyState
+from .state import ColdCallback, ProxyState
 from .stream import CountSubscription
 
 log = logging.getLogger("wakeway.interceptor")
@@ -51,7 +49,7 @@ class Interceptor:
         self._runner: web.AppRunner | None = None
         self._router: Router | None = None
         self._endpoints: EndpointView = {}
-        self._cold: list[Callable[[HTTPScaledObject], None]] = []
+        self._cold: list[ColdCallback] = []
         self._proxy_port = 0
         self._admin_port = 0
         self._draining = False
@@ -61,11 +59,9 @@ class Interceptor:
     async def start(self) -> None:
         """Bind the proxy and admin listeners (port 0 picks a free port)."""
         loop = asyncio.get_running_loop()
-        state = ProxyState(self.settings, loop)
+        state = ProxyState(self.settings, loop, self._cold)
         state.router = self._router
         state.endpoints = self._endpoints
-        for callback in self._cold:
-            state.on_cold(callback)
         self._state = state
         s = self.settings
         self._server = await loop.create_server(
@@ -152,21 +148,19 @@ class Interceptor:
         """The in-process count stream: first a snapshot, then coalesced changes."""
         return self._require_state().hub.subscribe()
 
-    def on_cold(self, callback: Callable[[HTTPScaledObject], None]) -> Callable[[], None]:
+    def on_cold(self, callback: ColdCallback) -> Callable[[], None]:
         """Call ``callback(target)`` when a target's first request is held (0 -> 1 held).
 
         Runs synchronously on the event loop: it must not block. Returns a function that
         unregisters it.
         """
-        if self._state is None:
-            self._cold.append(callback)
+        self._cold.append(callback)  # the running state reads this same list
 
-            def remove() -> None:
-                if callback in self._cold:
-                    self._cold.remove(callback)
+        def remove() -> None:
+            if callback in self._cold:
+                self._cold.remove(callback)
 
-            return remove
-        return self._state.on_cold(callback)
+        return remove
 
     def counts(self) -> dict[str, TargetCounts]:
         """The current counts of every target seen so far."""

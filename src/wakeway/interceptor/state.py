@@ -22,7 +22,7 @@ from .settings import InterceptorSettings
 from .stream import CountHub
 from .upstream import Address, Pool
 
-ColdCallback = Callable[[HTTPScaledObject], None]
+ColdCallback = Callable[[HTTPScaledObject], object]  # what it returns is ignored
 
 log = logging.getLogger("wakeway.interceptor")
 
@@ -31,7 +31,12 @@ SHUTDOWN_RETRY = (("Retry-After", "1"),)
 
 
 class ProxyState:
-    def __init__(self, settings: InterceptorSettings, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        settings: InterceptorSettings,
+        loop: asyncio.AbstractEventLoop,
+        cold_callbacks: list[ColdCallback],
+    ) -> None:
         self.settings = settings
         self.loop = loop
         self.router: Router | None = None
@@ -51,7 +56,7 @@ class ProxyState:
         self.active = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._gate_timer: asyncio.TimerHandle | None = None
-        self._cold_callbacks: list[ColdCallback] = []
+        self._cold_callbacks = cold_callbacks  # the owner's list: registered or removed any time
 
     # -- endpoints --------------------------------------------------------------------------
     def pick(self, key: str) -> Address | None:
@@ -158,7 +163,7 @@ class ProxyState:
             backend=target.backend.key(target.namespace),
             limit=limit,
             now=now,
-            deadline=now + wait,
+            deadline=ex.hold_deadline or now + wait,
         )
         if isinstance(decision, Rejected):
             ex.respond(
@@ -168,6 +173,7 @@ class ProxyState:
         ex.phase = HELD
         ex.cold = True
         ex.held_since = now
+        ex.hold_deadline = decision.deadline
         first = self.counters.hold(ex.tkey)
         if first:
             log.info(
@@ -233,15 +239,6 @@ class ProxyState:
             ex.respond(status, message if message.endswith("\n") else message + "\n")
         self._arm_gate_timer()
         return len(released)
-
-    def on_cold(self, callback: ColdCallback) -> Callable[[], None]:
-        self._cold_callbacks.append(callback)
-
-        def remove() -> None:
-            if callback in self._cold_callbacks:
-                self._cold_callbacks.remove(callback)
-
-        return remove
 
     def close(self) -> None:
         if self._gate_timer is not None:
