@@ -19,6 +19,7 @@ SCRIPT = REPO / "scripts" / "interop-binaries"
 @dataclass(frozen=True)
 class Keda:
     operator: Path
+    adapter: Path  # keda-adapter, KEDA's external metrics API server
     crds: Path
 
 
@@ -49,7 +50,7 @@ def _run(what: str, *, build: bool, timeout: float) -> dict[str, str]:
 
 def keda(*, build: bool = False, timeout: float = 120) -> Keda:
     found = _run("keda", build=build, timeout=timeout)
-    return Keda(Path(found["keda_operator"]), Path(found["keda_crds"]))
+    return Keda(Path(found["keda_operator"]), Path(found["keda_adapter"]), Path(found["keda_crds"]))
 
 
 def addon(*, build: bool = False, timeout: float = 120) -> Addon:
