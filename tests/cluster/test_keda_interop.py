@@ -1,12 +1,10 @@
 """Interop tier: the real KEDA operator scales a workload through wakeway's scaler.
 
-In the harness cluster's network namespace: ``wakeway interceptor`` (under its ServiceAccount),
-``wakeway scaler`` fed by that interceptor's count stream, a counting gRPC tap in front of the
-scaler (tests/interop/grpctap.py), ``wakeway operator --mode keda`` (under its ServiceAccount,
-watching the test's namespace, with the tap as its scaler address) and the KEDA operator built
-from the Go module proxy (scripts/interop-binaries). The HTTPScaledObject is the only object the
-test writes besides the workload: wakeway's operator generates the ScaledObject, KEDA acts on it.
-KEDA's CRDs are removed again at the end: other tests expect a cluster without KEDA.
+The stack (tests/interop/stack.py): wakeway's interceptor, scaler and operator (KEDA mode), a
+counting gRPC tap in front of the scaler, and KEDA's operator and metrics API server built from
+the Go module proxy (scripts/interop-binaries), all in the harness cluster's network namespace.
+The HTTPScaledObject is the only object the test writes besides the workload: wakeway's operator
+generates the ScaledObject, KEDA acts on it.
 
 The tests run in file order and share one workload: KEDA becomes ready and opens
 StreamIsActive, a burst of requests at zero is held and answered once KEDA has scaled to one,
@@ -17,53 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
 import re
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cluster.harness.binaries import Unavailable
 from tests.cluster.harness.cluster import Cluster
-from tests.cluster.harness.processes import Proc, stop
-from tests.cluster.helpers import deployment, eventually, service
-from tests.cluster.wakeway_setup import (
-    REPO,
-    apply,
-    documents,
-    install_crd,
-    install_interceptor_rbac,
-    start_interceptor,
-)
-from tests.interop import binaries
-from tests.interop.keda import (
-    condition,
-    crd_documents,
-    healthy,
-    install_crds,
-    remove_crds,
-    start_operator,
-)
+from tests.cluster.helpers import eventually
+from tests.interop.keda import condition
+from tests.interop.stack import KedaStack, Ports, deployment_at_zero, keda_stack
 from wakeway.kube import Kube, NotFound
-from wakeway.kube.resources import (
-    DEPLOYMENTS,
-    HTTPSCALEDOBJECTS,
-    NAMESPACES,
-    SCALEDOBJECTS,
-    SERVICES,
-)
+from wakeway.kube.resources import DEPLOYMENTS, HTTPSCALEDOBJECTS, SCALEDOBJECTS
 
 pytestmark = pytest.mark.interop
 
 # Ports on the namespace's loopback (distinct from the other cluster tests' ports).
-PROXY, ADMIN, SCALER, TAP, KEDA_PROBE, KEDA_METRICS = 28080, 29090, 29091, 29092, 29081, 29666
+PORTS = Ports.block(29600)
+PROXY, TAP = PORTS.proxy, PORTS.tap
 HOST = "keda.example.com"
 COOLDOWN = 5  # the HTTPScaledObject's scaledownPeriod -> the ScaledObject's cooldownPeriod
 POLLING = 30  # KEDA's default pollingInterval: how often it re-checks activity to scale down
@@ -71,135 +42,25 @@ BURST = 8
 STARTUP_DELAY = 2
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 @dataclass
 class Stack:
-    cluster: Cluster
-    tap_log: Path
-    namespace: str
+    keda: KedaStack
     ready: bool = False  # the first test set the workload up
     last_request: float = 0.0
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.keda.cluster
+
+    @property
+    def namespace(self) -> str:
+        return self.keda.namespace
 
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Stack]:
-    try:
-        keda = binaries.keda()
-    except Unavailable as e:
-        reason = f"interop tier cannot run: {e}"
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true, so this is a failure)", pytrace=False)
-        pytest.skip(reason)
-
-    ns = f"keda-{uuid.uuid4().hex[:6]}"
-    crds = crd_documents(keda.crds)
-
-    async def prepare() -> tuple[Path, Path, list[str]]:
-        kube = await Kube.connect(str(cluster.kubeconfig))
-        try:
-            await install_crd(kube)
-            await install_interceptor_rbac(kube)
-            await apply(kube, documents(REPO / "config" / "base" / "operator-rbac.yaml"))
-            created = await install_crds(kube, crds)
-            await kube.create(NAMESPACES, None, {"metadata": {"name": ns}})
-        finally:
-            await kube.close()
-        interceptor = await cluster.service_account_kubeconfig(
-            "wakeway", "wakeway-interceptor", in_netns=True
-        )
-        operator = await cluster.service_account_kubeconfig(
-            "wakeway", "wakeway-operator", in_netns=True
-        )
-        return interceptor, operator, created
-
-    async def clean_up(created: list[str]) -> None:
-        kube = await Kube.connect(str(cluster.kubeconfig))
-        try:
-            await kube.delete(NAMESPACES, None, ns)
-            await remove_crds(kube, created)
-        finally:
-            await kube.close()
-
-    interceptor_kubeconfig, operator_kubeconfig, created = asyncio.run(prepare())
-    tap_log = cluster.dir / "grpctap.jsonl"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
-    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'src'}"
-    operator_env = {
-        **env,
-        "WAKEWAY_KUBECONFIG": str(operator_kubeconfig),
-        "WAKEWAY_OPERATOR_MODE": "keda",
-        "WAKEWAY_OPERATOR_NAMESPACE": ns,
-        "WAKEWAY_OPERATOR_SCALER_ADDRESS": f"127.0.0.1:{TAP}",
-        "WAKEWAY_OPERATOR_HEALTH_PORT": "0",
-    }
-    procs: list[Proc] = [
-        start_interceptor(cluster, interceptor_kubeconfig, PROXY, ADMIN),
-        cluster.popen_in_netns(
-            "scaler",
-            [
-                sys.executable,
-                "-m",
-                "wakeway.cli",
-                "scaler",
-                "--listen",
-                f"127.0.0.1:{SCALER}",
-                "--interceptors",
-                f"127.0.0.1:{ADMIN}",
-            ],
-            env=env,
-        ),
-        cluster.popen_in_netns(
-            "grpctap",
-            [
-                sys.executable,
-                "-m",
-                "tests.interop.grpctap",
-                "--listen",
-                f"127.0.0.1:{TAP}",
-                "--upstream",
-                f"127.0.0.1:{SCALER}",
-                "--log",
-                str(tap_log),
-            ],
-            env=env,
-        ),
-        cluster.popen_in_netns(
-            "wakeway-operator", [sys.executable, "-m", "wakeway.cli", "operator"], env=operator_env
-        ),
-        start_operator(
-            cluster,
-            keda.operator,
-            watch_namespace=ns,
-            probe_port=KEDA_PROBE,
-            metrics_service_port=KEDA_METRICS,
-        ),
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not healthy(cluster, KEDA_PROBE):
-            dead = [p for p in procs if not p.alive()]
-            if dead:
-                pytest.fail(f"{dead[0].name} exited:\n{dead[0].tail()}", pytrace=False)
-            if time.monotonic() > deadline:
-                pytest.fail(f"KEDA did not become ready:\n{procs[-1].tail()}", pytrace=False)
-            time.sleep(0.2)
-        yield Stack(cluster, tap_log, ns)
-    finally:
-        for proc in reversed(procs):
-            stop(proc, 5.0)
-        asyncio.run(clean_up(created))
-
-
-@pytest.fixture
-async def kube(cluster: Cluster) -> AsyncIterator[Kube]:
-    k = await Kube.connect(str(cluster.kubeconfig))
-    try:
-        yield k
-    finally:
-        await k.close()
+    with keda_stack(cluster, PORTS, "keda") as keda:
+        yield Stack(keda)
 
 
 def httpso(name: str) -> dict[str, Any]:
@@ -215,14 +76,6 @@ def httpso(name: str) -> dict[str, Any]:
             "timeouts": {"conditionWait": "90s"},
         },
     }
-
-
-def tap_events(stack: Stack) -> list[dict[str, Any]]:
-    try:
-        lines = stack.tap_log.read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 async def scaled_object(kube: Kube, ns: str) -> dict[str, Any]:
@@ -241,10 +94,7 @@ async def test_keda_adopts_the_generated_scaledobject_and_opens_the_stream(
     # ScaledObject Active) long enough to be seen; KEDA marks it inactive again at its next
     # check once nothing is in flight, while the replicas wait for the cooldown.
     slow = {"wakeway.test/startup-delay": str(STARTUP_DELAY)}
-    await kube.create(DEPLOYMENTS, ns, deployment("web", replicas=0, port=8080, annotations=slow))
-    svc = service("web", port=80)
-    svc["spec"]["ports"][0]["targetPort"] = 8080
-    await kube.create(SERVICES, ns, svc)
+    await deployment_at_zero(kube, ns, "web", slow)
     created = await kube.create(HTTPSCALEDOBJECTS, ns, httpso("web"))
 
     async def generated() -> dict[str, Any] | None:
@@ -275,7 +125,7 @@ async def test_keda_adopts_the_generated_scaledobject_and_opens_the_stream(
             e["method"] == "StreamIsActive"
             and e.get("event") == "open"
             and e["request"]["name"] == "web"
-            for e in tap_events(stack)
+            for e in stack.keda.tap_events()
         )
 
     await eventually(stream_open, "KEDA to open StreamIsActive to the scaler", within=30)
@@ -346,7 +196,7 @@ async def test_quiet_workload_goes_back_to_zero_after_the_cooldown(
 
 async def test_the_scaler_answered_every_rpc_keda_made(stack: Stack) -> None:
     assert stack.ready, "the earlier tests did not run"
-    events = [e for e in tap_events(stack) if e["request"].get("name") == "web"]
+    events = [e for e in stack.keda.tap_events() if e["request"].get("name") == "web"]
     calls = [e for e in events if "event" not in e]
     count: dict[str, int] = {}
     for e in calls:

@@ -4,7 +4,7 @@
 
 It forwards the raw bytes of every call (unary and server-streaming) to the upstream and writes
 one JSON line per event to FILE: a call's method and final status code, what the test checks in
-it (GetMetrics' metricName, GetMetricSpec's metric names, IsActive's result), and for
+it (GetMetrics' metricName and values, GetMetricSpec's metric names, IsActive's result), and for
 StreamIsActive the opening and each message. The scaler itself stays untouched; the wire format
 is decoded here by hand (a few proto3 fields), so the tap does not depend on generated stubs.
 """
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -90,9 +91,24 @@ def describe_response(method: str, data: bytes) -> dict[str, Any]:
         return {"result": _bool(data, 1)}
     if method in ("GetMetricSpec", "StreamMetricSpec"):
         return {"metricNames": _strings_of_messages(data, 1, 1)}
-    if method == "GetMetrics":
-        return {"metricNames": _strings_of_messages(data, 1, 1)}
+    if method == "GetMetrics":  # metricValues=1: MetricValue{name=1, int64=2, double=3}
+        values = [bytes(v) for n, v in fields(data) if n == 1]
+        return {
+            "metricNames": [_string(v, 1) for v in values],
+            "metricValues": [_metric_value(v) for v in values],
+        }
     return {}
+
+
+def _metric_value(data: bytes) -> float:
+    """metricValueFloat, or metricValue when that is 0 (as KEDA reads it)."""
+    found = dict(fields(data))
+    raw = found.get(3, 0)
+    value = struct.unpack("<d", int(raw).to_bytes(8, "little"))[0] if isinstance(raw, int) else 0.0
+    if value == 0.0:
+        whole = found.get(2, 0)
+        value = float(whole if isinstance(whole, int) else 0)
+    return float(value)
 
 
 # -- the proxy -----------------------------------------------------------------------------------

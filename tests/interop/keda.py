@@ -1,10 +1,19 @@
-"""The real KEDA operator, out of cluster, inside the harness cluster's network namespace.
+"""The real KEDA operator and its metrics API server, out of cluster, inside the harness
+cluster's network namespace.
 
-What it needs there: its CRDs (from the release in the module cache), its cluster-object
-namespace, a certificate directory (ca.crt, tls.crt, tls.key) for its metrics gRPC service,
-WATCH_NAMESPACE, and ports on the namespace's loopback. Leader election, certificate rotation
-and webhook/APIService patching are off: no Deployment, Secret or webhook exists to manage.
-It runs as the cluster admin, as its controller-runtime client would with KEDA's own RBAC.
+What the operator needs there: its CRDs (from the release in the module cache), its
+cluster-object namespace, a certificate directory (ca.crt, tls.crt, tls.key) for its metrics
+gRPC service, WATCH_NAMESPACE, and ports on the namespace's loopback. Leader election,
+certificate rotation and webhook/APIService patching are off: no Deployment, Secret or webhook
+exists to manage. It runs as the cluster admin, as its controller-runtime client would with
+KEDA's own RBAC.
+
+The metrics API server (keda-adapter) serves ``external.metrics.k8s.io`` to the HPA controller
+through the API server's aggregation layer (tests/cluster/harness/aggregation.py): it listens on
+one of the harness's spare addresses with a serving cert from the cluster CA, authenticates the
+API server's front-proxy client through kube-system's extension-apiserver-authentication
+ConfigMap, and asks the operator's metrics gRPC service for each value, with the operator's
+certificate directory for mutual TLS (its ``--cert-dir``, as in KEDA's own install).
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.cluster.harness.aggregation import AggregatedApi, serving_cert
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc
 from tests.cluster.wakeway_setup import apply, documents
@@ -30,6 +40,7 @@ from wakeway.kube import Kube, NotFound
 from wakeway.kube.resources import CRDS, NAMESPACES, SCALEDOBJECTS
 
 NAMESPACE = "keda"
+EXTERNAL_METRICS = ("external.metrics.k8s.io", "v1beta1")
 
 
 def crd_documents(crds: Path) -> list[dict[str, Any]]:
@@ -148,6 +159,22 @@ def write_certs(directory: Path) -> Path:
     return directory
 
 
+def _certs(cluster: Cluster) -> Path:
+    """The operator's certificate directory, shared with the adapter (written once per run)."""
+    directory = cluster.dir / "keda-certs"
+    return directory if (directory / "tls.key").exists() else write_certs(directory)
+
+
+def _env(cluster: Cluster, watch_namespace: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/bin:/bin",
+        "KUBECONFIG": str(cluster.netns_kubeconfig),
+        "WATCH_NAMESPACE": watch_namespace,  # "" for every namespace
+        "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE,
+        "POD_NAMESPACE": NAMESPACE,
+    }
+
+
 def start_operator(
     cluster: Cluster,
     binary: Path,
@@ -156,7 +183,7 @@ def start_operator(
     probe_port: int,
     metrics_service_port: int,
 ) -> Proc:
-    certs = write_certs(cluster.dir / "keda-certs")
+    certs = _certs(cluster)
     argv = [
         str(binary),
         "--leader-elect=false",
@@ -171,14 +198,46 @@ def start_operator(
         "--zap-log-level=info",
         "--zap-encoder=console",
     ]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "KUBECONFIG": str(cluster.netns_kubeconfig),
-        "WATCH_NAMESPACE": watch_namespace,  # "" for every namespace
-        "KEDA_CLUSTER_OBJECT_NAMESPACE": NAMESPACE,
-        "POD_NAMESPACE": NAMESPACE,
-    }
-    return cluster.popen_in_netns("keda-operator", argv, env=env)
+    return cluster.popen_in_netns("keda-operator", argv, env=_env(cluster, watch_namespace))
+
+
+def metrics_api(ip: str, port: int) -> AggregatedApi:
+    """The APIService KEDA's install registers, served by the adapter at ip:port."""
+    group, version = EXTERNAL_METRICS
+    return AggregatedApi(group, version, NAMESPACE, "keda-operator-metrics-apiserver", ip, port)
+
+
+def start_adapter(
+    cluster: Cluster,
+    binary: Path,
+    api: AggregatedApi,
+    *,
+    watch_namespace: str,
+    metrics_service_port: int,
+    prometheus_port: int,
+) -> Proc:
+    """keda-adapter serving ``api``; register the APIService (aggregation.register) to use it.
+
+    It listens for the API server on api.ip:api.port, and for Prometheus on every address at
+    ``prometheus_port`` (it has no flag for the address)."""
+    serving = serving_cert(cluster, api)
+    admin = str(cluster.netns_kubeconfig)
+    argv = [
+        str(binary),
+        f"--bind-address={api.ip}",
+        f"--secure-port={api.port}",
+        f"--tls-cert-file={serving.cert}",
+        f"--tls-private-key-file={serving.key}",
+        f"--cert-dir={_certs(cluster)}",  # its client cert for the operator's gRPC service
+        f"--metrics-service-address=127.0.0.1:{metrics_service_port}",
+        f"--lister-kubeconfig={admin}",
+        f"--authentication-kubeconfig={admin}",
+        f"--authorization-kubeconfig={admin}",
+        f"--port={prometheus_port}",
+        "--zap-log-level=info",
+        "--zap-encoder=console",
+    ]
+    return cluster.popen_in_netns("keda-adapter", argv, env=_env(cluster, watch_namespace))
 
 
 def healthy(cluster: Cluster, probe_port: int) -> bool:
