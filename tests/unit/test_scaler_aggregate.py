@@ -8,6 +8,7 @@ import pytest
 
 from wakeway.model.trigger import ALL_TARGETS, MetricTarget
 from wakeway.scaler.aggregate import MAX_WINDOWS_PER_TARGET, Aggregator, RateWindow
+from wakeway.scaler.live import LiveCounts
 from wakeway.scaler.wire import CountLine, Counts
 
 pytestmark = pytest.mark.unit
@@ -398,3 +399,25 @@ def test_a_wake_is_seen_once_whatever_line_brings_it() -> None:
     agg.apply(B, CountLine("snapshot", 5, {APP: c(0, 1)}), 0.4)
     agg.apply(B, CountLine("snapshot", 6, {APP: c(1, 2, held=1)}), 0.5)
     assert agg.take_woken() == {APP}
+
+
+async def test_live_activity_and_its_end_come_from_one_clock_reading() -> None:
+    """The stream asks whether a target is active and until when in one reading: with two, the
+    window could run out between them (active, yet no end to wait for: a stream stuck on true
+    until its next resend)."""
+    now = [0.0]
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(now[0])
+        now[0] += 0.6 if now[0] >= 0.9 else 0.0  # time moves on after every reading from 0.9
+        return reads[-1]
+
+    live = LiveCounts(Aggregator(15.0), clock=clock)
+    live.apply(A, CountLine("snapshot", 1, {APP: c()}))
+    now[0] = 0.2
+    live.apply(A, CountLine("change", 2, {APP: c(0, 3)}))  # short requests at 0.2
+    now[0] = 0.9
+    active, until, at = live.active_and_until(CONC)
+    assert (active, until, at) == (True, pytest.approx(1.2), 0.9)
+    live.close()

@@ -60,8 +60,13 @@ class LiveCounts:
     def active(self, target: MetricTarget) -> bool:
         return self.aggregator.active(target, self._clock())
 
-    def active_until(self, target: MetricTarget) -> float | None:
-        return self.aggregator.active_until(target, self._clock())
+    def active_and_until(self, target: MetricTarget) -> tuple[bool, float | None, float]:
+        """Whether ``target`` is active, until when if only its activity window keeps it so,
+        and the time asked: all three of one reading of the clock, so the window cannot run out
+        between the two answers."""
+        now = self._clock()
+        agg = self.aggregator
+        return agg.active(target, now), agg.active_until(target, now), now
 
     def value(self, target: MetricTarget) -> float:
         return self.aggregator.value(target, self._clock())

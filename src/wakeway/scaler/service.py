@@ -77,13 +77,11 @@ class ExternalScalerService(ExternalScalerServicer):
                 due = 0.0
                 while not self._live.closed:  # closed: the server is stopping
                     changed.clear()
-                    active = self._live.active(target)
-                    now = self._live.now()
+                    active, until, now = self._live.active_and_until(target)
                     if active != sent or now >= due:
                         yield pb.IsActiveResponse(result=active)
                         sent, due = active, now + resend
                     # Active only through the activity window: look again when it runs out.
-                    until = self._live.active_until(target)
                     wake_at = due if until is None else min(due, until)
                     try:
                         async with asyncio.timeout(max(0.0, wake_at - self._live.now())):
