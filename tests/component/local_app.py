@@ -1,6 +1,10 @@
 """A workload for local-mode tests: answers with its pid; can crash, or linger after SIGTERM.
 
-python3 local_app.py --port P [--crash] [--term-delay S] [--startup-delay S]
+python3 local_app.py --port P [--crash] [--term-delay S] [--startup-delay S] [--child]
+    [--tag T]
+
+``--child`` starts a child process that only sleeps (its pid is in each answer, as ``child``);
+``--tag`` is echoed in each answer.
 
 ``GET /events`` is a server-sent event stream (an event every 0.1 s until the client goes);
 a WebSocket upgrade on any path is accepted and held open, echoing nothing, until the client
@@ -15,11 +19,14 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
+
+EXTRA: dict[str, object] = {}  # more fields of every answer
 
 
 class Server(ThreadingHTTPServer):
@@ -40,7 +47,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         delay = float(self.headers.get("X-Delay", "0"))
         time.sleep(delay)
-        body = json.dumps({"pid": os.getpid(), "path": self.path}).encode()
+        body = json.dumps({"pid": os.getpid(), "path": self.path, **EXTRA}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -91,9 +98,15 @@ def main() -> None:
     ap.add_argument("--crash", action="store_true")
     ap.add_argument("--term-delay", type=float, default=0.0)
     ap.add_argument("--startup-delay", type=float, default=0.0)
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--tag", default="")
     args = ap.parse_args()
     if args.crash:
         sys.exit(3)
+    EXTRA["tag"] = args.tag
+    if args.child:
+        sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+        EXTRA["child"] = subprocess.Popen(sleeper).pid
     time.sleep(args.startup_delay)
     server = Server(("127.0.0.1", args.port), Handler)
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +19,7 @@ import pytest
 
 from wakeway.interceptor.settings import InterceptorSettings
 from wakeway.local.plan import Phase
+from wakeway.local.process import free_port
 from wakeway.local.runner import LocalRunner
 
 pytestmark = pytest.mark.component
@@ -28,6 +34,7 @@ def config(
     scaledown: int = 60,
     extra_spec: str = "",
     startup_timeout: str = "20s",
+    port: int | None = None,
 ) -> str:
     argv = ", ".join(
         f'"{a}"' for a in [sys.executable, str(APP), "--port", "{port}", *args.split()]
@@ -40,6 +47,7 @@ spec:
   command: [{argv}]
   startupTimeout: {startup_timeout}
   stopGracePeriod: 5s
+{"" if port is None else f"  port: {port}"}
 ---
 apiVersion: http.keda.sh/v1alpha1
 kind: HTTPScaledObject
@@ -252,21 +260,27 @@ async def test_reload_swaps_config_and_a_bad_reload_keeps_the_old(
     assert (await h.get("other.localhost"))[0] == 200  # the old configuration still serves
 
 
+def local_command(path: Path, port: int) -> list[str]:
+    """``wakeway local`` on ``path``, listening on 127.0.0.1:``port``, as its own process."""
+    listen, admin = f"127.0.0.1:{port}", "127.0.0.1:0"
+    return [
+        sys.executable,
+        "-m",
+        "wakeway.cli",
+        "local",
+        str(path),
+        "--listen",
+        listen,
+        "--admin",
+        admin,
+    ]
+
+
 def test_config_error_is_reported_and_nothing_starts(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(config().replace("hosts: [app.localhost]", "hosts: [not a host]"))
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wakeway.cli",
-            "local",
-            str(path),
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ],
+        local_command(path, 0),
         capture_output=True,
         text=True,
         timeout=60,
@@ -275,3 +289,80 @@ def test_config_error_is_reported_and_nothing_starts(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{path} document 2 (HTTPScaledObject app): spec.hosts[0]:" in proc.stderr
     assert "nothing was started" in proc.stderr
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _wait_for(check: Callable[[], bool], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_workloads_die_with_a_killed_local_mode(tmp_path: Path) -> None:
+    """SIGKILL leaves local mode no chance to stop anything: its workload and the workload's
+    own child must die anyway, not linger to answer for a later run."""
+    path = tmp_path / "config.yaml"
+    path.write_text(config(args="--child"))
+    port = free_port()
+    with (tmp_path / "local.log").open("w") as log:
+        proc = subprocess.Popen(
+            local_command(path, port),
+            stdout=log,
+            stderr=log,
+        )
+    pids: list[int] = []
+    try:
+
+        def listening() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        assert _wait_for(listening, 30), (tmp_path / "local.log").read_text()
+        client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        client.request("GET", "/", headers={"Host": "app.localhost"})
+        answer = client.getresponse()
+        assert answer.status == 200
+        body = json.loads(answer.read())
+        client.close()
+        pids = [body["pid"], body["child"]]
+        assert all(_alive(pid) for pid in pids)
+        proc.kill()
+        proc.wait(10)
+        assert _wait_for(lambda: not any(_alive(pid) for pid in pids), 10), [
+            pid for pid in pids if _alive(pid)
+        ]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for pid in pids:  # left over when the test fails
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_fixed_port_taken_by_another_process_fails_the_start_with_502(
+    local: Start,
+) -> None:
+    """Something else listens on the workload's port (an orphan of an earlier run, say): its
+    answers must not pass for the workload's readiness or its responses."""
+    foreign = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = foreign.sockets[0].getsockname()[1]
+    try:
+        h = await local(config(port=port))
+        status, body = await h.get("app.localhost")
+        assert status == 502
+        assert f"port 127.0.0.1:{port} is already in use by another process" in body
+        assert h.runner.slots["default/app"].starts == 0
+    finally:
+        foreign.close()

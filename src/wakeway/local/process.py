@@ -1,12 +1,18 @@
 """One running instance of a LocalWorkload: spawn, readiness check, stop (SIGTERM, then SIGKILL).
 
-The process gets its own process group so that stopping it also stops whatever it spawned.
+The process runs in a process group of its own, so stopping it also stops whatever it spawned.
+The group is led by a tiny ``sh`` that holds the read end of a pipe whose write end only local
+mode has: when local mode dies, however (even SIGKILL), the pipe reports end of file and the
+shell kills its whole group. So a workload never outlives local mode, and the group id stays
+valid for as long as the shell lives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import functools
 import os
 import signal
 import socket
@@ -15,6 +21,9 @@ from dataclasses import dataclass
 
 from wakeway.model.local import LocalWorkload
 
+# The group leader: ignores the signals meant for the workload; at end of file on its stdin
+# (local mode closed the pipe, or died) it kills its own process group, itself included.
+GROUP_LEADER = ("/bin/sh", "-c", "trap '' TERM INT HUP; read -r _; kill -s KILL 0")
 READINESS_INTERVAL = 0.02  # between readiness probes of a starting process
 PROBE_TIMEOUT = 1.0
 
@@ -36,6 +45,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Something listens on ``port`` (on ``host`` or on every address): a readiness check there
+    would pass for it, not for the workload."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 class WorkloadProcess:
     """Owns one child process; not reused after it stopped."""
 
@@ -44,6 +65,8 @@ class WorkloadProcess:
         self.host = host
         self.port = workload.port or free_port(host)
         self._proc: asyncio.subprocess.Process | None = None
+        self._leader: asyncio.subprocess.Process | None = None
+        self._lifeline: int | None = None  # write end of the group leader's pipe
 
     @property
     def pid(self) -> int | None:
@@ -57,26 +80,33 @@ class WorkloadProcess:
         """Spawn and wait until ready; on failure the process is stopped and StartFailed raised."""
         w = self.workload
         began = time.monotonic()
+        if w.port is not None and port_in_use(self.host, self.port):
+            raise StartFailed(
+                f"port {self.host}:{self.port} is already in use by another process "
+                "(a workload left over from an earlier run?)"
+            )
         env = {**os.environ, **w.env, "PORT": str(self.port)}
+        leader = await self._start_group()
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *w.argv(self.port),
                 env=env,
                 cwd=w.working_dir,
                 stdin=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
+                preexec_fn=functools.partial(os.setpgid, 0, leader),  # uvloop: no process_group
             )
         except OSError as exc:
+            await self._end_group()
             raise StartFailed(f"cannot run {w.command[0]!r}: {exc.strerror or exc}") from None
         deadline = began + w.startup_timeout
         try:
             while True:
                 if self._proc.returncode is not None:
-                    self._signal(signal.SIGKILL)  # whatever it left behind in its group
+                    await self._end_group()  # whatever it left behind in its group
                     raise StartFailed(
                         f"exited with code {self._proc.returncode} before it was ready"
                     )
-                if await self._probe():
+                if await self._probe() and self._proc.returncode is None:
                     return Started(self._proc.pid, self.port, time.monotonic() - began)
                 if time.monotonic() >= deadline:
                     await self.stop()
@@ -98,28 +128,59 @@ class WorkloadProcess:
         """SIGTERM the process group, SIGKILL after the grace period; how it ended."""
         proc = self._proc
         if proc is None:
+            await self._end_group()
             return "never started"
         if proc.returncode is not None:
-            self._signal(signal.SIGKILL)  # its group may still hold children
+            await self._end_group()  # its group may still hold children
             return "already exited"
         self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), self.workload.stop_grace_period)
-            return "SIGTERM"
+            how = "SIGTERM"
         except TimeoutError:
             self._signal(signal.SIGKILL)
             await proc.wait()
-            return f"SIGKILL after {self.workload.stop_grace_period:g}s"
+            how = f"SIGKILL after {self.workload.stop_grace_period:g}s"
+        await self._end_group()  # children that outlived it
+        return how
 
     def kill_now(self) -> None:
         """Last resort at exit: SIGKILL the process group without waiting."""
-        if self._proc is not None:
-            self._signal(signal.SIGKILL)
+        self._signal(signal.SIGKILL)
+        self._close_lifeline()
+
+    async def _start_group(self) -> int:
+        """Spawn the group leader; its pid is the group id."""
+        read_end, self._lifeline = os.pipe()
+        try:
+            self._leader = await asyncio.create_subprocess_exec(
+                *GROUP_LEADER, stdin=read_end, preexec_fn=functools.partial(os.setpgid, 0, 0)
+            )
+        except OSError as exc:
+            self._close_lifeline()
+            raise StartFailed(f"cannot run {GROUP_LEADER[0]}: {exc.strerror or exc}") from None
+        finally:
+            os.close(read_end)
+        return self._leader.pid
+
+    async def _end_group(self) -> None:
+        """SIGKILL what is left of the group, the leader included, and reap the leader."""
+        self._signal(signal.SIGKILL)
+        self._close_lifeline()
+        if self._leader is not None:
+            await self._leader.wait()
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
 
     def _signal(self, sig: signal.Signals) -> None:
-        assert self._proc is not None
+        leader = self._leader
+        if leader is None or leader.returncode is not None:
+            return  # no group left (the leader lives as long as the group has a use)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
+            os.killpg(leader.pid, sig)
 
     async def _probe(self) -> bool:
         readiness = self.workload.readiness
