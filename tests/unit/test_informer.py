@@ -142,7 +142,12 @@ async def test_backoff_starts_over_once_the_api_server_answers_again() -> None:
     """A long outage grows the attempt count; the first success resets it, so the next failure
     waits as little as the first one did (a cache is never left stale for a grown backoff)."""
     outage: list[Exception] = [Unavailable(0, "Refused", "connection refused")] * 12
-    restart: list[Exception] = [Forbidden(403, "Forbidden", "RBAC caches not in yet")] * 2
+    restart: list[Exception] = [
+        Unavailable(429, "TooManyRequests", "storage is (re)initializing"),
+        Unavailable(429, "TooManyRequests", "storage is (re)initializing"),
+        Forbidden(403, "Forbidden", "RBAC caches not in yet"),
+        Forbidden(403, "Forbidden", "RBAC caches not in yet"),
+    ]
     api = FailingLists(outage + restart, [[Unavailable(0, "Reset", "connection reset")]])
     RecordingBackoff.calls = []
     informer: Informer[ObjectMeta] = Informer(
@@ -154,8 +159,15 @@ async def test_backoff_starts_over_once_the_api_server_answers_again() -> None:
     informer.start()
     await asyncio.wait_for(api.done.wait(), 5)
     await informer.stop()
-    assert [a for a, _ in RecordingBackoff.calls] == [*range(14), 0]
-    assert not any(overloaded for _, overloaded in RecordingBackoff.calls)
+    # The 429s a starting server gives begin their own streak, not the outage's 13th attempt.
+    assert RecordingBackoff.calls == [
+        *((n, False) for n in range(12)),
+        (0, True),
+        (1, True),
+        (2, False),
+        (3, False),
+        (0, False),
+    ]
     assert set(informer.items()) == {"ns/a"}
 
 

@@ -5,8 +5,10 @@ the key of what changed (level-triggered: the reader looks at the cache).
 Backoff is kept short where a retry costs the API server nothing (no answer at all: a refused
 connection) or where the answer is what a restarting API server says before its caches are in
 (401, 403, 404): a cache must be fresh within seconds of the server coming back, however long
-it was away. Only a server that answers but is overloaded (429, 5xx) is left alone for longer.
-Every success (a list, a watch event) starts the backoff from the beginning again."""
+it was away. Only a server that answers but is overloaded (429, 5xx) is left alone for longer,
+and that backoff grows from its start: a restarting server also answers 429 for a moment while
+its storage initializes, which must not inherit the count of a long outage. Every success (a
+list, a watch event) starts the backoff from the beginning again."""
 
 from __future__ import annotations
 
@@ -124,6 +126,7 @@ class Informer(Generic[T]):
 
     async def run(self) -> None:
         attempt = 0
+        was_overloaded = False  # what the last failure was: its own backoff streak
         version: str | None = None  # None: list before watching
         while True:
             try:
@@ -152,7 +155,10 @@ class Informer(Generic[T]):
                 log.log(level, "%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
                 await asyncio.sleep(delay)
             except KubeError as exc:
-                delay = self.backoff.delay(attempt, self._rng, overloaded=overloaded(exc))
+                busy = overloaded(exc)
+                if busy != was_overloaded:
+                    attempt, was_overloaded = 0, busy
+                delay = self.backoff.delay(attempt, self._rng, overloaded=busy)
                 attempt += 1
                 log.warning("%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
                 await asyncio.sleep(delay)
