@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import aiohttp
 import pytest
 
 from wakeway.interceptor.settings import InterceptorSettings
-from wakeway.local.plan import Phase
+from wakeway.local.plan import RESTART_DELAY_MIN, Phase
 from wakeway.local.process import free_port
 from wakeway.local.runner import LocalRunner
 
@@ -258,6 +259,55 @@ async def test_reload_swaps_config_and_a_bad_reload_keeps_the_old(
     path.write_text(config().replace("scaledownPeriod: 60", "scaledownPeriod: later"))
     assert not h.runner.reload()
     assert (await h.get("other.localhost"))[0] == 200  # the old configuration still serves
+
+
+async def test_a_workload_that_keeps_crashing_is_restarted_with_backoff(
+    local: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    """replicas.min: 1 and a command that exits at once: restarts wait 0.5 s, 1 s, 2 s, ...,
+    one line each, instead of a respawn every few milliseconds."""
+    caplog.set_level(logging.ERROR, logger="wakeway.local")
+    h = await local(config(args="--crash", extra_spec="  replicas: {min: 1}"))
+
+    def failures() -> list[float]:
+        return [r.created for r in caplog.records if r.getMessage().startswith("wake default/app")]
+
+    await h.until(lambda: len(failures()) >= 3)
+    first, second, third = failures()[:3]
+    assert second - first >= RESTART_DELAY_MIN
+    assert third - second >= 2 * RESTART_DELAY_MIN
+    assert "(2 in a row; next start in 1.0s at the earliest)" in caplog.text
+
+
+async def test_a_reload_that_removes_a_target_answers_its_held_requests_at_once(
+    local: Start, tmp_path: Path
+) -> None:
+    h = await local(config(args="--startup-delay 5") + "---\n" + config("other"))
+    held = asyncio.create_task(h.get("app.localhost"))
+    await h.until(lambda: "default/app" in h.runner.interceptor.counts())
+    await h.until(lambda: h.runner.interceptor.counts()["default/app"].held == 1)
+    (tmp_path / "config.yaml").write_text(config("other"))
+    assert h.runner.reload()
+    status, body = await asyncio.wait_for(held, 3)  # not conditionWait (20 s) later
+    assert status == 503
+    assert body == "default/app was removed from the configuration while this request waited\n"
+    await h.until(lambda: "default/app" not in h.runner.slots)
+
+
+async def test_a_reload_during_a_start_replaces_the_workload_once_idle(
+    local: Start, tmp_path: Path
+) -> None:
+    h = await local(config(args="--startup-delay 1 --tag v1"))
+    slot = h.runner.slots["default/app"]
+    first = asyncio.create_task(h.get("app.localhost"))
+    await h.until(lambda: slot.phase is Phase.STARTING)
+    (tmp_path / "config.yaml").write_text(config(args="--tag v2"))
+    assert h.runner.reload()
+    status, body = await first
+    assert (status, json.loads(body)["tag"]) == (200, "v1")  # the start under way serves it
+    await h.until(lambda: slot.phase is Phase.STOPPED)  # replaced once idle
+    status, body = await h.get("app.localhost")
+    assert (status, json.loads(body)["tag"]) == (200, "v2")
 
 
 def local_command(path: Path, port: int) -> list[str]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from wakeway.local.plan import Action, Decision, Phase, WorkloadState, plan
+from wakeway.local.plan import (
+    Action,
+    Decision,
+    Phase,
+    WorkloadState,
+    failures_after_exit,
+    plan,
+    restart_delay,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +52,37 @@ def state(
         # A workload whose spec changed on reload is replaced as soon as it is idle.
         (state(Phase.READY, idle_since=99.0, stale=True), 100.0, Decision(Action.STOP, None)),
         (state(Phase.READY, in_flight=2, stale=True), 100.0, Decision(None, None)),
+        # Restart backoff: no start before not_before, whoever asks; a timer for it.
+        (state(Phase.STOPPED, keep_warm=True, not_before=101.0), 100.0, Decision(None, 101.0)),
+        (state(Phase.STOPPED, in_flight=3, not_before=101.0), 100.0, Decision(None, 101.0)),
+        (state(Phase.STOPPED, not_before=101.0), 100.0, Decision(None, None)),
+        (
+            state(Phase.STOPPED, in_flight=1, not_before=101.0),
+            101.0,
+            Decision(Action.START, None),
+        ),
     ],
 )
 def test_plan(given: WorkloadState, now: float, expected: Decision) -> None:
     assert plan(given, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("failures", "delay"),
+    [(0, 0.0), (1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (6, 10.0), (60, 10.0), (10_000, 10.0)],
+)
+def test_restart_delay_doubles_up_to_its_cap(failures: int, delay: float) -> None:
+    assert restart_delay(failures) == delay
+
+
+@pytest.mark.parametrize(
+    ("failures", "ran_for", "after"),
+    [
+        (0, 0.1, 1),  # ready, then exited at once: one failure
+        (4, 9.9, 5),  # still crash looping
+        (4, 10.0, 1),  # a healthy run: counting starts again
+        (4, 3600.0, 1),
+    ],
+)
+def test_failures_after_an_unasked_exit(failures: int, ran_for: float, after: int) -> None:
+    assert failures_after_exit(failures, ran_for) == after

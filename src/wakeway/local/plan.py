@@ -3,12 +3,21 @@
 ``plan(state, now)`` takes what is known about one workload and returns the one action to take
 now (or none) and the time at which the decision may change without any new event, so the
 shell sleeps on a timer, never polls.
+
+Restarts back off: after a failed start, or an exit the runner did not ask for, the next start
+waits ``restart_delay(failures)``, doubling from ``RESTART_DELAY_MIN`` to ``RESTART_DELAY_MAX``
+(below the default ``conditionWait``, so a held request still sees the next attempt). The count
+starts again after a run that stayed ready for ``HEALTHY_RUN`` or ended because it was asked to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+
+RESTART_DELAY_MIN = 0.5  # seconds before the start after one failure
+RESTART_DELAY_MAX = 10.0
+HEALTHY_RUN = 10.0  # ready this long: the next failure counts as the first
 
 
 class Phase(Enum):
@@ -32,6 +41,7 @@ class WorkloadState:
     keep_warm: bool = False  # some target asks for replicas.min >= 1
     cooldown_until: float = 0.0  # initialCooldownPeriod: no scale-down before this time
     stale: bool = False  # its spec changed on reload: replace it once it is idle
+    not_before: float = 0.0  # restart backoff: no start before this time
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +50,23 @@ class Decision:
     recheck_at: float | None  # when to plan again if nothing else happens
 
 
+def restart_delay(failures: int) -> float:
+    """How long to wait before the next start after ``failures`` failures in a row."""
+    if failures <= 0:
+        return 0.0
+    return min(RESTART_DELAY_MAX, RESTART_DELAY_MIN * 2.0 ** min(failures - 1, 32))
+
+
+def failures_after_exit(failures: int, ran_for: float) -> int:
+    """Failures in a row once a ready process exited unasked after ``ran_for`` seconds."""
+    return 1 if ran_for >= HEALTHY_RUN else failures + 1
+
+
 def plan(state: WorkloadState, now: float) -> Decision:
     if state.phase is Phase.STOPPED:
         if state.in_flight > 0 or state.keep_warm:
+            if now < state.not_before:
+                return Decision(None, state.not_before)
             return Decision(Action.START, None)
         return Decision(None, None)
     if state.phase is not Phase.READY:

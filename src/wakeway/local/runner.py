@@ -23,7 +23,14 @@ from wakeway.interceptor.counts import CountUpdate
 from wakeway.interceptor.server import Interceptor
 from wakeway.interceptor.settings import InterceptorSettings
 from wakeway.local.config import ConfigError, LocalConfig, load_config
-from wakeway.local.plan import Action, Phase, WorkloadState, plan
+from wakeway.local.plan import (
+    Action,
+    Phase,
+    WorkloadState,
+    failures_after_exit,
+    plan,
+    restart_delay,
+)
 from wakeway.local.process import StartFailed, WorkloadProcess
 from wakeway.model.local import LocalWorkload
 from wakeway.model.logs import event
@@ -55,6 +62,8 @@ class Slot:
     keep_warm: bool = False
     ready_at: float = 0.0  # when the running process became ready
     starts: int = 0  # successful starts, for logs and tests
+    failures: int = 0  # failed starts and unasked exits in a row (restart backoff)
+    not_before: float = 0.0  # no start before this time (restart backoff)
 
 
 class LocalRunner:
@@ -93,6 +102,8 @@ class LocalRunner:
             if key not in config.workloads:
                 slot.removed = True
                 slot.stale = slot.phase is not Phase.STOPPED
+                if slot.phase is Phase.STARTING and slot.task is not None:
+                    slot.task.cancel()  # nothing will route to it: kill it, do not wait
         for slot in self.slots.values():
             targets = [
                 so for so in config.scaled_objects if config.workload_of(so) == slot.workload
@@ -124,7 +135,13 @@ class LocalRunner:
             for problem in exc.problems:
                 log.error("  %s", problem)
             return False
+        before = {so.key for so in self.config.scaled_objects}
         self._apply_config(config)
+        for key in sorted(before - {so.key for so in config.scaled_objects}):
+            # Requests held for a target that is gone would only wait for their deadline.
+            self.interceptor.fail_held(
+                key, 503, f"{key} was removed from the configuration while this request waited"
+            )
         log.info(
             "reloaded: %d HTTPScaledObjects, %d HTTPRoutes, %d LocalWorkloads",
             len(config.scaled_objects),
@@ -231,6 +248,7 @@ class LocalRunner:
                 keep_warm=slot.keep_warm and not slot.removed,
                 cooldown_until=slot.cooldown_until,
                 stale=slot.stale,
+                not_before=slot.not_before,
             )
             decision = plan(state, now)
             if decision.action is Action.START and not slot.removed:
@@ -250,19 +268,21 @@ class LocalRunner:
         woken_at = slot.woken_at or time.monotonic()
         try:
             started = await process.start()
-        except StartFailed as exc:
-            reason = f"workload {workload.key} failed to start: {exc}"
-            log.error("wake %s failed: %s", workload.key, exc)
+        except asyncio.CancelledError:
+            # Removed by a reload, or local mode is stopping; the start killed its process.
             slot.phase = Phase.STOPPED
             slot.woken_at = None
-            for target in slot.targets:
-                self.interceptor.fail_held(target, 502, reason)
             self._kick.set()
+            raise
+        except Exception as exc:  # StartFailed, or a bug: either way never stuck STARTING
+            why = str(exc) if isinstance(exc, StartFailed) else f"{type(exc).__name__}: {exc}"
+            self._start_failed(slot, why)
             return
         slot.process = process
         slot.starts += 1
         slot.phase = Phase.READY
-        slot.stale = False
+        # A reload during the start changed or removed it: replace it once idle.
+        slot.stale = slot.removed or slot.workload != workload
         slot.idle_since = None
         slot.ready_at = time.monotonic()
         self._publish_endpoints()
@@ -288,11 +308,44 @@ class LocalRunner:
         slot.watcher = asyncio.create_task(self._watch(slot, process))
         self._kick.set()
 
+    def _start_failed(self, slot: Slot, why: str) -> None:
+        key = slot.workload.key
+        delay = self._back_off(slot, slot.failures + 1)
+        log.error(
+            "wake %s failed: %s (%d in a row; next start in %.1fs at the earliest)",
+            key,
+            why,
+            slot.failures,
+            delay,
+        )
+        slot.phase = Phase.STOPPED
+        slot.woken_at = None
+        for target in slot.targets:
+            self.interceptor.fail_held(target, 502, f"workload {key} failed to start: {why}")
+        self._kick.set()
+
+    def _back_off(self, slot: Slot, failures: int) -> float:
+        """Record ``failures`` in a row; the delay before the next start."""
+        slot.failures = failures
+        delay = restart_delay(failures)
+        slot.not_before = time.monotonic() + delay
+        return delay
+
     async def _watch(self, slot: Slot, process: WorkloadProcess) -> None:
         code = await process.wait()
         if slot.process is not process or slot.phase is not Phase.READY:
             return  # stopped on purpose
-        log.error("workload %s exited unexpectedly with code %d", slot.workload.key, code)
+        ran_for = time.monotonic() - slot.ready_at
+        delay = self._back_off(slot, failures_after_exit(slot.failures, ran_for))
+        log.error(
+            "workload %s exited unexpectedly with code %d after %.1fs ready "
+            "(%d in a row; next start in %.1fs at the earliest)",
+            slot.workload.key,
+            code,
+            ran_for,
+            slot.failures,
+            delay,
+        )
         slot.process = None
         slot.phase = Phase.STOPPED
         slot.idle_since = None
@@ -325,6 +378,8 @@ class LocalRunner:
         slot.process = None
         slot.phase = Phase.STOPPED
         slot.idle_since = None
+        slot.failures = 0  # it ended because it was asked to
+        slot.not_before = 0.0
         stopped = time.monotonic() - began
         log.info(
             "sleep %s: %s, idle for %.1fs; stopped in %.3fs (%s)",
