@@ -251,7 +251,7 @@ async def test_reload_swaps_config_and_a_bad_reload_keeps_the_old(
     path = tmp_path / "config.yaml"
     # A slow request is in flight while the configuration changes.
     slow = asyncio.create_task(h.get("app.localhost", "/slow", **{"X-Delay": "0.5"}))
-    await asyncio.sleep(0.1)
+    await h.until(lambda: h.runner.interceptor.counts()["default/app"].in_flight == 1)
     path.write_text(config() + "---\n" + config("other"))
     assert h.runner.reload()
     assert (await slow)[0] == 200
