@@ -287,3 +287,17 @@ async def test_a_cold_callback_removed_after_start_is_not_called(
         assert (kept, removed) == ([target.key], [])
     finally:
         await interceptor.drain_and_stop(drain_timeout=0.5)
+
+
+async def test_a_refused_endpoint_is_forgotten_when_its_skip_ends_without_a_request(
+    start_interceptor: StartInterceptor, backend: Backend, session: aiohttp.ClientSession
+) -> None:
+    interceptor, target, base = await cold_proxy(start_interceptor, refused_endpoint_skip=0.05)
+    dead = ("127.0.0.1", _dead_port())
+    interceptor.set_endpoints({backend_key(target): [dead, backend.addr]})
+    refused = interceptor._require_state()._refused
+    for _ in range(2):  # round robin: the dead one is tried within two requests
+        async with session.get(f"{base}/echo") as resp:
+            assert resp.status == 200
+    assert list(refused) == [dead]
+    await until(lambda: not refused)  # no request picks an endpoint meanwhile
