@@ -9,7 +9,8 @@ they sample: ``busy`` is the integral of ``in_flight`` over time (request-second
 the average concurrency over any interval is the difference of two readings divided by its length
 (a request of 1 ms adds 0.001 whether or not a reader ever saw it in flight); ``idle_since`` is
 when ``in_flight`` last fell to zero (None while busy or before the first request), on the
-counters' clock. The clock is injected (the event loop's), so the core stays pure.
+counters' clock. The clock is injected (``time.monotonic`` by default: uvloop's ``loop.time()``
+counts whole milliseconds, which would lose sub-millisecond requests), so the core stays pure.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ class Counters:
         self._since: dict[str, float] = {}
         self.changed: set[str] = set()
         self.woken: set[str] = set()
+
+    def now(self) -> float:
+        """The counters' clock (``idle_since`` is on it)."""
+        return self._clock()
 
     def _advance(self, target: str, now: float) -> int:
         """Bring ``busy`` of ``target`` up to ``now``; returns its in-flight count."""

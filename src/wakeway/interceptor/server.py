@@ -167,8 +167,8 @@ class Interceptor:
         return self._require_state().counters.snapshot()
 
     def clock(self) -> float:
-        """Now on the counters' clock (the event loop's), which their ``idle_since`` is on."""
-        return self._require_state().loop.time()
+        """Now on the counters' clock, which their ``idle_since`` is on."""
+        return self._require_state().counters.now()
 
     @property
     def ready(self) -> bool:

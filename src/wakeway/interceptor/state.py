@@ -45,7 +45,7 @@ class ProxyState:
         self._refused: dict[Address, float] = {}  # endpoint -> until when to skip it
         self._refused_timer: asyncio.TimerHandle | None = None
         self.gate: GateCore[Exchange] = GateCore(settings.max_held_total)
-        self.counters = Counters(loop.time)
+        self.counters = Counters()  # time.monotonic: uvloop's loop.time() counts whole ms
         self.hub = CountHub(
             loop, self.counters, settings.counts_coalesce, settings.counts_queue_size
         )
