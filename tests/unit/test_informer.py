@@ -7,9 +7,10 @@ import random
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
+import aiohttp
 import pytest
 
-from wakeway.kube.client import ListResult, WatchEvent
+from wakeway.kube.client import Kube, ListResult, WatchEvent
 from wakeway.kube.errors import Forbidden, Gone, Unavailable
 from wakeway.kube.informer import Backoff, Informer, overloaded
 from wakeway.kube.resources import SERVICES, Resource
@@ -38,6 +39,9 @@ class ScriptedApi:
         found = self.objects[min(self.lists, len(self.objects) - 1)]
         self.lists += 1
         return ListResult([dict(o) for o in found], str(10 * self.lists))
+
+    async def wait_answering(self, delay: float) -> None:
+        await asyncio.sleep(delay)
 
     async def watch(
         self, resource: Resource, namespace: str | None, version: str, **_: Any
@@ -186,3 +190,33 @@ def test_backoff_is_short_unless_the_server_is_overloaded(error: Exception, cap:
     delays = [b.delay(40, rng, overloaded=overloaded(error)) for _ in range(500)]
     assert max(delays) <= cap
     assert max(delays) > cap * 0.9  # full jitter reaches up to the cap
+
+
+class StubApi:
+    """kubernetes_asyncio's ApiClient as far as Kube.request uses it: answers or fails as told."""
+
+    def __init__(self, outcomes: list[Exception | None]) -> None:
+        self.outcomes = outcomes
+
+    async def call_api(self, *_: Any, **__: Any) -> Any:
+        outcome = self.outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+
+async def test_one_call_getting_through_ends_every_wait_and_says_so() -> None:
+    refused = aiohttp.ClientConnectionError("connection refused")
+    kube = Kube(StubApi([refused, refused, None]), timeout=1)  # type: ignore[arg-type]
+    back: list[str] = []
+    kube.on_reconnect(lambda: back.append("back"))
+    for _ in range(2):
+        with pytest.raises(Unavailable):
+            await kube.list(SERVICES)
+    was_down = kube.down
+    waiting = asyncio.create_task(kube.wait_answering(60))  # an informer's long backoff
+    await asyncio.sleep(0)
+    await kube.list(SERVICES)  # another caller gets through
+    await asyncio.wait_for(waiting, 1)
+    assert (was_down, kube.down) == (True, False)
+    assert back == ["back"]

@@ -7,9 +7,10 @@ dataclasses with the model's parsers, so nothing above this package sees raw API
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,6 +57,50 @@ class Kube:
     def __init__(self, api: k8s.ApiClient, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._api = api
         self.timeout = timeout
+        # Whether the last call got no answer at all; set again when one does.
+        self._down = False
+        self._back = asyncio.Event()
+        self._back.set()
+        self._reconnect_handlers: list[Callable[[], None]] = []
+
+    # --- reachability ---
+
+    @property
+    def down(self) -> bool:
+        """The last call got no answer at all: the API server is unreachable."""
+        return self._down
+
+    def on_reconnect(self, handler: Callable[[], None]) -> None:
+        """``handler()`` when the API server answers again after calls that got no answer
+        (never blocks: enqueue work)."""
+        self._reconnect_handlers.append(handler)
+
+    async def wait_answering(self, delay: float) -> None:
+        """Wait ``delay`` seconds, or less: while the API server is unreachable, until any
+        call on this connection gets an answer again. So one caller's retry that gets through
+        ends every other caller's backoff."""
+        if not self._down:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._back.wait(), delay)
+
+    def _answered(self) -> None:
+        if not self._down:
+            return
+        self._down = False
+        self._back.set()
+        log.info("the API server answers again")
+        for handler in list(self._reconnect_handlers):
+            try:
+                handler()
+            except Exception:  # a broken handler must not break the call that got through
+                log.exception("reconnect handler failed")
+
+    def _unanswered(self) -> None:
+        if not self._down:
+            self._down = True
+            self._back.clear()
 
     @classmethod
     async def connect(
@@ -88,7 +133,7 @@ class Kube:
         if content_type:
             headers["Content-Type"] = content_type
         try:
-            return await self._api.call_api(
+            answer = await self._api.call_api(
                 path,
                 method,
                 query_params=list((query or {}).items()),
@@ -100,11 +145,15 @@ class Kube:
                 _request_timeout=request_timeout or self.timeout,
             )
         except ApiException as exc:
+            self._answered()
             raise from_response(exc.status or 0, exc.body) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._unanswered()
             raise Unavailable(
                 0, "Unavailable", f"{method} {path}: {exc or type(exc).__name__}"
             ) from None
+        self._answered()
+        return answer
 
     async def list(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
@@ -286,9 +335,12 @@ class Kube:
                 ),
             )
         except ApiException as exc:
+            self._answered()
             raise from_response(exc.status or 0, exc.body) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._unanswered()
             raise Unavailable(0, "Unavailable", f"watch {resource.plural}: {exc}") from None
+        self._answered()
         try:
             if resp.status != 200:
                 raise from_response(resp.status, await resp.read())
@@ -299,6 +351,7 @@ class Kube:
                 except TimeoutError:
                     raise Unavailable(0, "Silent", f"watch {resource.plural}: silent") from None
                 except (aiohttp.ClientError, OSError) as exc:
+                    self._unanswered()
                     raise Unavailable(0, "Unavailable", f"watch {resource.plural}: {exc}") from None
                 if not line:
                     return  # the server ended the watch

@@ -8,7 +8,8 @@ connection) or where the answer is what a restarting API server says before its 
 it was away. Only a server that answers but is overloaded (429, 5xx) is left alone for longer,
 and that backoff grows from its start: a restarting server also answers 429 for a moment while
 its storage initializes, which must not inherit the count of a long outage. Every success (a
-list, a watch event) starts the backoff from the beginning again."""
+list, a watch event) starts the backoff from the beginning again, and while the API server is
+unreachable a wait ends as soon as any call on the same connection gets through."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ class Informer(Generic[T]):
                 level = logging.ERROR if attempt % 60 == 0 else logging.DEBUG
                 attempt += 1
                 log.log(level, "%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
-                await asyncio.sleep(delay)
+                await self.kube.wait_answering(delay)
             except KubeError as exc:
                 busy = overloaded(exc)
                 if busy != was_overloaded:
@@ -161,7 +162,7 @@ class Informer(Generic[T]):
                 delay = self.backoff.delay(attempt, self._rng, overloaded=busy)
                 attempt += 1
                 log.warning("%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
-                await asyncio.sleep(delay)
+                await self.kube.wait_answering(delay)
             except Exception:  # a broken stream or object must not end the informer for good
                 delay = self.backoff.delay(attempt, self._rng)
                 attempt += 1
@@ -169,7 +170,7 @@ class Informer(Generic[T]):
                     "%s: watch failed; listing again in %.1fs", self.resource.plural, delay
                 )
                 version = None
-                await asyncio.sleep(delay)
+                await self.kube.wait_answering(delay)
 
     async def _relist(self) -> str:
         result = await self.kube.list(self.resource, self.namespace, self.label_selector)

@@ -133,6 +133,7 @@ class Controller:
     # --- running ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self.kube.on_reconnect(self._api_back)
         self.httpsos.add_handler(self._httpso_changed)
         self.routes.add_handler(self._route_changed)
         self.services.add_handler(self._service_changed)
@@ -237,6 +238,13 @@ class Controller:
 
     def _targets(self) -> list[HTTPScaledObject]:
         return [t.httpso for t in self.httpsos.values()]
+
+    def _api_back(self) -> None:
+        # Reconciles that failed while the API server was away grew their keys' backoff (up to
+        # retry_max); that is no reason to wait once it answers: look at everything again now.
+        for key in list(self.httpsos.items()):
+            self.queue.forget(key)
+            self.queue.add(key)
 
     def _httpso_changed(self, key: str) -> None:
         # Objects claiming the same routes may win or lose a rule by this change: look again.
