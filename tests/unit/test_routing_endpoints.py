@@ -109,3 +109,40 @@ def test_unnamed_single_port_and_failover_backend() -> None:
         "default/t:80": (("10.244.0.9", 8080),),
         "default/fallback:80": (("10.244.0.10", 3000),),
     }
+
+
+@pytest.mark.parametrize(
+    ("conditions", "ready", "serving"),
+    [
+        ({}, True, True),  # no conditions: ready, so serving
+        ({"ready": True}, True, True),
+        ({"ready": False}, False, False),  # not ready, serving absent: as ready
+        ({"ready": False, "serving": True, "terminating": True}, False, True),  # draining
+        ({"ready": False, "serving": False, "terminating": True}, False, False),
+    ],
+)
+def test_a_terminating_endpoint_that_still_serves_is_serving_not_ready(
+    conditions: dict[str, bool], ready: bool, serving: bool
+) -> None:
+    parsed = slice_("web", [], [{"addresses": ["10.244.0.5"], "conditions": conditions}])
+    assert (parsed.ready_addresses == ("10.244.0.5",)) is ready
+    assert (parsed.serving_addresses == ("10.244.0.5",)) is serving
+
+
+def test_the_scaler_follows_draining_interceptors_until_they_stop_serving() -> None:
+    """A replica shutting down still holds and forwards requests: its counts must still count."""
+    from wakeway.scaler.kube_replicas import KubeReplicas
+
+    replicas = KubeReplicas(None, "wakeway", "wakeway-interceptor-admin", "admin")
+    draining = {"ready": False, "serving": True, "terminating": True}
+    gone = {"ready": False, "serving": False, "terminating": True}
+    parsed = slice_(
+        "wakeway-interceptor-admin",
+        [{"name": "admin", "port": 9090}],
+        [
+            {"addresses": ["10.244.0.5"], "conditions": {"ready": True}},
+            {"addresses": ["10.244.0.6"], "conditions": draining},
+            {"addresses": ["10.244.0.7"], "conditions": gone},
+        ],
+    )
+    assert replicas.addresses([parsed]) == {"10.244.0.5:9090", "10.244.0.6:9090"}

@@ -41,6 +41,9 @@ class EndpointSlice:
     service: str  # the owning Service's name (kubernetes.io/service-name)
     ports: tuple[SlicePort, ...]
     ready_addresses: tuple[str, ...]  # addresses of endpoints whose ready condition holds
+    # Addresses of endpoints still serving: the ready ones, and terminating ones that still
+    # answer (``serving``; absent: as ``ready``). A draining interceptor is one of these.
+    serving_addresses: tuple[str, ...] = ()
 
     @property
     def service_key(self) -> str:
@@ -101,17 +104,26 @@ def parse_endpoint_slice(doc: Mapping[str, Any]) -> EndpointSlice:
         if port is not None:
             ports.append(SlicePort(f.opt_str(item, "name", f"ports[{i}]", ""), port))
     ready: list[str] = []
+    serving: list[str] = []
     for i, raw in enumerate(f.opt_list(doc, "endpoints", "")):
         item = f.mapping(raw, f"endpoints[{i}]")
         conditions = f.opt_mapping(item, "conditions", f"endpoints[{i}]") or {}
-        # Absent "ready" means ready (the API's documented default for consumers).
-        if conditions.get("ready") is False:
-            continue
-        ready.extend(
+        addresses = [
             f.as_str(a, f"endpoints[{i}].addresses") for a in f.opt_list(item, "addresses", "")
-        )
+        ]
+        # Absent "ready" means ready (the API's documented default for consumers); absent
+        # "serving" means the same as "ready".
+        is_ready = conditions.get("ready") is not False
+        if is_ready:
+            ready.extend(addresses)
+        if conditions.get("serving", is_ready) is not False:
+            serving.extend(addresses)
     return EndpointSlice(
-        meta, meta.labels.get(SERVICE_NAME_LABEL, ""), tuple(ports), tuple(dict.fromkeys(ready))
+        meta,
+        meta.labels.get(SERVICE_NAME_LABEL, ""),
+        tuple(ports),
+        tuple(dict.fromkeys(ready)),
+        tuple(dict.fromkeys(serving)),
     )
 
 

@@ -1,8 +1,10 @@
-"""Interceptor replicas in Kubernetes: the ready endpoints of the interceptor admin Service.
+"""Interceptor replicas in Kubernetes: the serving endpoints of the interceptor admin Service.
 
 A headless admin Service selects every interceptor pod; its EndpointSlices list each pod's
-address and readiness. Reading them through an informer means a new replica is subscribed to
-the moment it is ready, and a deleted one is let go the moment its endpoint goes.
+address and conditions. Reading them through an informer means a new replica is subscribed to
+the moment it is ready, and a deleted one is let go the moment its endpoint goes. A replica that
+is shutting down is no longer ready but still serving while it drains (its held and in-flight
+requests still count), so serving endpoints are followed, not only ready ones.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class KubeReplicas:
                 (p.port for p in s.ports if p.name == self.port or str(p.port) == self.port), None
             )
             if port is not None:
-                out.update(f"{ip}:{port}" for ip in s.ready_addresses)
+                out.update(f"{ip}:{port}" for ip in s.serving_addresses)
         return frozenset(out)
 
     async def watch(self) -> AsyncIterator[frozenset[str]]:
