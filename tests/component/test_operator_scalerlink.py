@@ -29,8 +29,8 @@ TARGET = make_target()
 
 
 class Scaler(ExternalScalerServicer):
-    """Streams the states put in ``states``; sends nothing else, and never ends a stream. The
-    RPCs the link never makes are not served."""
+    """Streams the states put in ``states`` (or ``always``, re-sent), and never ends a stream.
+    The RPCs the link never makes are not served."""
 
     IsActive = GetMetricSpec = StreamMetricSpec = None  # type: ignore[assignment]
 
@@ -38,17 +38,24 @@ class Scaler(ExternalScalerServicer):
         self.states: asyncio.Queue[bool] = asyncio.Queue()
         self.streams = 0
         self.metric = 7.0
+        self.slow = asyncio.Event()  # GetMetrics for an object named "slow" waits for it
+        self.always: bool | None = None  # set: every stream sends this, every 0.1 s
 
     async def StreamIsActive(
         self, request: pb.ScaledObjectRef, context: Any
     ) -> AsyncIterator[pb.IsActiveResponse]:
         self.streams += 1
+        while self.always is not None:  # every stream says the same, as a scaler re-sending
+            yield pb.IsActiveResponse(result=self.always)
+            await asyncio.sleep(0.1)
         while True:
             yield pb.IsActiveResponse(result=await self.states.get())
 
     async def GetMetrics(
         self, request: pb.GetMetricsRequest, context: Any
     ) -> pb.GetMetricsResponse:
+        if request.scaledObjectRef.name == "slow":
+            await self.slow.wait()
         value = pb.MetricValue(metricName="m", metricValueFloat=self.metric)
         return pb.GetMetricsResponse(metricValues=[value])
 
@@ -157,3 +164,18 @@ async def test_a_wake_taken_on_is_not_also_poked(scaler: tuple[Scaler, int], lin
     await until(lambda: link.link.activity(TARGET).active)
     assert link.wakes == [TARGET.key]
     assert len(link.pokes) == pokes
+
+
+async def test_a_slow_get_metrics_does_not_hold_up_the_others(
+    scaler: tuple[Scaler, int], link: Link
+) -> None:
+    servicer, _ = scaler
+    servicer.always = True
+    slow = make_target(name="slow")
+    link.link.activity(slow)
+    link.link.activity(TARGET)
+    await until(lambda: link.link.activity(slow).connected and link.link.activity(TARGET).connected)
+    await until(lambda: link.link.activity(TARGET).metric == 7.0)
+    assert link.link.activity(slow).metric is None  # still waiting for its answer
+    servicer.slow.set()
+    await until(lambda: link.link.activity(slow).metric == 7.0)

@@ -34,6 +34,9 @@ from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerStub
 
 log = logging.getLogger("wakeway.operator.scaler")
 
+METRICS_IN_FLIGHT = 64
+"""GetMetrics calls in flight at once (one per object, every ``metrics_interval``)."""
+
 
 @dataclass(slots=True)
 class _Subscription:
@@ -161,23 +164,24 @@ class GrpcScalerLink:
             self.poke(key)
 
     async def _poll_metrics(self) -> None:
+        # Every object at once (bounded): one slow or large answer must not hold the others
+        # up, and thousands of objects must fit in one metrics_interval.
+        limit = asyncio.Semaphore(METRICS_IN_FLIGHT)
         while True:
-            for key, sub in list(self._subs.items()):
-                if not sub.connected:
-                    continue
-                request = pb.GetMetricsRequest(scaledObjectRef=sub.ref)
-                try:
-                    answer = await self._stub.GetMetrics(
-                        request, timeout=self.settings.grpc_timeout
-                    )
-                except grpc.aio.AioRpcError as exc:
-                    log.warning("%s: GetMetrics: %s %s", key, exc.code(), exc.details())
-                    continue
-                values = answer.metricValues
-                value = (
-                    (values[0].metricValueFloat or float(values[0].metricValue)) if values else 0.0
-                )
-                if value != sub.metric:
-                    sub.metric = value
-                    self.poke(key)
+            connected = [(k, s) for k, s in self._subs.items() if s.connected]
+            await asyncio.gather(*(self._poll_one(k, s, limit) for k, s in connected))
             await asyncio.sleep(self.settings.metrics_interval)
+
+    async def _poll_one(self, key: str, sub: _Subscription, limit: asyncio.Semaphore) -> None:
+        request = pb.GetMetricsRequest(scaledObjectRef=sub.ref)
+        async with limit:
+            try:
+                answer = await self._stub.GetMetrics(request, timeout=self.settings.grpc_timeout)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("%s: GetMetrics: %s %s", key, exc.code(), exc.details())
+                return
+        values = answer.metricValues
+        value = (values[0].metricValueFloat or float(values[0].metricValue)) if values else 0.0
+        if sub.connected and value != sub.metric:
+            sub.metric = value
+            self.poke(key)
