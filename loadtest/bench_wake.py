@@ -1,6 +1,6 @@
 """Wake latency in standalone mode on a real API server: first held request -> /scale written.
 
-    sudo .venv/bin/python loadtest/bench_wake.py [--wakes 20] [--json FILE]
+    sudo .venv/bin/python loadtest/bench_wake.py [--wakes 60] [--json FILE]
 
 Brings up the harness cluster (tests/cluster: a real control plane in a network namespace) and,
 inside that namespace, one interceptor, the scaler and the operator in standalone mode, each
@@ -128,7 +128,7 @@ def report(results: dict[str, list[float]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wakes", type=int, default=20)
+    parser.add_argument("--wakes", type=int, default=60)
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
     if not 1 <= args.wakes <= 100:
