@@ -80,7 +80,7 @@ async def _interceptor_role() -> None:
 
 
 async def _scaler_role(admin: str) -> None:
-    settings = ScalerSettings(listen_host="127.0.0.1", listen_port=0, interceptors=admin)
+    settings = ScalerSettings(listen_host="127.0.0.1", listen_port=0, interceptors=(admin,))
     scaler = Scaler(settings)
     await scaler.start()
     await _until(lambda: bool(scaler.live.aggregator.replicas))

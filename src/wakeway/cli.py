@@ -12,17 +12,26 @@ from pathlib import Path
 
 from wakeway import __version__
 from wakeway.model import logs
+from wakeway.model.settings import HostPort, parse_addresses, parse_host_port
 
 DEFAULT_LOCAL_LISTEN = "127.0.0.1:8080"
 DEFAULT_LOCAL_ADMIN = "127.0.0.1:9090"
 
 
-def host_port(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) for argparse."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
-    return host.strip("[]") or "0.0.0.0", int(port)
+def host_port(value: str) -> HostPort:
+    """A listen address, ``HOST:PORT`` (``[::1]:8080`` for IPv6), for argparse."""
+    try:
+        return parse_host_port(value, listen=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def addresses(value: str) -> tuple[str, ...]:
+    """Addresses to dial, ``HOST:PORT,...``, for argparse."""
+    try:
+        return parse_addresses(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     scaler.add_argument("--listen", type=host_port, help="gRPC address (default 0.0.0.0:9091)")
     scaler.add_argument(
         "--interceptors",
+        type=addresses,
         metavar="HOST:PORT,...",
         help="interceptor admin addresses to subscribe to (their /counts streams)",
     )
@@ -156,13 +166,12 @@ def _local(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wakeway: {exc}", file=sys.stderr)
         return 2
-    (listen_host, listen_port), (admin_host, admin_port) = args.listen, args.admin
     settings = replace(
         settings,
-        listen_host=listen_host,
-        listen_port=listen_port,
-        admin_host=admin_host,
-        admin_port=admin_port,
+        listen_host=args.listen.host,
+        listen_port=args.listen.port,
+        admin_host=args.admin.host,
+        admin_port=args.admin.port,
     )
     try:
         import uvloop
@@ -175,14 +184,12 @@ def _local(args: argparse.Namespace) -> int:
 def _scaler(args: argparse.Namespace) -> int:
     from wakeway.scaler import run_scaler, settings_from_env
     from wakeway.scaler.server import replica_source
-    from wakeway.scaler.settings import parse_addresses
 
     try:
         settings = settings_from_env()
         if args.listen is not None:
-            settings = replace(settings, listen_host=args.listen[0], listen_port=args.listen[1])
+            settings = replace(settings, listen_host=args.listen.host, listen_port=args.listen.port)
         if args.interceptors is not None:
-            parse_addresses(args.interceptors)
             settings = replace(settings, interceptors=args.interceptors)
     except ValueError as exc:
         print(f"wakeway: {exc}", file=sys.stderr)
@@ -222,8 +229,8 @@ def _operator(args: argparse.Namespace) -> int:
 
 
 def _interceptor(args: argparse.Namespace) -> int:
-    from wakeway.interceptor.kube_mode import kube_settings_from_env, run_in_kubernetes
-    from wakeway.interceptor.settings import settings_from_env
+    from wakeway.interceptor.kube_mode import run_in_kubernetes
+    from wakeway.interceptor.settings import kube_settings_from_env, settings_from_env
 
     try:
         settings = settings_from_env()
@@ -232,9 +239,9 @@ def _interceptor(args: argparse.Namespace) -> int:
         print(f"wakeway: {exc}", file=sys.stderr)
         return 2
     if args.listen is not None:
-        settings = replace(settings, listen_host=args.listen[0], listen_port=args.listen[1])
+        settings = replace(settings, listen_host=args.listen.host, listen_port=args.listen.port)
     if args.admin is not None:
-        settings = replace(settings, admin_host=args.admin[0], admin_port=args.admin[1])
+        settings = replace(settings, admin_host=args.admin.host, admin_port=args.admin.port)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -15,7 +15,8 @@ import pytest
 from tests.cluster.helpers import eventually
 from tests.cluster.wakeway_setup import install_crd
 from wakeway.interceptor import Interceptor, InterceptorSettings
-from wakeway.interceptor.kube_mode import KubeConfigSource, KubeModeSettings
+from wakeway.interceptor.kube_mode import KubeConfigSource
+from wakeway.interceptor.settings import KubeModeSettings
 from wakeway.kube import Kube
 from wakeway.kube.resources import HTTPSCALEDOBJECTS, NAMESPACES
 

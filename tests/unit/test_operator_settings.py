@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from wakeway.operator.settings import OperatorSettings, parse_service_ref, settings_from_env
+from wakeway.model.settings import ServiceRef
+from wakeway.operator.settings import OperatorSettings, settings_from_env
 
 pytestmark = pytest.mark.unit
 
@@ -62,12 +63,10 @@ def test_variables_shared_with_the_interceptor(tmp_path: Path) -> None:
         }
     )
     assert (s.interceptor_service, s.route_identity_key, s.kubeconfig) == (
-        "infra/proxy:80",
+        ServiceRef("infra", "proxy", 80),
         b"0123456789abcdef0123",
         "/k",
     )
-    assert parse_service_ref(s.interceptor_service) == ("infra", "proxy", 80)
-    assert parse_service_ref("infra/proxy") == ("infra", "proxy", None)
     with pytest.raises(ValueError, match="WAKEWAY_INTERCEPTOR_SERVICE"):
         settings_from_env({"WAKEWAY_INTERCEPTOR_SERVICE": "proxy"})
     with pytest.raises(ValueError, match="WAKEWAY_ROUTE_IDENTITY_KEY"):

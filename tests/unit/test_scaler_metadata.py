@@ -16,7 +16,7 @@ from wakeway.model.trigger import (
     parse_metadata,
     scaler_metadata,
 )
-from wakeway.scaler.settings import ScalerSettings, parse_addresses, settings_from_env
+from wakeway.scaler.settings import ScalerSettings, settings_from_env
 from wakeway.scaler.subscriber import Backoff
 from wakeway.scaler.wire import CountLine, Counts, WireError, parse_line
 
@@ -255,7 +255,7 @@ def test_settings_from_env() -> None:
     settings = settings_from_env(env)
     assert settings.listen_port == 7000
     assert settings.stale_after == 3.5
-    assert settings.interceptor_addresses == ("a:1", "b:2")
+    assert settings.interceptors == ("a:1", "b:2")
     assert settings_from_env({}) == ScalerSettings()
 
 
@@ -271,13 +271,6 @@ def test_settings_from_env() -> None:
 def test_bad_settings_name_the_variable(env: dict[str, str], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         settings_from_env(env)
-
-
-def test_parse_addresses() -> None:
-    assert parse_addresses("") == ()
-    assert parse_addresses("[::1]:9090,127.0.0.1:1") == ("[::1]:9090", "127.0.0.1:1")
-    with pytest.raises(ValueError, match="HOST:PORT"):
-        parse_addresses("host:0")
 
 
 def test_backoff_doubles_to_the_cap_with_bounded_jitter() -> None:

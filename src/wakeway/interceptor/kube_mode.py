@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 from wakeway.kube import Informer, Kube
@@ -44,7 +42,6 @@ from wakeway.model.service import (
     parse_reference_grant,
     parse_service,
 )
-from wakeway.model.settings import route_identity_key
 from wakeway.routing import (
     InterceptorRef,
     RouteGrants,
@@ -56,42 +53,9 @@ from wakeway.routing import (
 )
 
 from .server import Interceptor
-from .settings import InterceptorSettings
+from .settings import InterceptorSettings, KubeModeSettings
 
 log = logging.getLogger("wakeway.interceptor.kube")
-
-ENV_PREFIX = "WAKEWAY_"
-
-
-@dataclass(frozen=True, slots=True)
-class KubeModeSettings:
-    kubeconfig: str | None = None  # None: the pod's service account
-    service_namespace: str = "wakeway"  # the interceptor's proxy Service, as backendRefs name it
-    service_name: str = "wakeway-interceptor"
-    service_port: int | None = 8080
-    identity_key: bytes | None = None  # route identity HMAC key; None turns identity off
-    debounce: float = 0.01
-
-
-def kube_settings_from_env(env: Mapping[str, str] | None = None) -> KubeModeSettings:
-    """``WAKEWAY_KUBECONFIG``, ``WAKEWAY_INTERCEPTOR_SERVICE`` (namespace/name[:port]),
-    ``WAKEWAY_ROUTE_IDENTITY_KEY`` (base64) or ``WAKEWAY_ROUTE_IDENTITY_KEY_FILE`` (raw bytes,
-    e.g. a mounted Secret). A malformed value raises ValueError naming the variable."""
-    env = os.environ if env is None else env
-    s = KubeModeSettings()
-    kubeconfig = env.get(f"{ENV_PREFIX}KUBECONFIG") or None
-    ns, name, port = s.service_namespace, s.service_name, s.service_port
-    raw = env.get(f"{ENV_PREFIX}INTERCEPTOR_SERVICE")
-    if raw:
-        ref, _, port_text = raw.partition(":")
-        ns, slash, name = ref.partition("/")
-        if not slash or not ns or not name or (port_text and not port_text.isdigit()):
-            raise ValueError(
-                f"{ENV_PREFIX}INTERCEPTOR_SERVICE: {raw!r} is not namespace/name[:port]"
-            )
-        port = int(port_text) if port_text else None
-    key = route_identity_key(env)
-    return KubeModeSettings(kubeconfig, ns, name, port, key)
 
 
 class _Watching(Protocol):
@@ -111,9 +75,7 @@ class KubeConfigSource:
         self.kube = kube
         self.interceptor = interceptor
         self.settings = settings
-        self.ref = InterceptorRef(
-            settings.service_namespace, settings.service_name, settings.service_port
-        )
+        self.ref = InterceptorRef(*settings.interceptor_service)
         self.identity = RouteIdentity(settings.identity_key) if settings.identity_key else None
         self.scaled: Informer[HTTPScaledObject] = Informer(
             kube, HTTPSCALEDOBJECTS, parse_httpscaledobject

@@ -1,19 +1,34 @@
 """Global interceptor settings: every default in one frozen dataclass, parsed once.
 
 Per-target values in an HTTPScaledObject (``spec.timeouts``, ``spec.coldStart``) override the
-matching global default for that target only. :func:`settings_from_env` is the only place that
-reads the environment; everything else receives an :class:`InterceptorSettings`.
+matching global default for that target only. :func:`settings_from_env` and
+:func:`kube_settings_from_env` are the only places that read the environment; everything else
+receives an :class:`InterceptorSettings` (and, in Kubernetes mode, a :class:`KubeModeSettings`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+from wakeway.model.settings import (
+    INTERCEPTOR_SERVICE,
+    ServiceRef,
+    check_fields,
+    check_identity_key,
+    count,
+    parse_service_ref,
+    port,
+    route_identity_key,
+    seconds,
+    setting,
+    variables,
+)
 from wakeway.model.settings import settings_from_env as read_env
 
 ENV_PREFIX = "WAKEWAY_INTERCEPTOR_"
+KUBE_ENV_PREFIX = "WAKEWAY_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,60 +37,66 @@ class InterceptorSettings:
 
     # Listeners.
     listen_host: str = "0.0.0.0"
-    listen_port: int = 8080
+    listen_port: int = port(8080)
     admin_host: str = "0.0.0.0"
-    admin_port: int = 9090
+    admin_port: int = port(9090)
     # Upstream timeouts (seconds); a target's spec.timeouts overrides each one.
-    connect_timeout: float = 5.0
-    response_header_timeout: float = 60.0
-    condition_wait: float = 20.0
+    connect_timeout: float = seconds(5.0)
+    response_header_timeout: float = seconds(60.0)
+    condition_wait: float = seconds(20.0)
     # An endpoint that refused a connection is skipped for this long (seconds): a pod being
     # removed can refuse before its EndpointSlice says so. The request, not yet sent, goes to
     # another ready endpoint or back to the cold-start gate instead of failing.
-    refused_endpoint_skip: float = 2.0
-    refused_endpoint_attempts: int = 3
-    request_timeout: float | None = None
+    refused_endpoint_skip: float = seconds(2.0)
+    refused_endpoint_attempts: int = count(3)
+    request_timeout: float | None = setting(None, above=0)
     # Cold-start gate: held requests per target (spec.coldStart.maxHeldRequests overrides) and
     # across all targets.
-    max_held_per_target: int = 1000
-    max_held_total: int = 10000
+    max_held_per_target: int = setting(1000, min=0)
+    max_held_total: int = setting(10000, min=0)
     # Client side limits.
-    max_request_line: int = 8192
-    max_header_bytes: int = 32768
-    max_headers: int = 100
-    header_read_timeout: float = 10.0
-    keepalive_timeout: float = 75.0
+    max_request_line: int = count(8192)
+    max_header_bytes: int = count(32768)
+    max_headers: int = count(100)
+    header_read_timeout: float = seconds(10.0)
+    keepalive_timeout: float = seconds(75.0)
     # Body bytes buffered for a request that cannot be forwarded yet (held, connecting) before
     # reading from the client pauses.
-    max_buffered_body: int = 65536
+    max_buffered_body: int = count(65536)
     # Shutdown.
-    drain_timeout: float = 25.0
+    drain_timeout: float = seconds(25.0)
     # Response and request decoration.
     cold_start_header: bool = True
     via: bool = False
     # Upstream keep-alive pool: idle connections kept per (address, port), and how long.
-    pool_size_per_upstream: int = 128
-    pool_idle_timeout: float = 30.0
+    pool_size_per_upstream: int = setting(128, min=0)
+    pool_idle_timeout: float = seconds(30.0)
     # Count stream.
-    counts_coalesce: float = 0.005
-    counts_heartbeat: float = 5.0
-    counts_queue_size: int = 256
+    counts_coalesce: float = seconds(0.005)
+    counts_heartbeat: float = seconds(5.0)
+    counts_queue_size: int = count(256)
     # Processes; only 1 is implemented (one uvloop process reaches the throughput goal).
     workers: int = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.workers != 1:
             raise ValueError("workers: only 1 is supported")
-        for name in ("max_held_per_target", "max_held_total", "pool_size_per_upstream"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: must not be negative")
-        for name in ("max_request_line", "max_header_bytes", "max_headers", "max_buffered_body"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be at least 1")
-        for fld in fields(self):
-            value = getattr(self, fld.name)
-            if isinstance(value, float) and value <= 0:
-                raise ValueError(f"{fld.name}: must be greater than zero")
+
+
+@dataclass(frozen=True, slots=True)
+class KubeModeSettings:
+    """What Kubernetes mode adds: ``WAKEWAY_<FIELD>`` variables, shared with the operator."""
+
+    kubeconfig: str | None = None  # None: the pod's service account
+    # The interceptor's proxy Service, as backendRefs name it (port None: any port).
+    interceptor_service: ServiceRef = setting(INTERCEPTOR_SERVICE, parse=parse_service_ref)
+    # Route identity HMAC key (WAKEWAY_ROUTE_IDENTITY_KEY[_FILE]); None turns identity off.
+    identity_key: bytes | None = setting(None, check=check_identity_key, env=False)
+    debounce: float = setting(0.01, min=0, env=False)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def settings_from_env(
@@ -83,7 +104,20 @@ def settings_from_env(
 ) -> InterceptorSettings:
     """Settings from ``WAKEWAY_INTERCEPTOR_<FIELD>`` variables (e.g. ``..._CONDITION_WAIT=30``).
 
-    Booleans accept true/false/1/0/yes/no; ``request_timeout`` accepts ``none``. An unknown or
-    malformed value raises ``ValueError`` naming the variable.
+    Booleans accept true/false/1/0/yes/no; ``request_timeout`` accepts ``none``. An unknown
+    ``WAKEWAY_INTERCEPTOR_*`` variable, or a malformed or out-of-range value, raises
+    :class:`~wakeway.model.settings.SettingsError` naming the variable.
     """
-    return read_env(base or InterceptorSettings(), ENV_PREFIX, os.environ if env is None else env)
+    env = os.environ if env is None else env
+    kube_variables = variables(KubeModeSettings, KUBE_ENV_PREFIX)
+    return read_env(base or InterceptorSettings(), ENV_PREFIX, env, known=kube_variables)
+
+
+def kube_settings_from_env(env: Mapping[str, str] | None = None) -> KubeModeSettings:
+    """``WAKEWAY_KUBECONFIG``, ``WAKEWAY_INTERCEPTOR_SERVICE`` (namespace/name[:port]),
+    ``WAKEWAY_ROUTE_IDENTITY_KEY`` (base64) or ``WAKEWAY_ROUTE_IDENTITY_KEY_FILE`` (raw bytes,
+    e.g. a mounted Secret). A malformed value raises ``SettingsError`` naming the variable."""
+    env = os.environ if env is None else env
+    key = route_identity_key(env)
+    extra = {} if key is None else {"identity_key": key}
+    return read_env(KubeModeSettings(), KUBE_ENV_PREFIX, env, extra=extra, strict=False)

@@ -49,7 +49,7 @@ from wakeway.operator.plan import (
     plan_removal,
 )
 from wakeway.operator.scaling import Activity, Recommendation
-from wakeway.operator.settings import OperatorSettings, parse_service_ref
+from wakeway.operator.settings import OperatorSettings
 from wakeway.operator.workqueue import ShutDown, WorkQueue
 from wakeway.routing import InterceptorRef, RouteGrants, RouteIdentity, RoutingTable
 
@@ -108,8 +108,7 @@ class Controller:
         self.scaledobjects: Informer[ScaledObjectView] | None = None
         if mode == "keda":
             self.scaledobjects = Informer(kube, SCALEDOBJECTS, parse_scaled_object, namespace=ns)
-        svc_ns, svc_name, svc_port = parse_service_ref(settings.interceptor_service)
-        self.interceptor = InterceptorRef(svc_ns, svc_name, svc_port)
+        self.interceptor = InterceptorRef(*settings.interceptor_service)
         key = settings.route_identity_key
         self.identity = RouteIdentity(key) if key else None
         self.histories: dict[str, tuple[Recommendation, ...]] = {}

@@ -28,8 +28,8 @@ def replica_source(settings: ScalerSettings) -> ReplicaSource:
     ``interceptors`` selects :class:`StaticReplicas`; ``interceptor_service`` the ready
     endpoints of that Service's EndpointSlices (:class:`KubeReplicas`).
     """
-    if settings.interceptor_addresses:
-        return StaticReplicas(settings.interceptor_addresses)
+    if settings.interceptors:
+        return StaticReplicas(settings.interceptors)
     if settings.interceptor_service:
         if not settings.namespace:
             raise ValueError(
@@ -51,7 +51,7 @@ class Scaler:
 
     def __init__(self, settings: ScalerSettings, replicas: ReplicaSource | None = None) -> None:
         self.settings = settings
-        self.replicas = replicas or StaticReplicas(settings.interceptor_addresses)
+        self.replicas = replicas or StaticReplicas(settings.interceptors)
         self.live = LiveCounts(Aggregator(settings.stale_after, settings.window_idle))
         self.service = ExternalScalerService(self.live, settings)
         self.subscribers = Subscribers(self.replicas, self.live, settings)
