@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -66,6 +67,36 @@ async def test_smuggling_attempts_get_400_and_close(
     assert b"Connection: close" in raw
     assert raw.count(b"HTTP/1.1 ") == 1
     assert backend.requests == []
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ],
+    ids=["refused-head", "refused-chunk", "close"],
+)
+async def test_answer_survives_the_client_sending_more_before_the_close(
+    start_interceptor: StartInterceptor, backend: Backend, first: bytes
+) -> None:
+    # Closing with unread bytes makes the kernel reset the connection, which can destroy the
+    # answer before the client reads it: the proxy half-closes and discards instead.
+    interceptor, _, _ = await warm_proxy(start_interceptor, backend)
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    more = b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n" * 20000  # over one read, under the linger bound
+    writer.write(first + more)
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    async with asyncio.timeout(5):
+        raw = await reader.read(-1)  # a reset here would raise, or lose the answer
+    writer.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400" if b"close" not in first else b"HTTP/1.1 200")
+    assert b"Connection: close" in head
+    assert b"HTTP/1.1" not in rest
+    assert len(backend.requests) == (1 if b"close" in first else 0)
 
 
 async def test_header_limits_give_414_and_431(

@@ -145,6 +145,21 @@ async def test_pipelined_requests_are_answered_in_order(
     assert b"n=last" in raw
 
 
+async def test_empty_chunked_body_that_ends_before_the_upstream_connects_is_terminated(
+    start_interceptor: StartInterceptor, backend: Backend
+) -> None:
+    # The body's last chunk arrives with the head, before a new upstream connection is open:
+    # it must still follow the head upstream, or the backend waits for it forever.
+    interceptor, _, _ = await warm_proxy(start_interceptor, backend)
+    raw = await raw_exchange(
+        interceptor.proxy_port,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n0\r\n\r\n",
+    )
+    assert raw.startswith(b"HTTP/1.1 200 OK"), raw
+    assert b'"body": ""' in raw
+
+
 async def test_head_response_has_no_body_and_connection_stays_usable(
     start_interceptor: StartInterceptor, backend: Backend
 ) -> None:

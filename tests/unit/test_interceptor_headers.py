@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from wakeway.interceptor.headers import body_framing, request_head, response_head, scan
+from wakeway.interceptor.headers import (
+    body_framing,
+    request_head,
+    request_refusal,
+    response_head,
+    scan,
+)
 from wakeway.interceptor.pages import accepts_html, placeholder_response, simple_response
 from wakeway.interceptor.settings import InterceptorSettings, settings_from_env
 from wakeway.model.httpso import Placeholder
@@ -121,6 +127,40 @@ def test_scan_facts() -> None:
     assert facts.content_length == b"12"
     assert facts.upgrade == b"h2c"
     assert not facts.chunked
+
+
+@pytest.mark.parametrize(
+    ("version", "headers", "status"),
+    [
+        ("1.1", [(b"Host", b"a")], None),
+        ("1.0", [], None),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b"Chunked")], None),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b" , chunked")], None),
+        ("1.1", [], 400),
+        ("1.1", [(b"Host", b"a"), (b"host", b"b")], 400),
+        ("0.9", [(b"Host", b"a")], 400),
+        ("2.0", [(b"Host", b"a")], 505),
+        ("1.0", [(b"Transfer-Encoding", b"chunked")], 400),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b"identity")], 400),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b"xchunked")], 400),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b"chunked, gzip")], 400),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b"chunked, chunked")], 400),
+        ("1.1", [(b"Host", b"a"), (b"Transfer-Encoding", b"gzip, chunked")], 501),
+        (
+            "1.1",
+            [(b"Host", b"a"), (b"Transfer-Encoding", b"gzip"), (b"Transfer-Encoding", b"chunked")],
+            501,
+        ),
+        (
+            "1.1",
+            [(b"Host", b"a"), (b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"3")],
+            400,
+        ),
+    ],
+)
+def test_request_refusal(version: str, headers: H, status: int | None) -> None:
+    refusal = request_refusal(scan(headers), version)
+    assert (refusal[0] if refusal else None) == status, refusal
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,15 @@ import httptools
 from wakeway.gateway.request import Request
 from wakeway.model.httpso import HTTPScaledObject
 
-from .headers import Framing, HeadFacts, body_framing, request_head, response_head, scan
+from .headers import (
+    Framing,
+    HeadFacts,
+    body_framing,
+    request_head,
+    request_refusal,
+    response_head,
+    scan,
+)
 from .pages import placeholder_response, simple_response
 from .timers import Deadline
 from .upstream import Address, UpstreamConnection, format_address
@@ -30,6 +38,10 @@ if TYPE_CHECKING:
 
 # Exchange phases.
 QUEUED, HELD, CONNECTING, SENDING, TUNNEL, DONE = range(6)
+
+# After refusing a request, how long and how much more the client may send before the close.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1 << 20
 
 
 class _Reject(Exception):
@@ -267,7 +279,9 @@ class Exchange:
             via=st.settings.via,
         )
         body = self.body
-        if not body and not self.tunnel_tail:
+        # A chunked body that already ended still owes its last chunk, even when it is empty.
+        last_chunk = self.body_framing == "chunked" and self.body_done
+        if not body and not self.tunnel_tail and not last_chunk:
             up.write(head)
         else:
             parts = [head]
@@ -590,6 +604,16 @@ class Exchange:
         )
         self.finish()
 
+    def refuse(self, status: int, message: str) -> None:
+        """The rest of this request is malformed: drop what went upstream (the backend gets
+        an incomplete request, never a complete one) and answer ``status``, then close."""
+        self._leave_gate()
+        up = self.upstream
+        if up is not None:
+            self._drop_upstream(up)
+        self.phase = SENDING  # a connection still being opened is released by _connected
+        self.respond(status, message + "\n", close=True)
+
     def finish(self) -> None:
         if self.phase == DONE:
             return
@@ -654,6 +678,7 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "_advancing",
+        "_discarded",
         "_head_bytes",
         "_out",
         "_rejection",
@@ -664,6 +689,7 @@ class ClientConnection(asyncio.Protocol):
         "dead",
         "deadline",
         "eof",
+        "lingering",
         "parser",
         "paused",
         "queue",
@@ -693,6 +719,8 @@ class ClientConnection(asyncio.Protocol):
         self.client_ip = b"unknown"
         self.deadline = Deadline(state.loop, self._on_timeout)
         self._advancing = False
+        self.lingering = False
+        self._discarded = 0
         self._out: list[bytes] | None = None
         self._head_bytes = 0
         self._rejection: tuple[int, str] | None = None
@@ -725,6 +753,10 @@ class ClientConnection(asyncio.Protocol):
                 upgrading.tunnel_tail += data
             return
         if self.dead:
+            if self.lingering:
+                self._discarded += len(data)
+                if self._discarded > LINGER_BYTES and self.transport is not None:
+                    self.transport.close()
             return
         if self.cur is None or self.cur.facts is None:
             self._head_bytes += len(data)
@@ -826,14 +858,16 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         ex.start = self.state.loop.time()
         ex.method = parser.get_method()
-        ex.http11 = parser.get_http_version() == "1.1"
+        version = parser.get_http_version()
+        ex.http11 = version == "1.1"
         ex.keep_alive = parser.should_keep_alive()
         ex.upgrade = bool(parser.should_upgrade())
         facts = scan(ex.headers)
         ex.facts = facts
         self._head_bytes = 0
-        if facts.hosts > 1 or (facts.hosts == 0 and ex.http11):
-            self._rejection = (400, "a request needs exactly one Host header field")
+        refusal = request_refusal(facts, version)
+        if refusal is not None:
+            self._rejection = refusal
             raise _Reject
         if ex.method == b"CONNECT":
             self._rejection = (405, "CONNECT is not supported by this reverse proxy")
@@ -899,8 +933,31 @@ class ClientConnection(asyncio.Protocol):
     def close(self) -> None:
         self.closing = True
         self.end_batch()
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if (
+            not self.lingering
+            and not self.closed
+            and not self.eof
+            and self.tunnel is None
+            and self.upgrading is None
+            and transport.can_write_eof()
+        ):
+            # The client may still be sending: the rest of a refused request, or requests
+            # pipelined after a "close". Closing with unread bytes makes the kernel send a
+            # reset, which can destroy the answer before the client reads it. So: FIN, discard
+            # what still arrives (bounded), close at the client's EOF (RFC 9112 section 9.6).
+            self.lingering = True
+            self.dead = True
+            transport.write_eof()
+            self.deadline.arm(LINGER_SECONDS)
+            self.paused = 0
+            if self.reading_paused:
+                self.reading_paused = False
+                transport.resume_reading()
+            return
+        transport.close()
 
     def abort(self) -> None:
         self.closing = True
@@ -981,9 +1038,14 @@ class ClientConnection(asyncio.Protocol):
         cur = self.cur
         self.cur = None
         if cur is not None and cur in self.queue:
-            # The body of a request already being answered is broken: nothing sane to send.
-            self.abort()
-            return
+            # Its body turned out malformed after its head was taken (a bad chunk).
+            if cur.final:
+                self.abort()  # its response has begun: only a broken connection is left
+                return
+            if self.queue[0] is cur:
+                cur.refuse(status, message)  # its upstream never saw the end of the body
+                return
+            self.queue.remove(cur)  # not begun: nothing of it went anywhere; answer in order
         rejection = _Rejection(self, status, message)
         if not self.queue:
             self.deadline.cancel()
@@ -994,6 +1056,10 @@ class ClientConnection(asyncio.Protocol):
 
     def _on_timeout(self) -> None:
         if self.tunnel is not None or self.closed:
+            return
+        if self.lingering:
+            if self.transport is not None:
+                self.transport.close()
             return
         if self.queue:
             return  # an exchange is running; its own timeouts apply

@@ -37,7 +37,8 @@ class HeadFacts:
 
     connection: frozenset[bytes]
     content_length: bytes | None
-    chunked: bool
+    chunked: bool  # the last transfer coding is chunked
+    codings: tuple[bytes, ...]  # every transfer coding, in order, lower-case
     upgrade: bytes | None
     hosts: int
     host: bytes | None
@@ -46,7 +47,7 @@ class HeadFacts:
 def scan(headers: RawHeaders) -> HeadFacts:
     tokens: set[bytes] = set()
     content_length: bytes | None = None
-    chunked = False
+    codings: list[bytes] = []
     upgrade: bytes | None = None
     hosts = 0
     host: bytes | None = None
@@ -60,11 +61,43 @@ def scan(headers: RawHeaders) -> HeadFacts:
         elif n == 14 and name.lower() == b"content-length":
             content_length = value.strip()
         elif n == 17 and name.lower() == b"transfer-encoding":
-            chunked = value.rstrip().lower().endswith(b"chunked")
+            codings.extend(c for c in (t.strip().lower() for t in value.split(b",")) if c)
         elif n == 7 and name.lower() == b"upgrade":
             upgrade = value.strip()
     tokens.discard(b"")
-    return HeadFacts(frozenset(tokens), content_length, chunked, upgrade, hosts, host)
+    chunked = bool(codings) and codings[-1] == b"chunked"
+    return HeadFacts(
+        frozenset(tokens), content_length, chunked, tuple(codings), upgrade, hosts, host
+    )
+
+
+def request_refusal(facts: HeadFacts, version: str) -> tuple[int, str] | None:
+    """Why a request head must not be forwarded, as (status, reason); None when it may be.
+
+    Only HTTP/1.0 and 1.1 are spoken (the head goes upstream as 1.1). The body is re-framed
+    upstream with chunked alone, so a request whose framing this hop cannot reproduce exactly
+    is refused rather than forwarded with a different meaning (RFC 9112 sections 6.1 and 6.3).
+    """
+    if version not in ("1.0", "1.1"):
+        if version.startswith("0."):
+            return 400, "the request line has no HTTP version"
+        return 505, f"HTTP/{version} is not supported; use HTTP/1.1"
+    if facts.hosts > 1 or (facts.hosts == 0 and version == "1.1"):
+        return 400, "a request needs exactly one Host header field"
+    codings = facts.codings
+    if codings:
+        if version == "1.0":
+            return 400, "Transfer-Encoding in an HTTP/1.0 request"
+        if facts.content_length is not None:
+            return 400, "Content-Length together with Transfer-Encoding"
+        if not facts.chunked:
+            return 400, "Transfer-Encoding does not end with chunked"
+        if len(codings) > 1:
+            if b"chunked" in codings[:-1]:
+                return 400, "Transfer-Encoding applies chunked more than once"
+            others = ", ".join(c.decode("latin-1") for c in codings[:-1])
+            return 501, f"transfer coding {others} is not supported"
+    return None
 
 
 def request_head(
