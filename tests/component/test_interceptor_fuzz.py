@@ -6,7 +6,8 @@ byte offsets, in front of a backend that records every request it receives. Per 
 well-formed request is forwarded exactly once, in order, with its method, target, X-Fuzz fields
 and body byte for byte, and answered with that backend response; a malformed one is refused
 (a 4xx, or 501/505 for a transfer coding or version not implemented) and nothing after it is
-forwarded; no request ever turns into two.
+forwarded; no request ever turns into two. Half the streams find the backend cold: the first
+request is held at the cold-start gate (the rest buffered behind it) until endpoints arrive.
 
 ``WAKEWAY_FUZZ_EXAMPLES=5000`` runs more (and random) examples; by default 200 derandomized
 ones run, the same on every run.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, replace
 import pytest
 import uvloop
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from tests.component.conftest import TEST_SETTINGS, HostRouter, backend_key, make_target, until
 from tests.component.http_model import (
@@ -54,6 +56,10 @@ class Harness:
     loop: asyncio.AbstractEventLoop
     interceptor: Interceptor
     backend: RecordingBackend
+    key: str  # the backend's key in the endpoint view
+
+    def ready(self, ready: bool) -> None:
+        self.interceptor.set_endpoints({self.key: [self.backend.addr] if ready else []})
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +86,7 @@ def harness() -> Iterator[Harness]:
 
     loop.run_until_complete(start())
     try:
-        yield Harness(loop, interceptor, backend)
+        yield Harness(loop, interceptor, backend, backend_key(make_target()))
     finally:
         loop.run_until_complete(interceptor.drain_and_stop(drain_timeout=0.5))
         loop.run_until_complete(backend.stop())
@@ -170,19 +176,35 @@ def check(cases: list[Case], responses: list[Response], backend: RecordingBacken
     assert forwarded[at:] == [], f"forwarded more than was asked: {forwarded[at:]}"
 
 
-def run_stream(harness: Harness, cases: list[Case], pieces: list[bytes]) -> None:
-    """Send ``pieces`` on one connection; hold what came back to the model of ``cases``."""
+def run_stream(
+    harness: Harness, cases: list[Case], pieces: list[bytes], cold: bool = False
+) -> None:
+    """Send ``pieces`` on one connection; hold what came back to the model of ``cases``.
+    ``cold``: the backend has no endpoint until the first request is held at the gate."""
     backend = harness.backend
     backend.forwarded.clear()
     backend.errors.clear()
-    state = harness.interceptor._require_state()
+    interceptor = harness.interceptor
+    state = interceptor._require_state()
 
     async def run() -> list[Response]:
-        data = await send_and_read(harness.interceptor.proxy_port, pieces)
+        harness.ready(not cold)
+        sending = asyncio.create_task(send_and_read(interceptor.proxy_port, pieces))
+        if cold:
+
+            def held_or_answered() -> bool:
+                return sending.done() or any(c.held for c in interceptor.counts().values())
+
+            await until(held_or_answered, within=4)
+            harness.ready(True)
+        data = await sending
         await until(lambda: not state.connections and not backend.busy, within=4)
         return parse_responses(data, cases)
 
-    check(cases, harness.loop.run_until_complete(run()), backend)
+    responses = harness.loop.run_until_complete(run())
+    check(cases, responses, backend)
+    if cold and responses and responses[0].status == 200:
+        assert (b"x-wakeway-cold-start", b"true") in responses[0].fields  # it was held
 
 
 def single(shape: str) -> tuple[list[Case], list[bytes]]:
@@ -207,29 +229,31 @@ CLOSE_THEN_MORE = valid(b"GET /c HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(stream=streams())
+@given(stream=streams(), cold=st.booleans())
 # A chunked body that ended before its upstream connection was open lost its last chunk.
-@example(stream=([EMPTY_CHUNKED, TERMINATOR], [EMPTY_CHUNKED.raw + TERMINATOR.raw]))
+@example(stream=([EMPTY_CHUNKED, TERMINATOR], [EMPTY_CHUNKED.raw + TERMINATOR.raw]), cold=False)
+@example(stream=([EMPTY_CHUNKED, TERMINATOR], [EMPTY_CHUNKED.raw + TERMINATOR.raw]), cold=True)
 # A bad chunk after the head was forwarded got a reset instead of a 400.
-@example(stream=single("chunk-size-junk"))
+@example(stream=single("chunk-size-junk"), cold=False)
 @example(
-    stream=(single("chunk-overrun")[0], [BAD["chunk-overrun"][:60], BAD["chunk-overrun"][60:]])
+    stream=(single("chunk-overrun")[0], [BAD["chunk-overrun"][:60], BAD["chunk-overrun"][60:]]),
+    cold=True,
 )
 # Pipelining after "Connection: close" (or after a refused request) reset the connection and
 # could destroy the answer before the client read it.
-@example(stream=([CLOSE_THEN_MORE, TERMINATOR], [CLOSE_THEN_MORE.raw, TERMINATOR.raw]))
-@example(stream=([*single("two-hosts")[0]], [BAD["two-hosts"], TERMINATOR.raw * 20]))
+@example(stream=([CLOSE_THEN_MORE, TERMINATOR], [CLOSE_THEN_MORE.raw, TERMINATOR.raw]), cold=False)
+@example(stream=([*single("two-hosts")[0]], [BAD["two-hosts"], TERMINATOR.raw * 20]), cold=False)
 # Codings other than chunked were dropped with Transfer-Encoding; HTTP/0.9 and 2.0 lines were
 # forwarded as HTTP/1.1.
-@example(stream=single("te-gzip-chunked"))
-@example(stream=single("te-two-fields"))
-@example(stream=single("te-identity"))
-@example(stream=single("no-version"))
-@example(stream=single("version-2"))
+@example(stream=single("te-gzip-chunked"), cold=False)
+@example(stream=single("te-two-fields"), cold=False)
+@example(stream=single("te-identity"), cold=False)
+@example(stream=single("no-version"), cold=False)
+@example(stream=single("version-2"), cold=False)
 def test_request_streams_are_forwarded_exactly_or_refused(
-    harness: Harness, stream: tuple[list[Case], list[bytes]]
+    harness: Harness, stream: tuple[list[Case], list[bytes]], cold: bool
 ) -> None:
-    run_stream(harness, *stream)
+    run_stream(harness, *stream, cold=cold)
 
 
 @pytest.mark.parametrize("shape", sorted(BAD) + sorted(EITHER))
