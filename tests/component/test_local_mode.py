@@ -282,17 +282,18 @@ async def test_a_workload_that_keeps_crashing_is_restarted_with_backoff(
 async def test_a_reload_that_removes_a_target_answers_its_held_requests_at_once(
     local: Start, tmp_path: Path
 ) -> None:
-    h = await local(config(args="--startup-delay 5") + "---\n" + config("other"))
+    # A start far longer than every wait below (its startupTimeout, 20 s, ends it otherwise).
+    h = await local(config(args="--startup-delay 60") + "---\n" + config("other"))
     slot = h.runner.slots["default/app"]
     held = asyncio.create_task(h.get("app.localhost"))
     await h.until(lambda: "default/app" in h.runner.interceptor.counts())
     await h.until(lambda: h.runner.interceptor.counts()["default/app"].held == 1)
     (tmp_path / "config.yaml").write_text(config("other"))
     assert h.runner.reload()
-    status, body = await asyncio.wait_for(held, 3)  # not conditionWait (20 s) later
+    status, body = await asyncio.wait_for(held, 10)  # not conditionWait (20 s) later
     assert status == 503
     assert body == "default/app was removed from the configuration while this request waited\n"
-    await h.until(lambda: "default/app" not in h.runner.slots, within=3)  # start cancelled
+    await h.until(lambda: "default/app" not in h.runner.slots, within=15)  # start cancelled
     assert slot.starts == 0
 
 
