@@ -66,14 +66,7 @@ def log(message: str) -> None:
 
 def hops_of(stack: Standalone, key: str) -> dict[str, float]:
     """Milliseconds per hop of the one wake of ``key``, from the components' events."""
-    at: dict[str, float] = {}
-    for name in ("cold", "wake-seen", "active", "woken"):
-        found = [e for e in stack.events(name) if e.get("target") == key]
-        if len(found) != 1:
-            raise RuntimeError(f"{key}: expected one {name!r} event, found {len(found)}")
-        at[name] = float(found[0]["mono"])
-        if name == "woken":
-            at["sent"] = float(found[0]["sent"])
+    at = stack.wake_hops(key)
     return {label: (at[b] - at[a]) * 1000 for label, a, b in HOPS}
 
 

@@ -9,8 +9,10 @@ Shared by the cluster tests and ``loadtest/bench_wake.py``.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,24 @@ class Standalone:
     def get(self, host: str, timeout: float = 60.0) -> asyncio.Task[Answer]:
         return http_request(self.cluster, host, self.proxy, timeout=timeout)
 
+    def wake_hops(self, target: str) -> dict[str, float]:
+        """When each hop of ``target``'s one wake happened (``cold``, ``wake-seen``, ``active``,
+        ``sent``, ``woken``; monotonic seconds), from one read of the logs."""
+        at: dict[str, float] = {}
+        for doc in self.events():
+            if doc.get("target") != target:
+                continue
+            name = str(doc["event"])
+            if name in at:
+                raise AssertionError(f"{target}: more than one {name!r} event")
+            at[name] = float(doc["mono"])
+            if name == "woken":
+                at["sent"] = float(doc["sent"])
+        missing = {"cold", "wake-seen", "active", "woken"} - at.keys()
+        if missing:
+            raise AssertionError(f"{target}: no {', '.join(sorted(missing))} event")
+        return at
+
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         """The structured events every component logged so far (``name``: only those)."""
         found: list[dict[str, Any]] = []
@@ -66,7 +86,13 @@ class Standalone:
 
 
 async def start_standalone(
-    cluster: Cluster, prefix: str, proxy: int, admin: int, scaler: int, **operator_env: str
+    cluster: Cluster,
+    prefix: str,
+    proxy: int,
+    admin: int,
+    scaler: int,
+    interceptor_env: Mapping[str, str] | None = None,
+    **operator_env: str,
 ) -> Standalone:
     configs = await component_kubeconfigs(cluster, "interceptor", "scaler", "operator")
     procs: dict[str, Proc] = {}
@@ -75,6 +101,7 @@ async def start_standalone(
         f"{prefix}-interceptor",
         [*JSON_LOGS, "interceptor", "--listen", f"{LO}:{proxy}", "--admin", f"{LO}:{admin}"],
         configs["interceptor"],
+        **(interceptor_env or {}),
     )
     procs["scaler"] = start_component(
         cluster,
@@ -92,7 +119,28 @@ async def start_standalone(
     procs["operator"] = start_component(
         cluster, f"{prefix}-operator", [*JSON_LOGS, "operator"], configs["operator"], **env
     )
+
+    async def serving() -> bool:  # /readyz: synced, with its first routing table
+        return interceptor_ready(cluster, admin)
+
+    await eventually(serving, "the interceptor to be ready", within=60)
     return Standalone(cluster, procs, proxy, admin)
+
+
+def interceptor_ready(cluster: Cluster, admin: int) -> bool:
+    """Whether the interceptor whose admin port is ``admin`` answers /readyz with 200."""
+
+    def fetch() -> int:
+        conn = http.client.HTTPConnection(LO, admin, timeout=5)
+        try:
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status
+        except OSError:
+            return 0
+        finally:
+            conn.close()
+
+    return cluster.netns.call(fetch) == 200
 
 
 async def make_app(kube: Kube, name: str, **spec: Any) -> str:

@@ -9,7 +9,6 @@ request -> /scale written) and the cold-start overhead are printed for the READM
 from __future__ import annotations
 
 import asyncio
-import http.client
 import statistics
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc, stop
 from tests.cluster.helpers import Answer, eventually, http_request
-from tests.cluster.standalone import make_app, replicas
+from tests.cluster.standalone import interceptor_ready, make_app, replicas
 from tests.cluster.wakeway_setup import component_kubeconfigs, start_component
 from wakeway.kube import Kube
 from wakeway.kube.resources import HTTPSCALEDOBJECTS
@@ -94,25 +93,11 @@ async def routed(stack: Stack, kube: Kube, ns: str, name: str) -> None:
     await eventually(ready, f"{ns}/{name} to be Ready", within=60)
 
     async def both_ready() -> bool:
-        return all(_ready(stack.cluster, admin) for admin in ADMIN)
+        return all(interceptor_ready(stack.cluster, admin) for admin in ADMIN)
 
     await eventually(both_ready, "the interceptors to be ready", within=30)
     # An informer event reaches each interceptor shortly after the API server stored the object.
     await asyncio.sleep(0.5)
-
-
-def _ready(cluster: Cluster, admin: int) -> bool:
-    def fetch() -> int:
-        conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-        try:
-            conn.request("GET", "/readyz")
-            return conn.getresponse().status
-        except OSError:
-            return 0
-        finally:
-            conn.close()
-
-    return cluster.netns.call(fetch) == 200
 
 
 async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kube: Kube) -> None:

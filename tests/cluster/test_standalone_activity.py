@@ -84,13 +84,10 @@ async def test_a_wake_is_one_write_from_the_scalers_word_with_each_hop_logged(
     assert answer.status == 200
     assert await event_reasons(kube, ns, "hops") == ["Woken"]
 
-    def hop(name: str) -> float:
-        found = [e for e in stack.events(name) if e.get("target") == key]
-        assert len(found) == 1, (name, found)
-        return float(found[0]["mono"])
-
-    cold, seen, active, woken = hop("cold"), hop("wake-seen"), hop("active"), hop("woken")
-    sent = float(next(e for e in stack.events("woken") if e.get("target") == key)["sent"])
+    at = stack.wake_hops(key)
+    cold, seen, active, sent, woken = (
+        at[n] for n in ("cold", "wake-seen", "active", "sent", "woken")
+    )
     assert cold <= seen <= active <= sent <= woken  # no read or pass between the word and write
     print(
         f"\nwake hops: interceptor -> scaler {(seen - cold) * 1000:.1f} ms, scaler -> operator "
