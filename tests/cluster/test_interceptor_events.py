@@ -7,12 +7,12 @@ and a Ready condition saying the object cannot be served) may cost a rebuild.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.cluster.helpers import eventually
+from tests.cluster.standalone import make_app
 from tests.cluster.wakeway_setup import install_crd
 from wakeway.interceptor import Interceptor, InterceptorSettings
 from wakeway.interceptor.kube_mode import KubeConfigSource
@@ -26,21 +26,7 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture
 async def source(kube: Kube) -> AsyncIterator[tuple[KubeConfigSource, str]]:
     await install_crd(kube)
-    ns = f"events-{uuid.uuid4().hex[:6]}"
-    await kube.create(NAMESPACES, None, {"metadata": {"name": ns}})
-    await kube.create(
-        HTTPSCALEDOBJECTS,
-        ns,
-        {
-            "apiVersion": "http.keda.sh/v1alpha1",
-            "kind": "HTTPScaledObject",
-            "metadata": {"name": "app"},
-            "spec": {
-                "hosts": ["app.example"],
-                "scaleTargetRef": {"name": "app", "service": "app", "port": 80},
-            },
-        },
-    )
+    ns = await make_app(kube, "app")
     loopback = InterceptorSettings(
         listen_host="127.0.0.1", listen_port=0, admin_host="127.0.0.1", admin_port=0
     )

@@ -22,14 +22,12 @@ from typing import Any
 import pytest
 
 from tests.cluster.harness.cluster import Cluster
-from tests.cluster.harness.processes import Proc, stop
 from tests.cluster.helpers import Answer, deployment, eventually, http_request, service
+from tests.cluster.standalone import Standalone, start_standalone
 from tests.cluster.wakeway_setup import (
     IDENTITY,
     apply,
-    component_kubeconfigs,
     stamped_route,
-    start_component,
 )
 from wakeway.kube import Forbidden, Kube, NotFound
 from wakeway.kube.resources import (
@@ -54,37 +52,21 @@ REFUSED = ("False", "RefNotPermitted")
 
 
 @pytest.fixture(scope="module")
-def stack(cluster: Cluster) -> Iterator[dict[str, Proc]]:
-    configs = asyncio.run(component_kubeconfigs(cluster, "interceptor", "scaler", "operator"))
-    procs = {
-        "interceptor": start_component(
+def stack(cluster: Cluster) -> Iterator[Standalone]:
+    started = asyncio.run(
+        start_standalone(
             cluster,
-            "sec-interceptor",
-            ["interceptor", "--listen", f"127.0.0.1:{PROXY}", "--admin", f"127.0.0.1:{ADMIN}"],
-            configs["interceptor"],
-            WAKEWAY_INTERCEPTOR_CONDITION_WAIT=str(CONDITION_WAIT),
-        ),
-        "scaler": start_component(
-            cluster,
-            "sec-scaler",
-            ["scaler", "--listen", f"127.0.0.1:{SCALER}", "--interceptors", f"127.0.0.1:{ADMIN}"],
-            None,
-        ),
-        "operator": start_component(
-            cluster,
-            "sec-operator",
-            ["operator"],
-            configs["operator"],
-            WAKEWAY_OPERATOR_MODE="standalone",
-            WAKEWAY_OPERATOR_SCALER_ADDRESS=f"127.0.0.1:{SCALER}",
-            WAKEWAY_OPERATOR_HEALTH_PORT="0",
-        ),
-    }
+            "sec",
+            PROXY,
+            ADMIN,
+            SCALER,
+            interceptor_env={"WAKEWAY_INTERCEPTOR_CONDITION_WAIT": str(CONDITION_WAIT)},
+        )
+    )
     try:
-        yield procs
+        yield started
     finally:
-        for proc in reversed(list(procs.values())):
-            stop(proc, 5.0)
+        started.stop()
 
 
 @dataclass
@@ -301,7 +283,7 @@ async def held(cluster: Cluster, target: str) -> bool:
 
 
 async def test_identity_is_never_published_for_a_refused_binding(
-    cluster: Cluster, stack: dict[str, Proc], kube: Kube
+    cluster: Cluster, stack: Standalone, kube: Kube
 ) -> None:
     async with (
         tenant(cluster, kube, "bank") as bank,
@@ -341,7 +323,7 @@ async def test_identity_is_never_published_for_a_refused_binding(
 
 
 async def test_a_tenant_cannot_take_over_another_tenants_route(
-    cluster: Cluster, stack: dict[str, Proc], kube: Kube
+    cluster: Cluster, stack: Standalone, kube: Kube
 ) -> None:
     async with (
         tenant(cluster, kube, "shop") as shop,
@@ -382,7 +364,7 @@ async def test_a_tenant_cannot_take_over_another_tenants_route(
 
 
 async def test_caches_catch_up_promptly_after_an_api_server_restart(
-    cluster: Cluster, stack: dict[str, Proc], kube: Kube
+    cluster: Cluster, stack: Standalone, kube: Kube
 ) -> None:
     async with tenant(cluster, kube, "restart") as t:
         await workload(t, "web", replicas=1)
@@ -459,7 +441,7 @@ async def _answers(kube: Kube, ns: str) -> bool:
 
 
 async def test_requests_held_for_a_deleted_object_are_answered_at_once(
-    cluster: Cluster, stack: dict[str, Proc], kube: Kube
+    cluster: Cluster, stack: Standalone, kube: Kube
 ) -> None:
     async with tenant(cluster, kube, "gone") as t:
         # Its pod takes a while to listen, so the requests are still held at the deletion.
@@ -502,7 +484,7 @@ async def _woken(t: Tenant, name: str) -> bool:
 
 
 async def test_a_missing_workload_is_named_at_once(
-    cluster: Cluster, stack: dict[str, Proc], kube: Kube
+    cluster: Cluster, stack: Standalone, kube: Kube
 ) -> None:
     async with tenant(cluster, kube, "noload") as t:
         await workload(t, "ghost", replicas=0)
