@@ -1,6 +1,6 @@
 """Cold-start benchmark: what wakeway adds on top of a workload's own start, measured honestly.
 
-    .venv/bin/python loadtest/bench_coldstart.py [--count 20] [--burst 100] [--burst-rounds 3]
+    .venv/bin/python -m loadtest.bench_coldstart [--count 20] [--burst 100] [--burst-rounds 3]
         [--startup-delay 0] [--scaledown 1] [--json results.json]
 
 Runs ``wakeway local`` as its own process (the client here never shares an event loop with the
@@ -8,8 +8,8 @@ interceptor) with one workload, ``examples/local/app.py``, and a short ``scaledo
 
 - **single**: ``--count`` times, waits until the workload is asleep, sends one request and records
   the time to first byte (TTFB) at the client, from just before connecting. The workload's own
-  start-to-ready time (spawn until its readiness check passes) comes from the runner's wake log
-  line (``ready in 0.104s``, millisecond resolution). TTFB minus start-to-ready is what wakeway
+  start-to-ready time (spawn until its readiness check passes) comes from local mode's ``wake``
+  event (``--log-format json``). TTFB minus start-to-ready is what wakeway
   adds: noticing the held request, deciding to start, publishing the endpoint, forwarding.
 - **burst**: ``--burst-rounds`` times, ``--burst`` concurrent requests hit the sleeping workload;
   all must get 200 from a single start.
@@ -18,9 +18,10 @@ interceptor) with one workload, ``examples/local/app.py``, and a short ``scaledo
   timed from the spawn. Its TTFB is what a client would wait if someone started the workload at
   the moment the request arrived, so wakeway/baseline is a meaningful ratio.
 
-Percentiles interpolate linearly; with 20 samples p99 is close to the maximum. Loopback only;
-every wait is bounded (``--timeout`` for the whole run). Exit status 1 if any request failed, a
-cold request was not marked cold, or a burst started the workload more than once.
+Percentiles are nearest-rank (``loadtest.common``); with 20 samples p99 is the maximum.
+Loopback only; every wait is bounded (``--timeout`` for the whole run). Exit status 1 if any
+request failed, a cold request was not marked cold, or a burst started the workload more than
+once.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ import contextlib
 import json
 import os
 import platform
-import re
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -41,6 +40,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+
+from loadtest.common import (
+    LogLine,
+    Sleep,
+    Wake,
+    dist,
+    free_port,
+    parse_log_line,
+    ratio,
+    sleep_of,
+    wake_of,
+)
 
 HERE = Path(__file__).resolve().parent
 APP = HERE.parent / "examples" / "local" / "app.py"
@@ -51,38 +62,13 @@ WORKLOAD = "default/bench"
 
 T = TypeVar("T")
 
-# --- local mode as a child process, read through its log ---
-
-LISTEN_RE = re.compile(r"interceptor listening on (\S+):(\d+), admin on (\S+):(\d+)")
-WAKE_RE = re.compile(
-    r"wake (\S+): pid (\d+) on (\S+):(\d+) ready in ([\d.]+)s; first request waited ([\d.]+)s"
-)
-SLEEP_RE = re.compile(r"sleep (\S+): (.+?), idle for ([\d.]+)s; stopped in ([\d.]+)s \((.+)\)")
-
-
-@dataclass(frozen=True, slots=True)
-class Wake:
-    at: float  # wall clock (time.time()) when the line was read: the workload was ready
-    workload: str
-    pid: int
-    port: int
-    ready_in: float  # the workload's own spawn -> readiness passed
-    waited: float  # first held request noticed -> endpoint published
-
-
-@dataclass(frozen=True, slots=True)
-class Sleep:
-    at: float  # wall clock when the line was read: the process had stopped
-    workload: str
-    reason: str
-    idle_for: float
-    stopped_in: float
-    how: str
+# --- local mode as a child process, read through its JSON events ---
 
 
 @dataclass
 class LocalMode:
-    """``wakeway local CONFIG`` on loopback ports it picks itself; wakes and sleeps from its log."""
+    """``wakeway local CONFIG`` on loopback ports it picks itself; its ports, wakes and sleeps
+    from the structured events of its JSON log."""
 
     config: Path
     log_path: Path | None = None
@@ -90,7 +76,9 @@ class LocalMode:
     admin_port: int = 0
     wakes: list[Wake] = field(default_factory=list)
     sleeps: list[Sleep] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # WARNING/ERROR lines
+    problems: list[str] = field(default_factory=list)  # WARNING/ERROR lines, tracebacks
+    # time.time() - time.monotonic(): puts an event's ``mono`` on this process's wall clock
+    wall_minus_mono: float = field(default_factory=lambda: time.time() - time.monotonic())
     _proc: asyncio.subprocess.Process | None = None
     _reader: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -102,6 +90,8 @@ class LocalMode:
             "wakeway.cli",
             "--log-level",
             "INFO",
+            "--log-format",
+            "json",
             "local",
             str(self.config),
             "--listen",
@@ -153,27 +143,35 @@ class LocalMode:
         log = self.log_path.open("w") if self.log_path is not None else None
         try:
             while line_bytes := await self._proc.stderr.readline():
-                now = time.time()
                 line = line_bytes.decode(errors="replace").rstrip()
                 if log is not None:
-                    log.write(f"{now:.6f} {line}\n")
-                self._parse(line, now)
+                    log.write(f"{line}\n")
+                self._take(line)
                 self._changed.set()
         finally:
             if log is not None:
                 log.close()
             self._changed.set()
 
-    def _parse(self, line: str, now: float) -> None:
-        if m := WAKE_RE.search(line):
-            self.wakes.append(Wake(now, m[1], int(m[2]), int(m[4]), float(m[5]), float(m[6])))
-        elif m := SLEEP_RE.search(line):
-            self.sleeps.append(Sleep(now, m[1], m[2], float(m[3]), float(m[4]), m[5]))
-        elif m := LISTEN_RE.search(line):
-            self.admin_port = int(m[4])
-            self.proxy_port = int(m[2])
-        elif " WARNING " in line or " ERROR " in line or "Traceback" in line:
-            self.problems.append(line)
+    def _take(self, text: str) -> None:
+        line = parse_log_line(text)
+        if line is None:  # a workload's own output (it shares stderr), or a crash
+            if "Traceback" in text:
+                self.problems.append(text)
+            return
+        self.take(line)
+
+    def take(self, line: LogLine) -> None:
+        """Record one line of local mode's JSON log."""
+        if line.event == "wake":
+            self.wakes.append(wake_of(line, self.wall_minus_mono))
+        elif line.event == "sleep":
+            self.sleeps.append(sleep_of(line, self.wall_minus_mono))
+        elif line.event == "listening":
+            self.admin_port = int(line.doc["admin_port"])
+            self.proxy_port = int(line.doc["port"])
+        elif line.problem:
+            self.problems.append(f"{line.level} {line.message} {line.doc.get('exception', '')}")
 
     async def until_asleep(self, within: float) -> None:
         """Until every wake so far has its sleep (the workload is at zero)."""
@@ -284,9 +282,7 @@ class HandStart:
 
 async def hand_start(startup_delay: float, concurrency: int, limit: float) -> HandStart:
     """Spawn the workload, poll its readiness path, then ``concurrency`` requests at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     t0 = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         *app_argv(str(port), startup_delay),
@@ -319,31 +315,6 @@ async def hand_start(startup_delay: float, concurrency: int, limit: float) -> Ha
 
 
 # --- statistics and the report ---
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Percentile with linear interpolation between closest ranks."""
-    if not values:
-        return float("nan")
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-def dist(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50": pct(values, 50),
-        "p90": pct(values, 90),
-        "p99": pct(values, 99),
-        "max": max(values) if values else float("nan"),
-    }
-
-
-def ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else float("nan")
 
 
 @dataclass
@@ -466,7 +437,7 @@ async def run(args: argparse.Namespace) -> Results:
             "poll_interval": POLL_INTERVAL,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
-            "command": " ".join(["loadtest/bench_coldstart.py", *sys.argv[1:]]),
+            "command": " ".join(["python -m loadtest.bench_coldstart", *sys.argv[1:]]),
         }
     )
     with tempfile.TemporaryDirectory(prefix="wakeway-coldstart-") as tmp:
@@ -509,7 +480,7 @@ async def run(args: argparse.Namespace) -> Results:
 async def single_wakeway(local: LocalMode, results: Results, i: int) -> None:
     before = len(local.wakes)
     reply = await fetch(local.proxy_port, f"/cold/{i}")
-    await local.until(lambda: len(local.wakes) > before, 10, "wake line")
+    await local.until(lambda: len(local.wakes) > before, 10, "wake event")
     wake = local.wakes[-1]
     if reply.status != 200:
         results.problems.append(f"cold request {i}: status {reply.status} {reply.error}")
@@ -541,7 +512,7 @@ async def burst_wakeway(local: LocalMode, results: Results, n: int, deadline: fl
         deadline,
         "burst",
     )
-    await local.until(lambda: len(local.wakes) > before, 10, "wake line")
+    await local.until(lambda: len(local.wakes) > before, 10, "wake event")
     starts = len(local.wakes) - before
     ok = [r for r in replies if r.status == 200]
     pids = {r.pid for r in ok}

@@ -1,6 +1,6 @@
 """Peer benchmark: wakeway's interceptor and the KEDA HTTP add-on's, side by side, in one run.
 
-    sudo .venv/bin/python loadtest/bench_peer.py [--runs 3] [--duration 10] [--latency-seconds 10]
+    sudo .venv/bin/python -m loadtest.bench_peer [--runs 3] [--duration 10] [--latency-seconds 10]
         [--profile-seconds 60] [--cold 10] [--json FILE]
 
 Brings up the harness cluster (tests/cluster, a real control plane in a network namespace) and,
@@ -55,7 +55,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen import (
+from tests.cluster.harness.binaries import ensure
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.processes import Proc
+from tests.cluster.helpers import deployment
+from tests.cluster.wakeway_setup import (
+    apply,
+    documents,
+    install_crd,
+    install_interceptor_rbac,
+    start_interceptor,
+)
+from tests.interop import binaries
+
+from loadtest.common import format_ratio, free_ports, percentile
+from loadtest.loadgen import (
     BACKEND_BODY,
     CONNECTIONS,
     PROXY_BODY,
@@ -63,30 +77,11 @@ from loadgen import (
     ensure_tools,
     nginx_argv,
     nginx_config,
-    percentile,
     wrk_argv,
     wrk_result,
 )
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-
-from tests.cluster.harness.binaries import ensure  # noqa: E402
-from tests.cluster.harness.cluster import Cluster  # noqa: E402
-from tests.cluster.harness.processes import Proc  # noqa: E402
-from tests.cluster.helpers import deployment  # noqa: E402
-from tests.cluster.wakeway_setup import (  # noqa: E402
-    apply,
-    documents,
-    install_crd,
-    install_interceptor_rbac,
-    start_interceptor,
-)
-from tests.interop import binaries  # noqa: E402
-
-from wakeway.kube import Kube  # noqa: E402
-from wakeway.kube.resources import (  # noqa: E402
+from wakeway.kube import Kube
+from wakeway.kube.resources import (
     DEPLOYMENTS,
     ENDPOINTSLICES,
     HTTPSCALEDOBJECTS,
@@ -97,14 +92,12 @@ from wakeway.kube.resources import (  # noqa: E402
 
 NS = "bench"
 FAST_IP = "10.244.0.250"  # in the namespace's pod range, past the addresses pods get here
-BACKEND_PORT = 8080
+BACKEND_PORT = 8080  # the warm backend's port on its pod address, as a containerPort
 ROUTES = 200
 RATE = 1000
 PODS = Resource("", "v1", "pods", "Pod")
-WAKEWAY_PORT, WAKEWAY_ADMIN = 18100, 18101
-ADDON_PORT, ADDON_ADMIN = 18200, 18201
-NGINX_PORT = 18300
 PATHS = ("direct", "nginx", "wakeway", "addon")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -113,12 +106,34 @@ class Target:
     port: int
 
 
-TARGETS = {
-    "direct": Target(FAST_IP, BACKEND_PORT),
-    "nginx": Target("127.0.0.1", NGINX_PORT),
-    "wakeway": Target("127.0.0.1", WAKEWAY_PORT),
-    "addon": Target("127.0.0.1", ADDON_PORT),
-}
+@dataclass
+class Ports:
+    """Loopback ports inside the namespace, picked by the OS there once it is up."""
+
+    wakeway: int = 0
+    wakeway_admin: int = 0
+    addon: int = 0
+    addon_admin: int = 0
+    nginx: int = 0
+
+
+PORTS = Ports()
+TARGETS: dict[str, Target] = {}
+
+
+def pick_ports(cluster: Cluster) -> None:
+    """Fills PORTS and TARGETS with ports free inside the cluster's namespace."""
+    names = list(vars(PORTS))
+    for name, port in zip(names, cluster.netns.call(lambda: free_ports(len(names))), strict=True):
+        setattr(PORTS, name, port)
+    TARGETS.update(
+        direct=Target(FAST_IP, BACKEND_PORT),
+        nginx=Target("127.0.0.1", PORTS.nginx),
+        wakeway=Target("127.0.0.1", PORTS.wakeway),
+        addon=Target("127.0.0.1", PORTS.addon),
+    )
+
+
 FAST_HOST = "fast.bench.test"
 SLEEPY_HOST = "sleepy.bench.test"
 
@@ -295,19 +310,21 @@ def start_servers(
         work,
         "proxy",
         PROXY_BODY.format(
-            address="127.0.0.1", port=NGINX_PORT, backend_address=FAST_IP, backend=BACKEND_PORT
+            address="127.0.0.1", port=PORTS.nginx, backend_address=FAST_IP, backend=BACKEND_PORT
         ),
     )
     procs = {
         "backend": cluster.popen_in_netns("nginx-backend", nginx_argv(work, backend)),
         "nginx": cluster.popen_in_netns("nginx-proxy", nginx_argv(work, proxy)),
-        "wakeway": start_interceptor(cluster, wakeway_kubeconfig, WAKEWAY_PORT, WAKEWAY_ADMIN),
+        "wakeway": start_interceptor(
+            cluster, wakeway_kubeconfig, PORTS.wakeway, PORTS.wakeway_admin
+        ),
     }
     env = {
         "PATH": "/usr/bin:/bin",
         "KUBECONFIG": str(cluster.netns_kubeconfig),
-        "KEDA_HTTP_PROXY_PORT": str(ADDON_PORT),
-        "KEDA_HTTP_ADMIN_PORT": str(ADDON_ADMIN),
+        "KEDA_HTTP_PROXY_PORT": str(PORTS.addon),
+        "KEDA_HTTP_ADMIN_PORT": str(PORTS.addon_admin),
         "OTEL_PROM_EXPORTER_ENABLED": "false",
     }
     procs["addon"] = cluster.popen_in_netns(
@@ -377,7 +394,8 @@ def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str])
     t = TARGETS[path]
     argv = [
         sys.executable,
-        str(HERE / "loadgen.py"),
+        "-m",
+        "loadtest.loadgen",
         "--address",
         t.address,
         "--port",
@@ -391,7 +409,11 @@ def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str])
     hosts_file.write_text("\n".join(hosts) + "\n")
     argv += ["--hosts-file", str(hosts_file)]
     done = subprocess.run(
-        cluster.netns.command(argv), capture_output=True, text=True, timeout=seconds + 60
+        cluster.netns.command(argv),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        cwd=REPO,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the load generator failed on {path}:\n{done.stderr[-3000:]}")
@@ -411,7 +433,7 @@ def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str])
 
 
 def addon_holds(cluster: Cluster) -> bool:
-    status, body = netns_get(cluster, ADDON_ADMIN, "/queue")
+    status, body = netns_get(cluster, PORTS.addon_admin, "/queue")
     if status != 200:
         return False
     counts = json.loads(body or b"{}")
@@ -423,7 +445,7 @@ def wakeway_hold_watch(subscribed: threading.Event) -> float:
     returns the perf_counter time of the first line that shows the request held."""
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", WAKEWAY_ADMIN, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", PORTS.wakeway_admin, timeout=30)
     try:
         conn.request("GET", "/counts")
         resp = conn.getresponse()
@@ -578,10 +600,6 @@ async def measure(
     return r
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "-"
-
-
 def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
     med = {p: statistics.median(v) for p, v in r.uncapped.items()}
     cpu = {p: statistics.median(v) for p, v in r.cpu_us.items()}
@@ -624,7 +642,7 @@ def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
 
     for name, values, _ in rows:
         w = values.get("wakeway", 0.0)
-        ratios = [ratio(w, values[p]) if p in values else "—" for p in ("addon", "nginx", "direct")]
+        ratios = [format_ratio(w, values.get(p)) for p in ("addon", "nginx", "direct")]
         lines.append(
             f"| {name} | {' | '.join(cell(values, p) for p in PATHS)} | {' | '.join(ratios)} |"
         )
@@ -673,6 +691,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="wakeway-peer-"))  # nginx's files, readable by its workers
     try:
         cluster.start()
+        pick_ports(cluster)
         log("cluster up; creating objects")
         proxy.ips = asyncio.run(set_up_objects(cluster, addon.crds))
         proxy.install()

@@ -1,6 +1,6 @@
 """Proxy benchmark: direct vs wakeway vs nginx-as-proxy, same backend, one run.
 
-    .venv/bin/python loadtest/bench_proxy.py [--runs 3] [--duration 10] [--threads 2]
+    .venv/bin/python -m loadtest.bench_proxy [--runs 3] [--duration 10] [--threads 2]
 
 Installs Debian's nginx and wrk when missing (apt-get, as root), starts nginx serving a small
 static file on loopback as the backend, a wakeway interceptor and an nginx reverse proxy in
@@ -21,28 +21,27 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
-from loadgen import (
+from loadtest.bench_proxy_server import spawn_interceptor
+from loadtest.common import format_ratio, free_ports, percentile
+from loadtest.loadgen import (
     BACKEND_BODY,
     CONNECTIONS,
     PROXY_BODY,
     cpu_seconds,
     ensure_tools,
     fixed_rate,
-    free_port,
-    percentile,
     start_nginx,
     wait_port,
     wrk,
 )
 
-HERE = Path(__file__).resolve().parent
 BODY = b"x" * 100
 RATE = 1000
 
@@ -68,14 +67,14 @@ def main() -> int:
         parser.error("keep it bounded: runs 1..10, durations up to 60 s")
     ensure_tools()
 
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[subprocess.Popen[Any]] = []
     with tempfile.TemporaryDirectory(prefix="wakeway-bench-") as tmp:
         work = Path(tmp)
         work.chmod(0o755)  # nginx workers run as an unprivileged user
         (work / "www").mkdir()
         (work / "www" / "b").write_bytes(BODY)
-        ports = Paths(free_port(), free_port(), free_port())
-        admin = free_port()
+        direct, nginx = free_ports(2)  # nginx needs a number; the interceptor takes port 0
+        ports = Paths(direct=direct, wakeway=0, nginx=nginx)
         try:
             procs.append(
                 start_nginx(
@@ -97,22 +96,9 @@ def main() -> int:
                     ),
                 )
             )
-            wakeway = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "bench_proxy_server.py"),
-                    str(ports.wakeway),
-                    str(admin),
-                    str(ports.direct),
-                ],
-                stdout=subprocess.PIPE,
-            )
+            wakeway, ports.wakeway, _ = spawn_interceptor(ports.direct)
             procs.append(wakeway)
-            assert wakeway.stdout is not None
-            if wakeway.stdout.readline().strip() != b"ready":
-                raise RuntimeError("the wakeway interceptor did not start")
-            for port in (ports.nginx, ports.wakeway):
-                wait_port(port)
+            wait_port(ports.nginx)
             return run(args, ports, wakeway.pid)
         finally:
             for proc in reversed(procs):
@@ -162,12 +148,12 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
         p50, p99, worst = p[name]
         print(f"  {name:8s} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms   max {worst:6.3f} ms")
     ratio_nginx = med["wakeway"] / med["nginx"]
-    ratio_direct = med["wakeway"] / med["direct"]
     added_p99 = p["wakeway"][1] - p["direct"][1]
     print("ratios:")
-    print(f"  wakeway/nginx throughput  {ratio_nginx:.2f}  (goal >= 0.5)")
-    print(f"  wakeway/direct throughput {ratio_direct:.2f}")
-    print(f"  nginx/direct throughput   {med['nginx'] / med['direct']:.2f}")
+    goal = "(goal >= 0.5)"
+    print(f"  wakeway/nginx throughput  {format_ratio(med['wakeway'], med['nginx'])}  {goal}")
+    print(f"  wakeway/direct throughput {format_ratio(med['wakeway'], med['direct'])}")
+    print(f"  nginx/direct throughput   {format_ratio(med['nginx'], med['direct'])}")
     print(
         f"  added p99 at {RATE} req/s: wakeway {added_p99:+.3f} ms (goal <= 2 ms), "
         f"nginx {p['nginx'][1] - p['direct'][1]:+.3f} ms"

@@ -1,23 +1,30 @@
 """Run one wakeway interceptor for the load tests: every host routed to one backend address.
 
-Usage: python loadtest/bench_proxy_server.py PROXY_PORT ADMIN_PORT [BACKEND_PORT]
+Usage: python -m loadtest.bench_proxy_server [BACKEND_PORT]
 Without BACKEND_PORT the target stays cold (no endpoint), so every request is held: that is
-how held_rss.py measures memory per held request. Prints "ready" once listening.
+how held_rss.py measures memory per held request and bench_scaler.py times wakes. Listens on
+loopback ports the OS picks and prints them once listening, as one JSON line:
+``{"proxy": PORT, "admin": PORT}``. :func:`spawn` runs it as a child process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import resource
+import select
 import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import uvloop
 
-from wakeway.gateway.request import Request
+from loadtest.common import OneTarget
 from wakeway.interceptor import Interceptor, InterceptorSettings
-from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.httpso import parse_httpscaledobject
 
+REPO = Path(__file__).resolve().parents[1]
 TARGET = parse_httpscaledobject(
     {
         "apiVersion": "http.keda.sh/v1alpha1",
@@ -32,23 +39,18 @@ TARGET = parse_httpscaledobject(
 )
 
 
-class OneTarget:
-    def lookup(self, req: Request) -> HTTPScaledObject | None:
-        return TARGET
-
-
-async def serve(proxy_port: int, admin_port: int, backend_port: int | None) -> None:
+async def serve(backend_port: int | None) -> None:
     settings = InterceptorSettings(
         listen_host="127.0.0.1",
-        listen_port=proxy_port,
+        listen_port=0,
         admin_host="127.0.0.1",
-        admin_port=admin_port,
+        admin_port=0,
         max_held_total=1000000,
         header_read_timeout=600.0,
     )
     interceptor = Interceptor(settings)
     await interceptor.start()
-    interceptor.set_router(OneTarget())
+    interceptor.set_router(OneTarget(TARGET))
     if backend_port is not None:
         interceptor.set_endpoints(
             {TARGET.backend.key(TARGET.namespace): [("127.0.0.1", backend_port)]}
@@ -57,17 +59,45 @@ async def serve(proxy_port: int, admin_port: int, backend_port: int | None) -> N
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    print("ready", flush=True)
+    ports = {"proxy": interceptor.proxy_port, "admin": interceptor.admin_port}
+    print(json.dumps(ports), flush=True)
     await stop.wait()
     await interceptor.drain_and_stop(drain_timeout=1.0)
+
+
+def spawn(
+    module: str, *args: str, within: float = 30.0
+) -> tuple[subprocess.Popen[str], dict[str, int]]:
+    """``python -m module args`` whose first stdout line is a JSON object of the ports it
+    listens on (within ``within`` seconds); the process and those ports. The caller stops it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    assert proc.stdout is not None
+    line = ""
+    if select.select([proc.stdout], [], [], within)[0]:
+        line = proc.stdout.readline()
+    try:
+        ports: dict[str, int] = json.loads(line)
+    except ValueError:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{module} did not start within {within:g}s: {line!r}") from None
+    return proc, ports
+
+
+def spawn_interceptor(backend_port: int | None = None) -> tuple[subprocess.Popen[str], int, int]:
+    """This interceptor as a child process; it, its proxy port and its admin port."""
+    args = [] if backend_port is None else [str(backend_port)]
+    proc, ports = spawn("loadtest.bench_proxy_server", *args)
+    return proc, ports["proxy"], ports["admin"]
 
 
 def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    args = [int(a) for a in sys.argv[1:]]
-    backend = args[2] if len(args) > 2 else None
-    uvloop.run(serve(args[0], args[1], backend))
+    backend = int(sys.argv[1]) if len(sys.argv) > 1 else None
+    uvloop.run(serve(backend))
 
 
 if __name__ == "__main__":

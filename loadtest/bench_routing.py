@@ -1,6 +1,6 @@
 """Routing table at scale: lookup latency percentiles and full-rebuild time for N routes.
 
-    .venv/bin/python loadtest/bench_routing.py [--routes 10000] [--lookups 200000]
+    .venv/bin/python -m loadtest.bench_routing [--routes 10000] [--lookups 200000]
 
 Three tables of N entries each: HTTPScaledObjects with one host and two path prefixes each;
 HTTPRoute rules bound to HTTPScaledObjects (Gateway API precedence, header and method matches);
@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from loadtest.common import percentile
 from wakeway.gateway.request import Request
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
@@ -100,8 +101,8 @@ def time_lookups(lookup: Callable[[Request], object], reqs: Sequence[Request]) -
 
 
 def pct(samples: list[int], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000.0
+    """The ``q`` percentile of nanosecond samples, in microseconds."""
+    return percentile(samples, q) / 1000.0
 
 
 def build_time(build: Callable[[], RoutingTable], repeat: int = 3) -> tuple[float, RoutingTable]:

@@ -1,11 +1,11 @@
 """Scaler latency: first held request -> StreamIsActive ``true``, and IsActive/GetMetrics.
 
-    .venv/bin/python loadtest/bench_scaler.py [--wakes 50] [--rounds 3] [--calls 2000]
+    .venv/bin/python -m loadtest.bench_scaler [--wakes 50] [--rounds 3] [--calls 2000]
 
-Three processes on loopback: an interceptor (every request goes to one target with no
-endpoints, so it is held), the scaler subscribed to its count stream, and this client. Per
-wake the client opens a connection, takes ``t0`` just before writing a request, and takes
-``t1`` when ``StreamIsActive`` yields ``true``; closing the connection ends the held request
+Three processes on loopback: an interceptor (``bench_proxy_server``: every request goes to one
+target with no endpoints, so it is held), the scaler subscribed to its count stream, and this
+client. Per wake the client opens a connection, takes ``t0`` just before writing a request, and
+takes ``t1`` when ``StreamIsActive`` yields ``true``; closing the connection ends the held request
 and the stream goes back to ``false`` before the next wake. The same client also reads the
 interceptor's ``/counts`` stream directly: the baseline row is ``t0`` to that stream's ``wake``
 line, so "scaler adds" is what the scaler's hop (parse, aggregate, gRPC) costs on top.
@@ -20,10 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +28,8 @@ import aiohttp
 import grpc
 import uvloop
 
-from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from loadtest.bench_proxy_server import TARGET, spawn, spawn_interceptor
+from loadtest.common import percentile
 from wakeway.protocol import externalscaler_pb2 as pb
 from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerStub
 from wakeway.scaler import Scaler, ScalerSettings, scaler_metadata
@@ -41,42 +38,10 @@ from wakeway.scaler.live import LiveCounts
 from wakeway.scaler.service import ExternalScalerService
 from wakeway.scaler.wire import CountLine, Counts
 
-TARGET_DOC: dict[str, Any] = {
-    "apiVersion": "http.keda.sh/v1alpha1",
-    "kind": "HTTPScaledObject",
-    "metadata": {"name": "bench", "namespace": "bench"},
-    "spec": {"scaleTargetRef": {"name": "bench", "service": "bench", "port": 8080}},
-}
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench.example\r\n\r\n"
 
 
-def target() -> HTTPScaledObject:
-    return parse_httpscaledobject(TARGET_DOC)
-
-
-# -- the two server roles, each in its own process --------------------------------------------
-
-
-class _OneTarget:
-    def __init__(self, so: HTTPScaledObject) -> None:
-        self.so = so
-
-    def lookup(self, req: object) -> HTTPScaledObject:
-        return self.so
-
-
-async def _interceptor_role() -> None:
-    from wakeway.interceptor import Interceptor, InterceptorSettings
-
-    settings = InterceptorSettings(
-        listen_host="127.0.0.1", listen_port=0, admin_host="127.0.0.1", admin_port=0
-    )
-    interceptor = Interceptor(settings)
-    interceptor.set_router(_OneTarget(target()))
-    await interceptor.start()
-    print(json.dumps({"proxy": interceptor.proxy_port, "admin": interceptor.admin_port}))
-    sys.stdout.flush()
-    await asyncio.Event().wait()
+# -- the scaler, in its own process (the interceptor is bench_proxy_server's) ------------------
 
 
 async def _scaler_role(admin: str) -> None:
@@ -84,8 +49,7 @@ async def _scaler_role(admin: str) -> None:
     scaler = Scaler(settings)
     await scaler.start()
     await _until(lambda: bool(scaler.live.aggregator.replicas))
-    print(json.dumps({"grpc": scaler.port}))
-    sys.stdout.flush()
+    print(json.dumps({"grpc": scaler.port}), flush=True)
     await asyncio.Event().wait()
 
 
@@ -97,26 +61,12 @@ async def _until(predicate: Any, within: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
 
-def _spawn(*args: str) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    proc = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), *args], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise RuntimeError(f"{args[0]} process did not start")
-    ports: dict[str, int] = json.loads(line)
-    return proc, ports
-
-
 # -- measurements ------------------------------------------------------------------------------
 
 
 def _ms(values: Sequence[float]) -> str:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return f"median {statistics.median(ordered) * 1e3:7.3f} ms   p99 {p99 * 1e3:7.3f} ms"
+    p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+    return f"p50 {p50 * 1e3:7.3f} ms   p99 {p99 * 1e3:7.3f} ms"
 
 
 async def _read_until(call: Any, value: bool) -> None:
@@ -127,7 +77,7 @@ async def _read_until(call: Any, value: bool) -> None:
 
 async def _wakes(proxy: int, admin: int, stub: Any, n: int) -> tuple[list[float], list[float]]:
     ref = pb.ScaledObjectRef(
-        name="bench", namespace="bench", scalerMetadata=scaler_metadata(target())
+        name="bench", namespace="bench", scalerMetadata=scaler_metadata(TARGET)
     )
     via_scaler: list[float] = []
     direct: list[float] = []
@@ -166,7 +116,7 @@ async def _wakes(proxy: int, admin: int, stub: Any, n: int) -> tuple[list[float]
 
 async def _unary(stub: Any, calls: int) -> tuple[list[float], list[float]]:
     ref = pb.ScaledObjectRef(
-        name="bench", namespace="bench", scalerMetadata=scaler_metadata(target())
+        name="bench", namespace="bench", scalerMetadata=scaler_metadata(TARGET)
     )
     request = pb.GetMetricsRequest(
         scaledObjectRef=ref, metricName="s0-http-bench-bench-concurrency"
@@ -192,7 +142,7 @@ def _in_process(calls: int) -> tuple[list[float], list[float]]:
     live.aggregator.apply("a:1", CountLine("snapshot", 1, {"bench/bench": Counts(3, 0, 10)}), 0.0)
     service = ExternalScalerService(live, ScalerSettings())
     ref = pb.ScaledObjectRef(
-        name="bench", namespace="bench", scalerMetadata=scaler_metadata(target())
+        name="bench", namespace="bench", scalerMetadata=scaler_metadata(TARGET)
     )
     active: list[float] = []
     value: list[float] = []
@@ -208,17 +158,18 @@ def _in_process(calls: int) -> tuple[list[float], list[float]]:
 
 
 async def _bench(args: argparse.Namespace) -> None:
-    interceptor, ports = _spawn("--role", "interceptor")
+    interceptor, proxy, admin = spawn_interceptor()
     scaler = None
     try:
-        scaler, sports = _spawn("--role", "scaler", "--admin", f"127.0.0.1:{ports['admin']}")
+        role = ["--role", "scaler", "--admin", f"127.0.0.1:{admin}"]
+        scaler, sports = spawn("loadtest.bench_scaler", *role)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{sports['grpc']}") as channel:
             stub = ExternalScalerStub(channel)
             all_scaler: list[float] = []
             all_direct: list[float] = []
             print(f"first held request -> StreamIsActive true, {args.wakes} wakes per round")
             for r in range(args.rounds):
-                via, direct = await _wakes(ports["proxy"], ports["admin"], stub, args.wakes)
+                via, direct = await _wakes(proxy, admin, stub, args.wakes)
                 added = [a - b for a, b in zip(via, direct, strict=True)]
                 print(f"  round {r + 1}: via scaler {_ms(via)}")
                 print(f"           count stream {_ms(direct)}   (baseline)")
@@ -249,12 +200,10 @@ def main() -> None:
     parser.add_argument("--wakes", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--role", choices=["interceptor", "scaler"], help=argparse.SUPPRESS)
+    parser.add_argument("--role", choices=["scaler"], help=argparse.SUPPRESS)
     parser.add_argument("--admin", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role == "interceptor":
-        uvloop.run(_interceptor_role())
-    elif args.role == "scaler":
+    if args.role == "scaler":
         uvloop.run(_scaler_role(args.admin))
     else:
         uvloop.run(_bench(args))

@@ -1,6 +1,6 @@
 """Wake latency in standalone mode on a real API server: first held request -> /scale written.
 
-    sudo .venv/bin/python loadtest/bench_wake.py [--wakes 60] [--json FILE]
+    sudo .venv/bin/python -m loadtest.bench_wake [--wakes 60] [--json FILE]
 
 Brings up the harness cluster (tests/cluster: a real control plane in a network namespace) and,
 inside that namespace, one interceptor, the scaler and the operator in standalone mode, each
@@ -30,16 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-from loadgen import percentile
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-
-from tests.cluster.harness.binaries import ensure  # noqa: E402
-from tests.cluster.harness.cluster import Cluster  # noqa: E402
-from tests.cluster.helpers import deployment  # noqa: E402
-from tests.cluster.standalone import (  # noqa: E402
+from tests.cluster.harness.binaries import ensure
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.helpers import deployment
+from tests.cluster.standalone import (
     Standalone,
     first_routed,
     make_app,
@@ -47,8 +41,9 @@ from tests.cluster.standalone import (  # noqa: E402
     start_standalone,
 )
 
-from wakeway.kube import Kube  # noqa: E402
-from wakeway.kube.resources import DEPLOYMENTS, NAMESPACES  # noqa: E402
+from loadtest.common import dist, format_ratio, free_ports
+from wakeway.kube import Kube
+from wakeway.kube.resources import DEPLOYMENTS, NAMESPACES
 
 HOPS = (
     ("interceptor -> scaler", "cold", "wake-seen"),
@@ -82,7 +77,9 @@ async def baseline_write(kube: Kube, ns: str) -> float:
 
 async def measure(cluster: Cluster, wakes: int) -> dict[str, list[float]]:
     kube = await Kube.connect(str(cluster.kubeconfig))
-    stack = await start_standalone(cluster, "bench-wake", 18481, 19481, 19483)
+    # loopback ports inside the cluster's own namespace, picked there by the OS
+    proxy, admin, scaler = cluster.netns.call(lambda: free_ports(3))
+    stack = await start_standalone(cluster, "bench-wake", proxy, admin, scaler)
     results: dict[str, list[float]] = {label: [] for label, _, _ in HOPS}
     results["baseline: the /scale patch alone"] = []
     try:
@@ -108,13 +105,13 @@ async def measure(cluster: Cluster, wakes: int) -> dict[str, list[float]]:
 def report(results: dict[str, list[float]]) -> str:
     floor = statistics.median(results["baseline: the /scale patch alone"])
     lines = [
-        f"{'':40} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 / floor':>11}",
+        f"{'':40} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 / floor':>11}",
     ]
     for label, values in results.items():
-        p50 = percentile(values, 0.5)
+        d = dist(values)
         lines.append(
-            f"{label:40} {p50:8.2f} {percentile(values, 0.99):8.2f} {max(values):8.2f}"
-            f" {p50 / floor:11.2f}"
+            f"{label:40} {d['p50']:8.2f} {d['p90']:8.2f} {d['p99']:8.2f} {d['max']:8.2f}"
+            f" {format_ratio(d['p50'], floor):>11}"
         )
     return "\n".join(lines)
 

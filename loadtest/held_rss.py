@@ -1,6 +1,6 @@
 """Memory for held requests: RSS of an interceptor holding N requests for a cold target.
 
-    .venv/bin/python loadtest/held_rss.py [--requests 10000]
+    .venv/bin/python -m loadtest.held_rss [--requests 10000]
 
 Starts the interceptor (bench_proxy_server.py, no backend endpoint, so every request is held),
 opens N client connections to it on 127.0.0.1, each sending one GET, waits until the interceptor
@@ -14,15 +14,13 @@ import argparse
 import asyncio
 import json
 import resource
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import uvloop
 
-HERE = Path(__file__).resolve().parent
+from loadtest.bench_proxy_server import spawn_interceptor
 
 
 def rss_bytes(pid: int) -> int:
@@ -31,13 +29,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def held_count(admin_port: int) -> int:
@@ -86,15 +77,8 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if not 1 <= args.requests <= min(50000, hard - 100):
         parser.error(f"--requests must be between 1 and {min(50000, hard - 100)}")
-    proxy_port, admin_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "bench_proxy_server.py"), str(proxy_port), str(admin_port)],
-        stdout=subprocess.PIPE,
-    )
+    server, proxy_port, admin_port = spawn_interceptor()
     try:
-        assert server.stdout is not None
-        if server.stdout.readline().strip() != b"ready":
-            raise RuntimeError("the interceptor did not start")
         uvloop.run(hold(args.requests, proxy_port, admin_port, server.pid))
     finally:
         server.terminate()

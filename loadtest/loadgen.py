@@ -9,7 +9,7 @@
 Run as a script, ``open_loop`` prints its result as JSON, so a benchmark can run the generator
 in another process (for example inside a network namespace with ``ip netns exec``):
 
-    python loadtest/loadgen.py --address 127.0.0.1 --port 8080 --rate 1000 --seconds 10 \
+    python -m loadtest.loadgen --address 127.0.0.1 --port 8080 --rate 1000 --seconds 10 \
         [--host NAME ...] [--connections 256]
 
 Every load loop is bounded in count and time.
@@ -55,13 +55,6 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def find(exe: str) -> str | None:
@@ -318,11 +311,6 @@ async def fixed_rate(port: int, rate: int, seconds: float) -> list[float]:
     if result.errors:
         raise RuntimeError(f"{result.errors} of {result.sent} requests failed on port {port}")
     return result.latencies
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
 """Locust scenarios against local mode, with a plot of latency over time and the wakes and sleeps.
 
-    .venv/bin/python loadtest/run_locust.py [coldburst|steady|wakesleep|all ...]
+    .venv/bin/python -m loadtest.run_locust [coldburst|steady|wakesleep|all ...]
         [--users N] [--spawn-rate R] [--time SECONDS] [--out loadtest/results]
 
 For each scenario this starts ``wakeway local`` itself (a temporary config with one workload,
 ``examples/local/app.py``, on loopback ports it picks), runs locust headless against it with
-bounded users and time, reads the wake and sleep lines from local mode's log, and writes into
+bounded users and time, reads the wake and sleep events from local mode's JSON log, and writes into
 ``<out>/<scenario>/``:
 
 - ``report.html``: locust's HTML report; ``locust_stats.csv`` and friends: its CSVs;
@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench_coldstart import LocalMode, Sleep, Wake, dist, fetch, ratio, workload_yaml
+from loadtest.bench_coldstart import LocalMode, fetch, workload_yaml
+from loadtest.common import Sleep, Wake, dist, ratio
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILES = HERE / "locust"
@@ -242,8 +243,8 @@ async def run_locust(sc: Scenario, host: str, out: Path) -> tuple[int, float, fl
     t0 = time.time()
     with (out / "locust.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
-        )
+            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, cwd=HERE.parent
+        )  # the locustfiles import loadtest.locust.scenario_common from the repository root
         try:
             code = await asyncio.wait_for(proc.wait(), limit)
         except TimeoutError:

@@ -7,7 +7,7 @@ request every 1-2 s to the now-warm workload, so the report contrasts held and w
 
 from __future__ import annotations
 
-from scenario_common import WakewayUser
+from loadtest.locust.scenario_common import WakewayUser
 
 from locust import between
 

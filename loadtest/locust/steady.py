@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scenario_common import WakewayUser
+from loadtest.locust.scenario_common import WakewayUser
 
 from locust import constant_throughput
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from scenario_common import WakewayUser
+from loadtest.locust.scenario_common import WakewayUser
 
 from locust import LoadTestShape, constant_throughput
 

@@ -15,14 +15,13 @@ import pytest
 pytestmark = pytest.mark.component
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "loadtest" / "bench_coldstart.py"
 
 
 def test_coldstart_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "coldstart.json"
     args = ["--count", "2", "--burst", "10", "--burst-rounds", "1", "--timeout", "120"]
     proc = subprocess.run(
-        [sys.executable, str(BENCH), *args, "--json", str(out)],
+        [sys.executable, "-m", "loadtest.bench_coldstart", *args, "--json", str(out)],
         capture_output=True,
         text=True,
         timeout=180,

@@ -166,6 +166,21 @@ class LocalRunner:
     async def start(self) -> None:
         """Listen, and begin acting on counts (workloads with replicas.min >= 1 start now)."""
         await self.interceptor.start()
+        s, i = self.settings, self.interceptor
+        log.info(
+            "local mode listening on %s:%d, admin on %s:%d",
+            s.listen_host,
+            i.proxy_port,
+            s.admin_host,
+            i.admin_port,
+            extra=event(
+                "listening",
+                host=s.listen_host,
+                port=i.proxy_port,
+                admin_host=s.admin_host,
+                admin_port=i.admin_port,
+            ),
+        )
         self._control_task = asyncio.create_task(self._control(), name="wakeway-local-control")
 
     async def stop(self) -> None:

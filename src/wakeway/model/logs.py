@@ -10,7 +10,7 @@ the operator.
 Events: ``cold`` (interceptor: a target's first request held), ``wake-seen`` (scaler: a count
 line saying so arrived), ``active`` (operator: the scaler's stream turned active),
 ``woken`` (operator: the wake write to /scale finished; ``sent`` is when it was sent, on the same
-clock), and local mode's ``wake``/``sleep``.
+clock), and local mode's ``listening`` (its proxy and admin ports), ``wake`` and ``sleep``.
 """
 
 from __future__ import annotations
