@@ -1,74 +1,33 @@
-"""Shared helpers for interceptor component tests: a tiny router, targets, a running proxy."""
+"""The component tier's fixtures: every test runs on uvloop (as every component does in
+production), with an aiohttp client session, interceptors and a backend. The helpers they use
+are in tests/interceptor_helpers.py."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 import uvloop
-from aiohttp import WSMsgType, web
+from pytest_asyncio.plugin import LoopFactory
 
-from wakeway.gateway.request import Request
-from wakeway.interceptor import Interceptor, InterceptorSettings
-from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
-
-
-class HostRouter:
-    """Routes by exact host, falling back to the target registered for "*"."""
-
-    def __init__(self, targets: Mapping[str, HTTPScaledObject]) -> None:
-        self.targets = dict(targets)
-
-    def lookup(self, req: Request) -> HTTPScaledObject | None:
-        return self.targets.get(req.host) or self.targets.get("*")
+from tests.interceptor_helpers import TEST_SETTINGS, Backend, StartInterceptor
+from wakeway.interceptor import Interceptor
 
 
-def make_target(
-    name: str = "app", service: str = "app-svc", port: int = 8080, **spec: Any
-) -> HTTPScaledObject:
-    doc: dict[str, Any] = {
-        "apiVersion": "http.keda.sh/v1alpha1",
-        "kind": "HTTPScaledObject",
-        "metadata": {"name": name, "namespace": "test"},
-        "spec": {"scaleTargetRef": {"name": name, "service": service, "port": port}, **spec},
-    }
-    return parse_httpscaledobject(doc)
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, LoopFactory]:
+    """Every async test of this tier, and its fixtures, on one uvloop loop."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
-def backend_key(target: HTTPScaledObject) -> str:
-    return target.backend.key(target.namespace)
-
-
-# The interceptor runs on uvloop in production; its component tests do too. pytest-asyncio marks
-# this override as deprecated in favour of a hook that would re-parametrize every test here.
-UVLOOP = [
-    pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture'),
-]
-
-
-def uvloop_policy() -> asyncio.AbstractEventLoopPolicy:
-    policy: asyncio.AbstractEventLoopPolicy = uvloop.EventLoopPolicy()
-    return policy
-
-
-TEST_SETTINGS = InterceptorSettings(
-    listen_host="127.0.0.1",
-    listen_port=0,
-    admin_host="127.0.0.1",
-    admin_port=0,
-    connect_timeout=2.0,
-    response_header_timeout=10.0,
-    condition_wait=10.0,
-    drain_timeout=5.0,
-    counts_heartbeat=0.2,
-)
-
-StartInterceptor = Callable[..., Any]
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        yield s
 
 
 @pytest.fixture
@@ -87,130 +46,6 @@ async def start_interceptor() -> AsyncIterator[StartInterceptor]:
         await interceptor.drain_and_stop(drain_timeout=0.5)
 
 
-class Backend:
-    """A real aiohttp server on 127.0.0.1 with handlers the proxy tests need."""
-
-    def __init__(self) -> None:
-        self.app = web.Application(client_max_size=1 << 30)
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-        self.requests: list[web.Request] = []
-        self.gates: dict[str, asyncio.Event] = {}
-        r = self.app.router
-        r.add_route("*", "/echo", self.echo)
-        r.add_post("/upload", self.upload)
-        r.add_get("/download", self.download)
-        r.add_get("/sse", self.sse)
-        r.add_get("/ws", self.ws)
-        r.add_get("/wait/{name}", self.wait)
-        r.add_get("/status/{code}", self.status)
-        r.add_get("/abort", self.abort)
-
-    @property
-    def addr(self) -> tuple[str, int]:
-        return ("127.0.0.1", self.port)
-
-    def gate(self, name: str) -> asyncio.Event:
-        return self.gates.setdefault(name, asyncio.Event())
-
-    async def start(self) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        sock = socket.create_server(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self.runner, sock).start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-
-    async def echo(self, request: web.Request) -> web.Response:
-        self.requests.append(request)
-        body = await request.read()
-        return web.json_response(
-            {
-                "method": request.method,
-                "path": request.path_qs,
-                "headers": [[k, v] for k, v in request.headers.items()],
-                "body": body.decode("latin-1"),
-            }
-        )
-
-    async def upload(self, request: web.Request) -> web.Response:
-        digest = hashlib.sha256()
-        size = 0
-        async for chunk in request.content.iter_any():
-            digest.update(chunk)
-            size += len(chunk)
-        return web.json_response({"sha256": digest.hexdigest(), "size": size})
-
-    async def download(self, request: web.Request) -> web.StreamResponse:
-        size = int(request.query["size"])
-        chunked = request.query.get("chunked") == "1"
-        response = web.StreamResponse()
-        if chunked:
-            response.enable_chunked_encoding()
-        else:
-            response.content_length = size
-        await response.prepare(request)
-        for piece in pattern_chunks(size):
-            await response.write(piece)
-        await response.write_eof()
-        return response
-
-    async def sse(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
-        for i in range(3):
-            await response.write(f"data: event {i}\n\n".encode())
-            await self.gate(f"sse-{i}").wait()
-        await response.write_eof()
-        return response
-
-    async def ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                await ws.send_str("echo:" + msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                await ws.send_bytes(msg.data[::-1])
-        return ws
-
-    async def wait(self, request: web.Request) -> web.Response:
-        await self.gate(request.match_info["name"]).wait()
-        return web.Response(text="released\n")
-
-    async def status(self, request: web.Request) -> web.Response:
-        return web.Response(status=int(request.match_info["code"]), text="status\n")
-
-    async def abort(self, request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        response.content_length = 1000
-        await response.prepare(request)
-        await response.write(b"x" * 10)
-        assert request.transport is not None
-        request.transport.abort()
-        return response
-
-
-def pattern_chunks(size: int, piece: int = 1 << 16) -> Iterator[bytes]:
-    """Deterministic bytes (so the far side can checksum without storing them)."""
-    block = bytes(range(256)) * (piece // 256)
-    sent = 0
-    while sent < size:
-        n = min(piece, size - sent)
-        yield block[:n]
-        sent += n
-
-
-def pattern_sha256(size: int) -> str:
-    digest = hashlib.sha256()
-    for piece in pattern_chunks(size):
-        digest.update(piece)
-    return digest.hexdigest()
-
-
 @pytest.fixture
 async def backend() -> AsyncIterator[Backend]:
     b = Backend()
@@ -219,35 +54,3 @@ async def backend() -> AsyncIterator[Backend]:
     for event in b.gates.values():
         event.set()
     await b.stop()
-
-
-async def until(predicate: Callable[[], object], within: float = 5.0) -> None:
-    """Wait (bounded) for a state the proxy reaches asynchronously; a poll, not a sleep."""
-    async with asyncio.timeout(within):
-        while True:
-            if predicate():
-                return
-            await asyncio.sleep(0.005)
-
-
-async def raw_exchange(port: int, data: bytes, *, read_until_close: bool = True) -> bytes:
-    """Send raw bytes to 127.0.0.1:port and read until the server closes (5 s at most)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    await writer.drain()
-    try:
-        async with asyncio.timeout(5):
-            return await reader.read(-1) if read_until_close else await reader.read(65536)
-    finally:
-        writer.close()
-
-
-async def warm_proxy(
-    start: StartInterceptor, backend: Backend, target: HTTPScaledObject | None = None, **kw: Any
-) -> tuple[Interceptor, HTTPScaledObject, str]:
-    """An interceptor routing every host to ``target`` whose backend is ready."""
-    target = target or make_target()
-    interceptor: Interceptor = await start(**kw)
-    interceptor.set_router(HostRouter({"*": target}))
-    interceptor.set_endpoints({backend_key(target): [backend.addr]})
-    return interceptor, target, f"http://127.0.0.1:{interceptor.proxy_port}"

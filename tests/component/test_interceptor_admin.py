@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.component.conftest import (
-    UVLOOP,
+from tests.interceptor_helpers import (
     Backend,
     HostRouter,
     StartInterceptor,
     backend_key,
     make_target,
     until,
-    uvloop_policy,
     warm_proxy,
 )
 from wakeway.interceptor import Interceptor
 
-pytestmark = [pytest.mark.component, *UVLOOP]
-event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as s:
-        yield s
+pytestmark = pytest.mark.component
 
 
 def admin(interceptor: Interceptor, path: str) -> str:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiohttp
 import pytest
 
-from tests.component.conftest import (
+from tests.interceptor_helpers import (
     TEST_SETTINGS,
-    UVLOOP,
     Backend,
     HostRouter,
     StartInterceptor,
@@ -19,19 +17,11 @@ from tests.component.conftest import (
     make_target,
     raw_exchange,
     until,
-    uvloop_policy,
 )
 from wakeway.interceptor import Interceptor
 from wakeway.model.httpso import FailoverRef, HTTPScaledObject, PortRef
 
-pytestmark = [pytest.mark.component, *UVLOOP]
-event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as s:
-        yield s
+pytestmark = pytest.mark.component
 
 
 async def cold_proxy(

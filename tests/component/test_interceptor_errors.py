@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from tests.component.conftest import (
-    UVLOOP,
+from tests.interceptor_helpers import (
     Backend,
     HostRouter,
     StartInterceptor,
@@ -19,19 +17,11 @@ from tests.component.conftest import (
     make_target,
     raw_exchange,
     until,
-    uvloop_policy,
     warm_proxy,
 )
 from wakeway.interceptor.upstream import Pool
 
-pytestmark = [pytest.mark.component, *UVLOOP]
-event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as s:
-        yield s
+pytestmark = pytest.mark.component
 
 
 def status_of(raw: bytes) -> int:

@@ -25,7 +25,6 @@ import uvloop
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.component.conftest import TEST_SETTINGS, HostRouter, backend_key, make_target, until
 from tests.component.http_model import (
     BAD,
     EITHER,
@@ -40,6 +39,7 @@ from tests.component.http_model import (
     target_of,
 )
 from tests.component.recording_backend import RecordingBackend
+from tests.interceptor_helpers import TEST_SETTINGS, HostRouter, backend_key, make_target, until
 from wakeway.interceptor import Interceptor
 
 pytestmark = pytest.mark.component

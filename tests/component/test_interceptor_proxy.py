@@ -10,27 +10,18 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.component.conftest import (
-    UVLOOP,
+from tests.interceptor_helpers import (
     Backend,
     StartInterceptor,
     pattern_chunks,
     pattern_sha256,
     raw_exchange,
-    uvloop_policy,
     warm_proxy,
 )
 
-pytestmark = [pytest.mark.component, *UVLOOP]
-event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
+pytestmark = pytest.mark.component
 
 BIG = 50 * 1024 * 1024
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
-        yield s
 
 
 async def test_forwards_with_forwarding_headers_and_without_hop_by_hop(

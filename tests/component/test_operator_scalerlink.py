@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.component.conftest import make_target, until
+from tests.interceptor_helpers import make_target, until
 from wakeway.operator.scalerlink import GrpcScalerLink
 from wakeway.operator.settings import OperatorSettings
 from wakeway.protocol import externalscaler_pb2 as pb

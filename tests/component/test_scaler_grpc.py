@@ -19,15 +19,13 @@ import aiohttp
 import grpc
 import pytest
 
-from tests.component.conftest import (
-    UVLOOP,
+from tests.interceptor_helpers import (
     Backend,
     HostRouter,
     StartInterceptor,
     backend_key,
     make_target,
     until,
-    uvloop_policy,
 )
 from wakeway.interceptor import Interceptor
 from wakeway.protocol import externalscaler_pb2 as pb
@@ -37,8 +35,7 @@ from wakeway.scaler import ReplicaSet, Scaler, ScalerSettings, scaler_metadata
 if TYPE_CHECKING:
     from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerAsyncStub
 
-pytestmark = [pytest.mark.component, *UVLOOP]
-event_loop_policy = pytest.fixture(scope="module")(uvloop_policy)
+pytestmark = pytest.mark.component
 
 STALE_AFTER = 2.0
 SETTINGS = ScalerSettings(
@@ -371,7 +368,7 @@ REPLICA_SCRIPT = """
 import asyncio, sys
 import uvloop
 from dataclasses import replace
-from tests.component.conftest import TEST_SETTINGS, HostRouter, make_target
+from tests.interceptor_helpers import TEST_SETTINGS, HostRouter, make_target
 from wakeway.interceptor import Interceptor
 
 async def main():

@@ -22,8 +22,8 @@ from typing import Any
 
 import uvloop
 
-from tests.component.conftest import TEST_SETTINGS, HostRouter, backend_key, make_target, until
 from tests.component.recording_backend import RecordingBackend
+from tests.interceptor_helpers import TEST_SETTINGS, HostRouter, backend_key, make_target, until
 from wakeway.interceptor import Interceptor
 
 LOOP = uvloop.new_event_loop()
