@@ -21,20 +21,35 @@ appear again mid-stream when the reader fell behind; it replaces everything know
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
 
 from .counts import heartbeat_line
-
-if TYPE_CHECKING:
-    from .server import Interceptor
-
-INTERCEPTOR_KEY: web.AppKey[Interceptor] = web.AppKey("interceptor")
+from .settings import InterceptorSettings
+from .stream import CountSubscription
 
 
-def build_admin_app(interceptor: Interceptor) -> web.Application:
+class Served(Protocol):
+    """What the admin port shows of an interceptor (``server.Interceptor``)."""
+
+    @property
+    def settings(self) -> InterceptorSettings: ...
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+    @property
+    def registry(self) -> CollectorRegistry: ...
+    def subscribe(self) -> CountSubscription: ...
+
+
+INTERCEPTOR_KEY: web.AppKey[Served] = web.AppKey("interceptor")
+
+
+def build_admin_app(interceptor: Served) -> web.Application:
     app = web.Application()
     app[INTERCEPTOR_KEY] = interceptor
     app.router.add_get("/livez", _livez)

@@ -27,7 +27,7 @@ from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
 
 from .admin import build_admin_app
-from .client import ClientConnection
+from .connection import ClientConnection
 from .counts import TargetCounts
 from .router import Router
 from .settings import InterceptorSettings
@@ -60,7 +60,7 @@ class Interceptor:
         """Bind the proxy and admin listeners (port 0 picks a free port)."""
         loop = asyncio.get_running_loop()
         state = ProxyState(self.settings, loop, self._cold)
-        state.router = self._router
+        state.set_router(self._router)
         state.endpoints = self._endpoints
         self._state = state
         s = self.settings
@@ -125,7 +125,7 @@ class Interceptor:
         """Replace the routing table (one assignment; requests in progress keep their target)."""
         self._router = router
         if self._state is not None:
-            self._state.router = router
+            self._state.set_router(router)
 
     def set_endpoints(self, view: EndpointView) -> None:
         """Replace the whole ready-endpoint view, keyed by ``PortRef.key(namespace)``.

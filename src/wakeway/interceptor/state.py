@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from wakeway.model.httpso import HTTPScaledObject
 from wakeway.model.logs import event
 
-from .client import HELD, ClientConnection, Exchange
 from .counts import Counters
+from .exchange import Exchange
 from .gate import GateCore, Rejected
 from .metrics import Metrics
+from .policy import Admission, Held, Refused, TargetPolicy, resolve
 from .router import Router
 from .settings import InterceptorSettings
 from .stream import CountHub
@@ -30,6 +32,13 @@ log = logging.getLogger("wakeway.interceptor")
 SHUTDOWN_RETRY = (("Retry-After", "1"),)
 
 
+class Connection(Protocol):
+    """A client connection, as a drain sees it."""
+
+    def drain(self) -> None: ...
+    def abort(self) -> None: ...
+
+
 class ProxyState:
     def __init__(
         self,
@@ -40,6 +49,7 @@ class ProxyState:
         self.settings = settings
         self.loop = loop
         self.router: Router | None = None
+        self._policies: dict[str, TargetPolicy] = {}  # per target key, for this router
         self.endpoints: Mapping[str, Sequence[Address]] = {}
         self._rr: dict[str, int] = {}
         self._refused: dict[Address, float] = {}  # endpoint -> until when to skip it
@@ -51,12 +61,25 @@ class ProxyState:
         )
         self.metrics = Metrics(self.counters)
         self.pool = Pool(loop, settings.pool_size_per_upstream, settings.pool_idle_timeout)
-        self.connections: set[ClientConnection] = set()
+        self.connections: set[Connection] = set()
         self.draining = False
         self.active = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._gate_timer: asyncio.TimerHandle | None = None
         self._cold_callbacks = cold_callbacks  # the owner's list: registered or removed any time
+
+    # -- routing ----------------------------------------------------------------------------
+    def set_router(self, router: Router | None) -> None:
+        """Swap the routing table; per-target settings are resolved again, once each."""
+        self.router = router
+        self._policies = {}
+
+    def policy_of(self, target: HTTPScaledObject) -> TargetPolicy:
+        """``target``'s effective settings, merged once per routing-table swap."""
+        policy = self._policies.get(target.key)
+        if policy is None:
+            policy = self._policies[target.key] = resolve(target, self.settings)
+        return policy
 
     # -- endpoints --------------------------------------------------------------------------
     def pick(self, key: str) -> Address | None:
@@ -138,42 +161,30 @@ class ProxyState:
         await fut
 
     # -- cold-start gate --------------------------------------------------------------------
-    def hold(self, ex: Exchange) -> None:
-        target = ex.target
-        assert target is not None
-        settings = self.settings
-        now = self.loop.time()
-        if target.failover is not None:
-            wait = target.failover.timeout
-        else:
-            wait = target.timeouts.condition_wait or settings.condition_wait
-        limit = target.cold_start.max_held_requests
-        if limit is None:
-            limit = settings.max_held_per_target
+    def admit(self, ex: Exchange) -> Admission:
+        """May ``ex`` wait at the gate, and until when? The exchange acts on the answer."""
+        policy = ex.policy
+        assert policy is not None
         if self.draining:
-            ex.respond(
-                503,
-                f"{ex.tkey} is not ready and this interceptor is shutting down\n",
-                extra=SHUTDOWN_RETRY,
-            )
-            return
+            return Refused(503, f"{ex.tkey} is not ready and this interceptor is shutting down", 1)
+        now = self.loop.time()
         decision = self.gate.admit(
             ex,
             target=ex.tkey,
-            backend=target.backend.key(target.namespace),
-            limit=limit,
+            backend=policy.backend_key,
+            limit=policy.max_held,
             now=now,
-            deadline=ex.hold_deadline or now + wait,
+            deadline=ex.hold_deadline or now + policy.hold_wait,
         )
         if isinstance(decision, Rejected):
-            ex.respond(
-                503, decision.reason + "\n", extra=(("Retry-After", str(decision.retry_after)),)
-            )
-            return
-        ex.phase = HELD
-        ex.cold = True
-        ex.held_since = now
-        ex.hold_deadline = decision.deadline
+            return Refused(503, decision.reason, decision.retry_after)
+        return Held(decision.deadline)
+
+    def held(self, ex: Exchange) -> None:
+        """``ex`` now waits at the gate: count it, and on a target's first held request tell
+        whoever wakes workloads."""
+        target = ex.target
+        assert target is not None
         first = self.counters.hold(ex.tkey)
         if first:
             log.info(
@@ -184,7 +195,7 @@ class ProxyState:
                 callback(target)
         self.hub.changed(wake=first)
         timer = self._gate_timer
-        if timer is None or timer.when() > decision.deadline:
+        if timer is None or timer.when() > ex.hold_deadline:
             self._arm_gate_timer()
 
     def cancel_hold(self, ex: Exchange) -> None:

@@ -12,20 +12,46 @@ from __future__ import annotations
 import asyncio
 import select
 import socket
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 import httptools
 
 from .timers import Deadline
 
-if TYPE_CHECKING:
-    from .client import Exchange
-
 Address = tuple[str, int]
 
 
+class ResponseSink(Protocol):
+    """Who receives what a backend connection reads (an exchange)."""
+
+    def on_response_head(
+        self,
+        up: UpstreamConnection,
+        status: int,
+        reason: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """Relay a response head; true when the response ends at its head (HEAD)."""
+        ...
+
+    def on_response_body(self, data: bytes) -> None: ...
+    def on_response_end(self, up: UpstreamConnection) -> None: ...
+    def on_upstream_lost(self, up: UpstreamConnection, exc: Exception | None) -> None: ...
+    def on_upstream_failed(self, message: str) -> None: ...
+    def on_response_header_timeout(self, up: UpstreamConnection) -> None: ...
+    def relay(self, data: bytes) -> None:
+        """Tunnel bytes (after 101) to the client."""
+        ...
+
+    def begin_batch(self) -> bool: ...
+    def end_batch(self) -> None: ...
+    def upstream_paused(self, on: bool) -> None:
+        """This connection's write buffer is full (true) or drained (false)."""
+        ...
+
+
 class UpstreamConnection(asyncio.Protocol):
-    """One TCP connection to a backend; its exchange receives the parsed response."""
+    """One TCP connection to a backend; its sink (an exchange) receives the parsed response."""
 
     __slots__ = (
         "_headers",
@@ -34,9 +60,9 @@ class UpstreamConnection(asyncio.Protocol):
         "_skip",
         "addr",
         "deadline",
-        "exchange",
         "idle_since",
         "pool",
+        "sink",
         "transport",
         "tunnel",
     )
@@ -45,7 +71,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.addr = addr
         self.transport: asyncio.Transport | None = None
-        self.exchange: Exchange | None = None
+        self.sink: ResponseSink | None = None
         self._parser: Any = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
@@ -63,31 +89,32 @@ class UpstreamConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        ex = self.exchange
+        ex = self.sink
         if self.tunnel:
             if ex is not None:
-                ex.conn.write(data)
+                ex.relay(data)
             return
         if ex is None:
             # Bytes on an idle connection: the backend is confused; never reuse it.
             self.close()
             return
-        conn = ex.conn
-        batching = conn.begin_batch()
+        batching = ex.begin_batch()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             self._tunnel_rest(data, exc.args[0])
         except httptools.HttpParserError as exc:
-            ex = self.exchange
-            self.exchange = None
+            failed = self.sink
+            self.sink = None
             self.close()
-            if ex is not None:
-                ex.on_upstream_failed(f"invalid response from {_fmt(self.addr)}: {exc}")
+            if failed is not None:
+                failed.on_upstream_failed(
+                    f"invalid response from {format_address(self.addr)}: {exc}"
+                )
             return
         finally:
             if batching:
-                conn.end_batch()
+                ex.end_batch()
         if self._skip:
             # A response to HEAD ended at its head; the parser would wait for a body.
             self._skip = False
@@ -95,31 +122,31 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _tunnel_rest(self, data: bytes, offset: int) -> None:
         # Bytes after a 101 response head already belong to the upgraded protocol.
-        ex = self.exchange
+        ex = self.sink
         if self.tunnel and ex is not None and offset < len(data):
-            ex.conn.write(data[offset:])
+            ex.relay(data[offset:])
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.deadline.cancel()
-        ex = self.exchange
-        self.exchange = None
+        ex = self.sink
+        self.sink = None
         if ex is None:
             self.pool.forget(self)
             return
         ex.on_upstream_lost(self, exc)
 
     def pause_writing(self) -> None:
-        ex = self.exchange
+        ex = self.sink
         if ex is not None:
-            ex.conn.pause_reading_for(ex.conn.PAUSE_UPSTREAM, True)
+            ex.upstream_paused(True)
 
     def resume_writing(self) -> None:
-        ex = self.exchange
+        ex = self.sink
         if ex is not None:
-            ex.conn.pause_reading_for(ex.conn.PAUSE_UPSTREAM, False)
+            ex.upstream_paused(False)
 
     # -- httptools callbacks ----------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -134,7 +161,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.deadline.disarm()
-        ex = self.exchange
+        ex = self.sink
         if ex is None:
             return
         status = self._parser.get_status_code()
@@ -142,12 +169,12 @@ class UpstreamConnection(asyncio.Protocol):
             self._skip = True
 
     def on_body(self, body: bytes) -> None:
-        ex = self.exchange
+        ex = self.sink
         if ex is not None and not self._skip:
             ex.on_response_body(body)
 
     def on_message_complete(self) -> None:
-        ex = self.exchange
+        ex = self.sink
         if ex is not None and not self._skip:
             ex.on_response_end(self)
 
@@ -168,16 +195,13 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
-        self.exchange = None
+        self.sink = None
         self.deadline.cancel()
         if self.transport is not None:
             self.transport.abort()
 
-    def mark_skip_body(self) -> None:
-        self._skip = True
-
     def _on_deadline(self) -> None:
-        ex = self.exchange
+        ex = self.sink
         if ex is not None:
             ex.on_response_header_timeout(self)
 
@@ -205,7 +229,7 @@ class Pool:
         return None
 
     def release(self, conn: UpstreamConnection) -> None:
-        conn.exchange = None
+        conn.sink = None
         conn.deadline.disarm()
         transport = conn.transport
         if self.closed or transport is None or transport.is_closing():
@@ -231,11 +255,6 @@ class Pool:
                 lambda: UpstreamConnection(self, addr), addr[0], addr[1]
             )
         return proto
-
-    def idle_count(self, addr: Address | None = None) -> int:
-        if addr is not None:
-            return len(self._idle.get(addr, ()))
-        return sum(len(s) for s in self._idle.values())
 
     def _sweep(self) -> None:
         self._sweeper = None
@@ -278,9 +297,6 @@ def _quiet(transport: asyncio.Transport) -> bool:
     return not poller.poll(0)
 
 
-def _fmt(addr: Address) -> str:
+def format_address(addr: Address) -> str:
     host, port = addr
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-format_address = _fmt

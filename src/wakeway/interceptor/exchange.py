@@ -1,0 +1,790 @@
+"""One request and its response, as a state machine driven by callbacks (no task per request).
+
+Phases (:class:`Phase`)::
+
+    QUEUED ──begin──▶ CONNECTING ──connected──▶ SENDING ──response end──▶ DONE
+      │  ▲               │  ▲                     │ 101
+      │  └──refused──────┘  │                     ▼
+      ▼                     │                   TUNNEL ──either side closes──▶ DONE
+    HELD ──released─────────┘ (or straight to SENDING on a pooled connection)
+      └──deadline: failover ▶ CONNECTING, placeholder or error ▶ DONE
+
+Any phase may end in DONE early: an answer of our own (404, 502, 503, 504), a malformed body,
+the request timeout, or the client going away. The decisions themselves (retry, hold or fail
+after a refused connection; failover, placeholder or fail at the deadline; the request target)
+are the pure functions of :mod:`.policy`; this module only acts on them.
+
+What an exchange needs from the shared proxy state and from its client connection is written
+down as two protocols (:class:`Proxy`, :class:`ClientSide`); it implements
+:class:`~.upstream.ResponseSink` for its backend connection. So the modules depend one way:
+connection → exchange → upstream, and state → exchange.
+
+This module is longer than the others on purpose: the exchange is one state machine, and its
+transitions (request side, response side, cold start, ending) are meant to be read together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from enum import Enum, IntFlag
+from typing import Any, Protocol
+
+from wakeway.gateway.request import Request
+from wakeway.model.httpso import HTTPScaledObject
+
+from .headers import Framing, HeadFacts, body_framing, request_head, response_head, scan
+from .pages import placeholder_response, simple_response
+from .policy import (
+    Admission,
+    AtDeadline,
+    Failure,
+    Next,
+    Refused,
+    TargetPolicy,
+    after_connect_failure,
+    at_deadline,
+    failure_status,
+    parse_request_target,
+)
+from .router import Router
+from .settings import InterceptorSettings
+from .upstream import Address, Pool, UpstreamConnection, format_address
+
+
+class Phase(Enum):
+    QUEUED = "queued"  # parsed, waiting for the requests before it (or for the gate again)
+    HELD = "held"  # at the cold-start gate
+    CONNECTING = "connecting"  # a new backend connection is being opened
+    SENDING = "sending"  # request going out and/or response coming back
+    TUNNEL = "tunnel"  # after 101 Switching Protocols: bytes both ways
+    DONE = "done"
+
+
+QUEUED, HELD, CONNECTING, SENDING, TUNNEL, DONE = Phase  # the hot path compares with ``is``
+
+
+class Pause(IntFlag):
+    """Why a client connection stopped reading; it reads again when no reason is left."""
+
+    UPSTREAM = 1  # the backend connection's write buffer is full
+    BUFFER = 2  # a held request's buffered body reached max_buffered_body
+    QUEUE = 4  # pipelined requests wait behind the one being answered
+    DEAD = 8  # a request was refused: nothing more is parsed
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def chunk(data: bytes) -> list[bytes]:
+    """``data`` as one chunk of a chunked body (RFC 9112 section 7.1)."""
+    return [b"%x\r\n" % len(data), data, b"\r\n"]
+
+
+class Proxy(Protocol):
+    """What an exchange uses of the state shared by every connection (``ProxyState``)."""
+
+    settings: InterceptorSettings
+    loop: asyncio.AbstractEventLoop
+    router: Router | None
+    pool: Pool
+    draining: bool
+
+    def policy_of(self, target: HTTPScaledObject) -> TargetPolicy: ...
+    def pick(self, key: str) -> Address | None: ...
+    def refused(self, addr: Address) -> None: ...
+    def arrive(self, ex: Exchange) -> None: ...
+    def done(self, ex: Exchange) -> None: ...
+    def admit(self, ex: Exchange) -> Admission: ...
+    def held(self, ex: Exchange) -> None: ...
+    def cancel_hold(self, ex: Exchange) -> None: ...
+
+
+class ClientSide(Protocol):
+    """What an exchange uses of its client connection (``ClientConnection``)."""
+
+    client_ip: bytes
+    write_paused: bool
+
+    def write(self, data: bytes) -> None: ...
+    def writelines(self, parts: list[bytes]) -> None: ...
+    def begin_batch(self) -> bool: ...
+    def end_batch(self) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def pause_reading_for(self, reason: int, on: bool) -> None: ...
+    def start_tunnel(self, ex: Exchange) -> None: ...
+    def exchange_done(self, ex: Exchange) -> None: ...
+
+
+class LazyHeaders(Mapping[str, str]):
+    """Request headers for routing, decoded only if a route asks for them."""
+
+    __slots__ = ("_d", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._d: dict[str, str] | None = None
+
+    def _dict(self) -> dict[str, str]:
+        d = self._d
+        if d is None:
+            d = {}
+            for name, value in self._raw:
+                key = name.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                d[key] = f"{d[key]}, {text}" if key in d else text
+            self._d = d
+        return d
+
+    def __getitem__(self, key: str) -> str:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+
+class Exchange:
+    """One request and its response, from parsed head to the last byte (or a tunnel)."""
+
+    __slots__ = (
+        "addr",
+        "attempts",
+        "backend_key",
+        "body",
+        "body_done",
+        "body_framing",
+        "buffered",
+        "cold",
+        "conn",
+        "connect_task",
+        "facts",
+        "final",
+        "header_bytes",
+        "headers",
+        "held_since",
+        "hold_deadline",
+        "http11",
+        "keep_alive",
+        "method",
+        "phase",
+        "policy",
+        "proxy",
+        "req_timer",
+        "resp_framing",
+        "start",
+        "status",
+        "target",
+        "tkey",
+        "tunnel_tail",
+        "up_framing",
+        "up_reusable",
+        "upgrade",
+        "upstream",
+        "url",
+    )
+
+    def __init__(self, conn: ClientSide, proxy: Proxy) -> None:
+        self.conn = conn
+        self.proxy = proxy
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
+        self.method = b"GET"
+        self.http11 = True
+        self.keep_alive = True
+        self.upgrade = False
+        self.facts: HeadFacts | None = None
+        self.body_framing: Framing = "none"
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.body_done = False
+        self.target: HTTPScaledObject | None = None
+        self.policy: TargetPolicy | None = None
+        self.tkey = ""
+        self.phase = QUEUED
+        self.upstream: UpstreamConnection | None = None
+        self.addr: Address | None = None
+        self.backend_key = ""
+        self.attempts = 0
+        self.connect_task: asyncio.Task[UpstreamConnection] | None = None
+        self.cold = False
+        self.start = 0.0
+        self.held_since = 0.0
+        self.hold_deadline = 0.0  # set by the first hold; a request held again keeps it
+        self.status = 0
+        self.final = False
+        self.up_framing: Framing = "none"
+        self.resp_framing: Framing = "none"
+        self.up_reusable = False
+        self.tunnel_tail = b""
+        self.req_timer: asyncio.TimerHandle | None = None
+
+    # -- start ------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """This exchange is now first in its connection's queue: route, then forward or hold."""
+        proxy = self.proxy
+        facts = self.facts
+        assert facts is not None
+        self.phase = SENDING  # provisional; every branch below sets the real phase
+        router = proxy.router
+        if router is None:
+            self.respond(503, "no routing table loaded yet\n", extra=(("Retry-After", "1"),))
+            return
+        where = parse_request_target(self.url, facts.host)
+        req = Request(
+            self.method.decode("latin-1"),
+            where.host,
+            where.path,
+            where.query,
+            LazyHeaders(self.headers),
+        )
+        target = router.lookup(req)
+        if target is None:
+            self.respond(404, f"no route for host {req.host!r} and path {where.path!r}\n")
+            return
+        policy = proxy.policy_of(target)
+        self.target = target
+        self.policy = policy
+        self.tkey = policy.key
+        proxy.arrive(self)
+        if policy.request_timeout:
+            self.req_timer = proxy.loop.call_later(policy.request_timeout, self._on_request_timeout)
+        self.backend_key = policy.backend_key
+        addr = proxy.pick(self.backend_key)
+        if addr is not None:
+            self.connect(addr)
+        else:
+            self._hold()
+
+    def connect(self, addr: Address) -> None:
+        proxy = self.proxy
+        self.addr = addr
+        up = proxy.pool.acquire(addr)
+        if up is not None:
+            self.attach(up)
+            return
+        self.phase = CONNECTING
+        policy = self.policy
+        assert policy is not None
+        task = proxy.loop.create_task(proxy.pool.open(addr, policy.connect_timeout))
+        self.connect_task = task
+        task.add_done_callback(self._connected)
+
+    def _connected(self, task: asyncio.Task[UpstreamConnection]) -> None:
+        self.connect_task = None
+        if task.cancelled():
+            if self.phase is CONNECTING:
+                self.respond(502, f"connecting to {self._where()} was cancelled\n")
+            return
+        exc = task.exception()
+        if self.phase is not CONNECTING:
+            if exc is None:
+                self.proxy.pool.release(task.result())  # unused and fresh: keep it
+            return
+        if exc is None:
+            self.attach(task.result())
+            return
+        if isinstance(exc, TimeoutError):
+            failure = Failure.CONNECT_TIMEOUT
+        elif isinstance(exc, ConnectionRefusedError):
+            failure = Failure.REFUSED
+        else:
+            failure = Failure.CONNECT_ERROR
+        self._connect_failed(failure, exc)
+
+    def _connect_failed(self, failure: Failure, exc: BaseException) -> None:
+        """Nothing was sent: another ready endpoint, back to the cold-start gate when the
+        refusing one was the last, or an error (see :func:`.policy.after_connect_failure`)."""
+        proxy = self.proxy
+        policy = self.policy
+        assert policy is not None
+        assert self.addr is not None
+        addr: Address | None = None
+        if failure is Failure.REFUSED:
+            proxy.refused(self.addr)
+            self.attempts += 1
+            if self.attempts < proxy.settings.refused_endpoint_attempts:
+                addr = proxy.pick(self.backend_key)
+        action = after_connect_failure(
+            failure,
+            attempts=self.attempts,
+            limit=proxy.settings.refused_endpoint_attempts,
+            endpoint_available=addr is not None,
+            primary_backend=self.backend_key == policy.backend_key,
+        )
+        if action is Next.RETRY:
+            assert addr is not None
+            self.connect(addr)
+        elif action is Next.HOLD:
+            self.phase = QUEUED
+            self._hold()
+        elif failure is Failure.CONNECT_TIMEOUT:
+            self.respond(
+                failure_status(failure),
+                f"connecting to {self._where()} timed out after {policy.connect_timeout:g} s\n",
+            )
+        else:
+            self.respond(
+                failure_status(failure), f"could not connect to {self._where()}: {_describe(exc)}\n"
+            )
+
+    def attach(self, up: UpstreamConnection) -> None:
+        """Send the head (and whatever body arrived so far) on ``up``."""
+        conn = self.conn
+        facts = self.facts
+        assert facts is not None
+        self.upstream = up
+        up.sink = self
+        self.phase = SENDING
+        head = request_head(
+            self.method,
+            self.url,
+            self.headers,
+            facts,
+            client_ip=conn.client_ip,
+            framing=self.body_framing,
+            upgrade=self.upgrade,
+            via=self.proxy.settings.via,
+        )
+        body = self.body
+        # A chunked body that already ended still owes its last chunk, even when it is empty.
+        last_chunk = self.body_framing == "chunked" and self.body_done
+        if not body and not self.tunnel_tail and not last_chunk:
+            up.write(head)
+        else:
+            parts = [head]
+            if self.body_framing == "chunked":
+                for data in body:
+                    parts += chunk(data)
+                if self.body_done:
+                    parts.append(LAST_CHUNK)
+            else:
+                parts += body
+            if self.tunnel_tail:
+                parts.append(self.tunnel_tail)
+                self.tunnel_tail = b""
+            self.body = []
+            self.buffered = 0
+            up.write(b"".join(parts))
+            conn.pause_reading_for(Pause.BUFFER, False)
+        if conn.write_paused and up.transport is not None:
+            up.transport.pause_reading()
+        if self.body_done:
+            self._arm_response_timer(up)
+
+    def _arm_response_timer(self, up: UpstreamConnection) -> None:
+        policy = self.policy
+        assert policy is not None
+        up.deadline.arm(policy.response_header_timeout)
+
+    # -- request body -----------------------------------------------------------------------
+    def feed_body(self, data: bytes) -> None:
+        phase = self.phase
+        up = self.upstream
+        if phase is SENDING and up is not None:
+            if self.body_framing == "chunked":
+                up.writelines(chunk(data))
+            else:
+                up.write(data)
+        elif phase is QUEUED or phase is HELD or phase is CONNECTING:
+            self.body.append(data)
+            self.buffered += len(data)
+            if self.buffered >= self.proxy.settings.max_buffered_body:
+                self.conn.pause_reading_for(Pause.BUFFER, True)
+        # after the response (an early answer), the rest of the body is dropped
+
+    def body_end(self) -> None:
+        self.body_done = True
+        up = self.upstream
+        if self.phase is SENDING and up is not None:
+            if self.body_framing == "chunked":
+                up.write(LAST_CHUNK)
+            if not self.final:
+                self._arm_response_timer(up)
+
+    # -- response (the upstream connection's sink) ------------------------------------------
+    def relay(self, data: bytes) -> None:
+        """Tunnel bytes from the backend to the client."""
+        self.conn.write(data)
+
+    def begin_batch(self) -> bool:
+        return self.conn.begin_batch()
+
+    def end_batch(self) -> None:
+        self.conn.end_batch()
+
+    def upstream_paused(self, on: bool) -> None:
+        """The backend connection's write buffer filled (or drained): stop (resume) reading
+        the client's body."""
+        self.conn.pause_reading_for(Pause.UPSTREAM, on)
+
+    def on_response_head(
+        self, up: UpstreamConnection, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> bool:
+        """Relay the head; true when the response has no body although the parser expects one."""
+        if self.phase is not SENDING:
+            return False
+        conn = self.conn
+        facts = scan(headers)
+        via = self.proxy.settings.via
+        if status < 200 and status != 101:
+            # Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients, keep waiting.
+            if self.http11:
+                conn.write(
+                    response_head(
+                        status,
+                        reason,
+                        headers,
+                        facts,
+                        framing="none",
+                        keep_alive=True,
+                        cold_start=None,
+                        via=via,
+                    )
+                )
+            return False
+        up.deadline.disarm()
+        cold = self._cold_header()
+        if status == 101:
+            if not self.upgrade or facts.upgrade is None:
+                self._drop_upstream(up)
+                self.respond(502, f"{self._where()} switched protocols unasked\n")
+                return False
+            self.final = True
+            self.status = 101
+            self.phase = TUNNEL
+            up.tunnel = True
+            conn.write(
+                response_head(
+                    101,
+                    reason,
+                    headers,
+                    facts,
+                    framing="none",
+                    keep_alive=True,
+                    cold_start=cold,
+                    via=via,
+                )
+            )
+            conn.start_tunnel(self)
+            return False
+        self.final = True
+        self.status = status
+        up_framing, framing = body_framing(status, self.method, facts, client_http11=self.http11)
+        keep = (
+            self.keep_alive
+            and self.body_done
+            and framing != "close"
+            and not self.upgrade
+            and not self.proxy.draining
+        )
+        self.keep_alive = keep
+        self.up_framing = up_framing
+        self.resp_framing = framing
+        self.up_reusable = up_framing != "close" and b"close" not in facts.connection
+        conn.write(
+            response_head(
+                status,
+                reason,
+                headers,
+                facts,
+                framing=framing,
+                keep_alive=keep,
+                cold_start=cold,
+                via=via,
+            )
+        )
+        if self.method == b"HEAD":
+            self.on_response_end(up)
+            return True
+        return False
+
+    def on_response_body(self, data: bytes) -> None:
+        if not data or self.phase is not SENDING:
+            return
+        if self.resp_framing == "chunked":
+            self.conn.writelines(chunk(data))
+        else:
+            self.conn.write(data)
+
+    def on_response_end(self, up: UpstreamConnection) -> None:
+        if self.phase is not SENDING or not self.final:
+            return
+        if self.resp_framing == "chunked":
+            self.conn.write(LAST_CHUNK)
+        self.upstream = None
+        if self.up_reusable and self.body_done:
+            self.proxy.pool.release(up)
+        else:
+            up.sink = None
+            up.close()
+        self.finish()
+
+    def on_upstream_lost(self, up: UpstreamConnection, exc: Exception | None) -> None:
+        """The upstream connection closed while this exchange used it."""
+        self.upstream = None
+        phase = self.phase
+        if phase is TUNNEL:
+            self.conn.close()
+            self.finish()
+            return
+        if phase is not SENDING:
+            return
+        if self.final:
+            if self.up_framing == "close" and exc is None:
+                if self.resp_framing == "chunked":
+                    self.conn.write(LAST_CHUNK)
+                self.finish()
+            else:
+                # Truncated mid-body: the client must see a broken response, not a short one.
+                self.keep_alive = False
+                self.conn.abort()
+                self.finish()
+            return
+        # Never sent again (policy.may_resend): the backend may have received the request.
+        why = f": {_describe(exc)}" if exc else ""
+        self.respond(
+            failure_status(Failure.LOST),
+            f"{self._where()} closed the connection before responding{why}\n",
+        )
+
+    def on_upstream_failed(self, message: str) -> None:
+        self.upstream = None
+        if self.phase is not SENDING:
+            return
+        if self.final:
+            self.keep_alive = False
+            self.conn.abort()
+            self.finish()
+        else:
+            self.respond(failure_status(Failure.INVALID_RESPONSE), message + "\n")
+
+    def on_response_header_timeout(self, up: UpstreamConnection) -> None:
+        self._drop_upstream(up)
+        policy = self.policy
+        assert policy is not None
+        timeout = policy.response_header_timeout
+        self.respond(504, f"{self._where()} sent no response header within {timeout:g} s\n")
+
+    def _on_request_timeout(self) -> None:
+        self.req_timer = None
+        if self.phase is DONE:
+            return
+        policy = self.policy
+        assert policy is not None
+        assert policy.request_timeout is not None
+        if self.final:
+            up = self.upstream
+            if up is not None:
+                self._drop_upstream(up)
+            self.keep_alive = False
+            self.conn.abort()
+            self.finish()
+            return
+        self._leave_gate()
+        if self.upstream is not None:
+            self._drop_upstream(self.upstream)
+        self.phase = SENDING
+        self.respond(
+            504,
+            f"{self.tkey}: the request did not complete within {policy.request_timeout:g} s\n",
+        )
+
+    # -- cold start -------------------------------------------------------------------------
+    def _hold(self) -> None:
+        """Ask the cold-start gate to hold this exchange until its backend has an endpoint."""
+        proxy = self.proxy
+        admission = proxy.admit(self)
+        if isinstance(admission, Refused):
+            retry = (("Retry-After", str(admission.retry_after)),)
+            self.respond(admission.status, admission.message + "\n", extra=retry)
+            return
+        self.phase = HELD
+        self.cold = True
+        self.held_since = proxy.loop.time()
+        self.hold_deadline = admission.deadline
+        proxy.held(self)
+
+    def on_released(self) -> None:
+        """The gate let this held exchange go: its backend has a ready endpoint now."""
+        if self.phase is not HELD:
+            return
+        addr = self.proxy.pick(self.backend_key)
+        if addr is None:
+            # Every endpoint refused a connection a moment ago: wait for the next view.
+            self.phase = QUEUED
+            self._hold()
+            return
+        self.connect(addr)
+
+    def on_expired(self) -> None:
+        """The readiness deadline passed: failover, placeholder, or an error."""
+        if self.phase is not HELD:
+            return
+        proxy = self.proxy
+        policy = self.policy
+        assert policy is not None
+        addr = None if policy.failover_key is None else proxy.pick(policy.failover_key)
+        action = at_deadline(
+            failover=policy.failover_key is not None,
+            failover_endpoint=addr is not None,
+            placeholder=policy.placeholder.enabled,
+            refused_attempts=self.attempts,
+        )
+        if action is AtDeadline.FAILOVER:
+            assert addr is not None
+            assert policy.failover_key is not None
+            self.backend_key = policy.failover_key
+            self.connect(addr)
+        elif action is AtDeadline.FAILOVER_UNAVAILABLE:
+            self.respond(
+                502,
+                f"{self.tkey} did not become ready within {policy.hold_wait:g} s and its "
+                f"failover backend {policy.failover_describe} has no ready endpoint\n",
+            )
+        elif action is AtDeadline.PLACEHOLDER:
+            keep = self._can_keep_alive()
+            self.keep_alive = keep
+            raw = placeholder_response(
+                policy.placeholder,
+                self.tkey,
+                accept=LazyHeaders(self.headers).get("accept"),
+                keep_alive=keep,
+                cold_start=self._cold_header(),
+                head_only=self.method == b"HEAD",
+            )
+            self.status = policy.placeholder.status
+            self.phase = SENDING
+            self.conn.write(raw)
+            self.finish()
+        elif action is AtDeadline.REFUSING:
+            self.respond(
+                502,
+                f"could not connect to {self._where()}: connection refused "
+                f"({self.attempts} attempt(s), then no other ready endpoint)\n",
+            )
+        else:
+            self.respond(504, f"{self.tkey} did not become ready within {policy.hold_wait:g} s\n")
+
+    # -- ending -----------------------------------------------------------------------------
+    def respond(
+        self,
+        status: int,
+        body: str,
+        *,
+        extra: tuple[tuple[str, str], ...] = (),
+        close: bool = False,
+    ) -> None:
+        """Answer with a response of our own (errors, 404, 503, 504) and finish."""
+        if self.phase is DONE:
+            return
+        if self.final:
+            self.keep_alive = False
+            self.conn.abort()
+            self.finish()
+            return
+        keep = self._can_keep_alive() and not close
+        self.keep_alive = keep
+        self.status = status
+        self.final = True
+        self.conn.write(
+            simple_response(
+                status,
+                body,
+                keep_alive=keep,
+                extra=extra,
+                cold_start=self._cold_header(),
+                head_only=self.method == b"HEAD",
+            )
+        )
+        self.finish()
+
+    def refuse(self, status: int, message: str) -> None:
+        """The rest of this request is malformed: drop what went upstream (the backend gets
+        an incomplete request, never a complete one) and answer ``status``, then close."""
+        self._leave_gate()
+        up = self.upstream
+        if up is not None:
+            self._drop_upstream(up)
+        self.phase = SENDING  # a connection still being opened is released by _connected
+        self.respond(status, message + "\n", close=True)
+
+    def finish(self) -> None:
+        if self.phase is DONE:
+            return
+        self.phase = DONE
+        if self.req_timer is not None:
+            self.req_timer.cancel()
+            self.req_timer = None
+        self.proxy.done(self)
+        self.conn.exchange_done(self)
+
+    def client_gone(self) -> None:
+        """The client connection closed: drop whatever this exchange holds upstream."""
+        if self.phase is DONE:
+            return
+        self._leave_gate()
+        up = self.upstream
+        if up is not None:
+            if self.phase is TUNNEL:
+                up.sink = None
+                up.close()
+            else:
+                self._drop_upstream(up)
+        if not self.final:
+            self.status = 499
+        self.phase = DONE
+        if self.req_timer is not None:
+            self.req_timer.cancel()
+            self.req_timer = None
+        self.proxy.done(self)
+
+    def _leave_gate(self) -> None:
+        if self.phase is HELD:
+            self.proxy.cancel_hold(self)
+
+    def _drop_upstream(self, up: UpstreamConnection) -> None:
+        self.upstream = None
+        up.abort()
+
+    def _can_keep_alive(self) -> bool:
+        return self.keep_alive and self.body_done and not self.upgrade and not self.proxy.draining
+
+    def _cold_header(self) -> bool | None:
+        policy = self.policy
+        if policy is None or not policy.cold_header:
+            return None
+        return self.cold
+
+    def _where(self) -> str:
+        addr = format_address(self.addr) if self.addr else "?"
+        return f"{self.tkey} backend {addr}"
+
+
+class Rejection(Exchange):
+    """A queued error answer for a bad pipelined request, sent after the earlier answers."""
+
+    __slots__ = ("_message", "_status")
+
+    def __init__(self, conn: ClientSide, proxy: Proxy, status: int, message: str) -> None:
+        super().__init__(conn, proxy)
+        self._status = status
+        self._message = message
+        self.keep_alive = False
+        self.body_done = True
+
+    def begin(self) -> None:
+        self.phase = SENDING
+        self.start = self.proxy.loop.time()
+        self.respond(self._status, self._message + "\n", close=True)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
