@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from wakeway import __version__
 from wakeway.model import logs
@@ -108,7 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster)")
 
     validate = sub.add_parser(
-        "validate", help="check configuration files the way local mode reads them, then exit"
+        "validate",
+        help="check local-mode configuration or Kubernetes manifests, then exit",
+        description="Checks every document of the YAML files (or directories of them): "
+        "LocalWorkloads the way local mode reads them; HTTPScaledObjects, HTTPRoutes and "
+        "ReferenceGrants by the rules of the CRD and the operator. Documents of other kinds are "
+        "noted and skipped. Every problem is printed, naming file, document, kind/name and "
+        "field; exit 1 when there is any.",
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     return parser
@@ -134,27 +142,69 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from wakeway.local.config import ConfigError, load_config
-    from wakeway.routing import RoutingTable
+    from wakeway.model.settings import INTERCEPTOR_SERVICE
+    from wakeway.routing import InterceptorRef, RouteGrants, RoutingTable
 
     try:
-        config = load_config(args.paths)
+        config = load_config(args.paths, kubernetes=True)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        for line in (*exc.skipped, *exc.problems):
+            print(line, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
     from wakeway.local.runner import LOCAL_INTERCEPTOR
 
-    table = RoutingTable(config.scaled_objects, config.routes, LOCAL_INTERCEPTOR)
+    for note in config.skipped:
+        print(note, file=sys.stderr)
+    # Local configuration names the interceptor by name only; manifests as config/ installs it.
+    interceptor = LOCAL_INTERCEPTOR if config.workloads else InterceptorRef(*INTERCEPTOR_SERVICE)
+    grants = RouteGrants.of(config.grants)
+    table = RoutingTable(config.scaled_objects, config.routes, interceptor, grants)
     for binding in table.problems:
         print(f"warning: {binding.target}: {binding.message} ({binding.reason})", file=sys.stderr)
     for conflict in table.conflicts:
         print(f"warning: {conflict.loser}: {conflict.message}", file=sys.stderr)
     print(
         f"ok: {len(config.scaled_objects)} HTTPScaledObjects, {len(config.routes)} HTTPRoutes, "
-        f"{len(config.workloads)} LocalWorkloads"
+        f"{len(config.grants)} ReferenceGrants, {len(config.workloads)} LocalWorkloads"
     )
     return 0
+
+
+# A listener and how to choose another address for it.
+Listener = tuple[HostPort, str]
+
+
+def _serve(main: Coroutine[Any, Any, int | None], listeners: Sequence[Listener]) -> int:
+    """Run ``main`` on uvloop; an address that cannot be bound is one line naming it and the
+    flag or setting that changes it (exit 2), not a traceback."""
+    import uvloop
+
+    try:
+        return uvloop.run(main) or 0
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, RuntimeError) as exc:
+        line = _cannot_listen(exc, listeners)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
+
+
+def _cannot_listen(exc: BaseException, listeners: Sequence[Listener]) -> str | None:
+    # asyncio: "[Errno 98] error while attempting to bind on address ('h', 8080): address
+    # already in use"; gRPC: "Failed to bind to address h:8080".
+    text = str(exc)
+    if "bind" not in text:
+        return None
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "cannot bind it"
+    if "in use" in text:
+        reason = "address already in use"
+    for address, change in listeners:
+        if address.port and re.search(rf"[^\d]{address.port}(?!\d)", text):
+            return f"wakeway: cannot listen on {address}: {reason.lower()}; change it with {change}"
+    return None
 
 
 def _local(args: argparse.Namespace) -> int:
@@ -173,12 +223,8 @@ def _local(args: argparse.Namespace) -> int:
         admin_host=args.admin.host,
         admin_port=args.admin.port,
     )
-    try:
-        import uvloop
-
-        return uvloop.run(run_local(args.paths, settings))
-    except KeyboardInterrupt:
-        return 130
+    listeners = [(args.listen, "--listen"), (args.admin, "--admin")]
+    return _serve(run_local(args.paths, settings), listeners)
 
 
 def _scaler(args: argparse.Namespace) -> int:
@@ -199,12 +245,10 @@ def _scaler(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wakeway: scaler: {exc}", file=sys.stderr)
         return 2
-    try:
-        import uvloop
-
-        return uvloop.run(run_scaler(settings, replicas))
-    except KeyboardInterrupt:
-        return 130
+    listen = HostPort(settings.listen_host, settings.listen_port)
+    return _serve(
+        run_scaler(settings, replicas), [(listen, "--listen (or WAKEWAY_SCALER_LISTEN_HOST/_PORT)")]
+    )
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -219,13 +263,9 @@ def _operator(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"wakeway: {exc}", file=sys.stderr)
         return 2
-    try:
-        import uvloop
-
-        uvloop.run(run_operator(settings))
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    health = HostPort(settings.health_host, settings.health_port)
+    change = "WAKEWAY_OPERATOR_HEALTH_HOST/_PORT (port 0: no health server)"
+    return _serve(run_operator(settings), [(health, change)])
 
 
 def _interceptor(args: argparse.Namespace) -> int:
@@ -250,10 +290,17 @@ def _interceptor(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_in_kubernetes(settings, kube_settings, stop)
 
-    import uvloop
-
-    uvloop.run(main())
-    return 0
+    listeners = [
+        (
+            HostPort(settings.listen_host, settings.listen_port),
+            "--listen (or WAKEWAY_INTERCEPTOR_LISTEN_HOST/_PORT)",
+        ),
+        (
+            HostPort(settings.admin_host, settings.admin_port),
+            "--admin (or WAKEWAY_INTERCEPTOR_ADMIN_HOST/_PORT)",
+        ),
+    ]
+    return _serve(main(), listeners)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ def test_release_returns_arrival_order_across_targets_sharing_a_backend() -> Non
         (2, 0, 10, "held"),
         (2, 1, 10, "held"),
         (2, 2, 10, "target"),
-        (0, 0, 10, "target"),
         (5, 3, 3, "global"),
         (5, 2, 3, "held"),
     ],
@@ -75,9 +74,6 @@ def test_limits(limit: int, already: int, global_limit: int, expected: str) -> N
 
 def test_rejection_reasons_say_why() -> None:
     gate: GateCore[str] = GateCore(global_limit=1)
-    no_hold = admit(gate, "x", limit=0)
-    assert isinstance(no_hold, Rejected)
-    assert no_hold.reason == "ns/a is not ready and holding requests for it is disabled"
     admit(gate, "a", limit=5)
     per_target = admit(gate, "b", limit=1)
     assert isinstance(per_target, Rejected)
@@ -87,6 +83,15 @@ def test_rejection_reasons_say_why() -> None:
     assert overall.reason == (
         "ns/z is not ready and the interceptor already holds 1 waiting requests in all (limit 1)"
     )
+
+
+def test_a_limit_below_one_is_refused_since_nothing_held_would_never_wake() -> None:
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        GateCore(global_limit=0)
+    gate: GateCore[str] = GateCore(global_limit=10)
+    with pytest.raises(ValueError, match="at least 1, got 0"):
+        admit(gate, "x", limit=0)
+    assert gate.held() == 0
 
 
 def test_retry_after_is_the_time_until_the_oldest_held_request_expires() -> None:

@@ -42,7 +42,7 @@ Reader = Callable[[Mapping[str, str]], object]
         (interceptor_env, "WAKEWAY_INTERCEPTOR_CONDITION_WAIT", "0", "greater than zero"),
         (interceptor_env, "WAKEWAY_INTERCEPTOR_CONDITION_WAIT", "nan", "not a finite number"),
         (interceptor_env, "WAKEWAY_INTERCEPTOR_REQUEST_TIMEOUT", "-5", "greater than zero"),
-        (interceptor_env, "WAKEWAY_INTERCEPTOR_MAX_HELD_TOTAL", "-1", "must not be negative"),
+        (interceptor_env, "WAKEWAY_INTERCEPTOR_MAX_HELD_TOTAL", "0", "must be at least 1"),
         (interceptor_env, "WAKEWAY_INTERCEPTOR_COUNTS_QUEUE_SIZE", "0", "must be at least 1"),
         (interceptor_env, "WAKEWAY_INTERCEPTOR_REFUSED_ENDPOINT_ATTEMPTS", "0", "at least 1"),
         (interceptor_env, "WAKEWAY_INTERCEPTOR_MAX_HEADERS", "many", "not a whole number"),

@@ -50,6 +50,7 @@ class GateCore(Generic[T]):
     """Bounded holding of requests for targets that have no ready endpoint."""
 
     def __init__(self, global_limit: int) -> None:
+        _check_limit(global_limit)
         self.global_limit = global_limit
         self._entries: dict[T, _Entry] = {}
         self._by_backend: dict[str, dict[T, None]] = {}
@@ -94,15 +95,12 @@ class GateCore(Generic[T]):
         """Hold ``item`` unless its target (``limit``) or the whole gate is full."""
         if item in self._entries:
             raise ValueError("item is already held")
+        _check_limit(limit)
         count = self._per_target.get(target, 0)
         if count >= limit:
-            if limit == 0:
-                reason = f"{target} is not ready and holding requests for it is disabled"
-            else:
-                reason = (
-                    f"{target} is not ready and already holds {count} waiting requests "
-                    f"(limit {limit})"
-                )
+            reason = (
+                f"{target} is not ready and already holds {count} waiting requests (limit {limit})"
+            )
             return Rejected("target", reason, self._retry_after(backend, now))
         if len(self._entries) >= self.global_limit:
             reason = (
@@ -183,3 +181,9 @@ class GateCore(Generic[T]):
         if not deadlines:
             return 1
         return max(1, min(60, math.ceil(deadlines[0] - now)))
+
+
+def _check_limit(limit: int) -> None:
+    # A target that may hold nothing would never wake: its first held request is the signal.
+    if limit < 1:
+        raise ValueError(f"a hold limit must be at least 1, got {limit}")

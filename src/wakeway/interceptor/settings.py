@@ -51,9 +51,9 @@ class InterceptorSettings:
     refused_endpoint_attempts: int = count(3)
     request_timeout: float | None = setting(None, above=0)
     # Cold-start gate: held requests per target (spec.coldStart.maxHeldRequests overrides) and
-    # across all targets.
-    max_held_per_target: int = setting(1000, min=0)
-    max_held_total: int = setting(10000, min=0)
+    # across all targets; at least 1, since the first held request is what wakes a target.
+    max_held_per_target: int = count(1000)
+    max_held_total: int = count(10000)
     # Client side limits.
     max_request_line: int = count(8192)
     max_header_bytes: int = count(32768)
@@ -105,7 +105,8 @@ def settings_from_env(
     """Settings from ``WAKEWAY_INTERCEPTOR_<FIELD>`` variables (e.g. ``..._CONDITION_WAIT=30``).
 
     Booleans accept true/false/1/0/yes/no; ``request_timeout`` accepts ``none``. An unknown
-    ``WAKEWAY_INTERCEPTOR_*`` variable, or a malformed or out-of-range value, raises
+    ``WAKEWAY_*`` variable (not this component's, not shared, not under the scaler's or the
+    operator's prefix), or a malformed or out-of-range value, raises
     :class:`~wakeway.model.settings.SettingsError` naming the variable.
     """
     env = os.environ if env is None else env

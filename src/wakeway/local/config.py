@@ -2,6 +2,9 @@
 
 Every problem is collected and reported at once, each naming the file, the document (its
 position and, when readable, kind and name) and the field, so one run shows all that is wrong.
+The same reader checks Kubernetes manifests (``kubernetes=True``, for ``wakeway validate``):
+HTTPScaledObjects, HTTPRoutes and ReferenceGrants by the rules the CRD and the operator apply,
+targets of any kind, and a note for each document of another kind.
 """
 
 from __future__ import annotations
@@ -28,16 +31,20 @@ from wakeway.model.httpso import (
     parse_httpscaledobject,
 )
 from wakeway.model.local import LocalWorkload, parse_local_workload
+from wakeway.model.service import ReferenceGrant, parse_reference_grant
 
 GATEWAY_API_VERSION = "gateway.networking.k8s.io/v1"
+GRANT_API_VERSION = "gateway.networking.k8s.io/v1beta1"
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class ConfigError(Exception):
-    """One or more problems in the configuration files; ``problems`` lists each one."""
+    """One or more problems in the configuration files; ``problems`` lists each one,
+    ``skipped`` the documents of kinds wakeway does not read (Kubernetes manifests)."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], skipped: Sequence[str] = ()) -> None:
         self.problems = tuple(problems)
+        self.skipped = tuple(skipped)
         super().__init__("\n".join(self.problems))
 
 
@@ -47,6 +54,9 @@ class LocalConfig:
     routes: tuple[HTTPRoute, ...] = ()
     workloads: Mapping[str, LocalWorkload] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
+    grants: tuple[ReferenceGrant, ...] = ()
+    # Kubernetes manifests: the documents of kinds wakeway does not read, one note each.
+    skipped: tuple[str, ...] = ()
 
     def workload_of(self, target: HTTPScaledObject) -> LocalWorkload:
         return self.workloads[f"{target.namespace}/{target.scale_target.name}"]
@@ -57,6 +67,10 @@ _PARSERS: dict[tuple[str, str], Parser] = {
     (HTTPSO_API_VERSION, HTTPSO_KIND): parse_httpscaledobject,
     (GATEWAY_API_VERSION, "HTTPRoute"): parse_httproute,
     (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND): parse_local_workload,
+}
+_KUBERNETES_PARSERS: dict[tuple[str, str], Parser] = {
+    **_PARSERS,
+    (GRANT_API_VERSION, "ReferenceGrant"): parse_reference_grant,
 }
 
 
@@ -71,27 +85,29 @@ def yaml_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_config(paths: Iterable[Path]) -> LocalConfig:
-    """Read and validate every document; raise :class:`ConfigError` listing all problems."""
+def load_config(paths: Iterable[Path], *, kubernetes: bool = False) -> LocalConfig:
+    """Read and validate every document; raise :class:`ConfigError` listing all problems.
+
+    ``kubernetes``: the files are Kubernetes manifests, not local mode's configuration:
+    ReferenceGrants are read too, a scale target may be of any kind, and a document of a kind
+    wakeway does not read is noted in ``skipped`` instead of being a problem."""
     problems: list[str] = []
+    skipped: list[str] = []
     objects: list[tuple[str, object]] = []
     files = yaml_files(paths)
     if not files:
         raise ConfigError(["no configuration files given (YAML files or directories of them)"])
     for file in files:
-        objects.extend(_read_file(file, problems))
-    config = _assemble(objects, problems)
+        objects.extend(_read_file(file, problems, skipped if kubernetes else None))
+    config = _assemble(objects, problems, kubernetes=kubernetes)
     if problems:
-        raise ConfigError(problems)
-    return LocalConfig(
-        scaled_objects=config.scaled_objects,
-        routes=config.routes,
-        workloads=config.workloads,
-        files=tuple(files),
-    )
+        raise ConfigError(problems, skipped)
+    return replace(config, files=tuple(files), skipped=tuple(skipped))
 
 
-def _read_file(file: Path, problems: list[str]) -> list[tuple[str, object]]:
+def _read_file(
+    file: Path, problems: list[str], skipped: list[str] | None
+) -> list[tuple[str, object]]:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -113,19 +129,24 @@ def _read_file(file: Path, problems: list[str]) -> list[tuple[str, object]]:
         if not isinstance(doc, Mapping):
             problems.append(f"{where}: must be a mapping with apiVersion, kind, metadata, spec")
             continue
+        parsers = _PARSERS if skipped is None else _KUBERNETES_PARSERS
+        parser = parsers.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+        if parser is None and skipped is not None and doc.get("kind") not in _KINDS:
+            skipped.append(f"{where}: skipped {_describe(doc, '/')}: not a wakeway kind")
+            continue
         where = f"{where} ({_describe(doc)})"
-        parser = _PARSERS.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
         if parser is None:
-            known = ", ".join(f"{kind} ({api})" for api, kind in _PARSERS)
+            known = ", ".join(f"{kind} ({api})" for api, kind in parsers)
             problems.append(
                 f"{where}: apiVersion/kind {doc.get('apiVersion')}/{doc.get('kind')} is not "
-                f"one local mode reads; expected one of {known}"
+                f"one {'wakeway' if skipped is not None else 'local mode'} reads; "
+                f"expected one of {known}"
             )
             continue
         try:
             obj = parser(doc)
         except ModelError as exc:
-            problems.append(str(exc.located(where)))
+            problems.extend(exc.located(where).lines())
             continue
         if isinstance(obj, LocalWorkload):
             # Commands run from the directory of the file that defines them, unless told.
@@ -135,16 +156,22 @@ def _read_file(file: Path, problems: list[str]) -> list[tuple[str, object]]:
     return out
 
 
-def _describe(doc: Mapping[str, Any]) -> str:
+_KINDS = {kind for _, kind in _KUBERNETES_PARSERS}
+
+
+def _describe(doc: Mapping[str, Any], sep: str = " ") -> str:
     meta = doc.get("metadata")
     name = meta.get("name") if isinstance(meta, Mapping) else None
-    return f"{doc.get('kind', 'no kind')} {name or '(no name)'}"
+    return f"{doc.get('kind', 'no kind')}{sep}{name or '(no name)'}"
 
 
-def _assemble(objects: list[tuple[str, object]], problems: list[str]) -> LocalConfig:
+def _assemble(
+    objects: list[tuple[str, object]], problems: list[str], *, kubernetes: bool
+) -> LocalConfig:
     seen: dict[tuple[str, str], str] = {}
     scaled: list[HTTPScaledObject] = []
     routes: list[HTTPRoute] = []
+    grants: list[ReferenceGrant] = []
     workloads: dict[str, LocalWorkload] = {}
     where_of: dict[str, str] = {}
     for where, obj in objects:
@@ -161,9 +188,13 @@ def _assemble(objects: list[tuple[str, object]], problems: list[str]) -> LocalCo
             routes.append(obj)
         elif isinstance(obj, LocalWorkload):
             workloads[obj.key] = obj
+        elif isinstance(obj, ReferenceGrant):
+            grants.append(obj)
     for so in scaled:
         ref = so.scale_target
         where = where_of[so.key]
+        if kubernetes and (ref.api_version, ref.kind) != (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND):
+            continue  # a Kubernetes workload: the operator checks it against the cluster
         if (ref.api_version, ref.kind) != (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND):
             problems.append(
                 f"{where}: spec.scaleTargetRef: local mode scales LocalWorkloads only; set "
@@ -181,4 +212,4 @@ def _assemble(objects: list[tuple[str, object]], problems: list[str]) -> LocalCo
                 f"{where}: spec.coldStartTimeoutFailoverRef.service: no LocalWorkload "
                 f"{so.namespace}/{so.failover.backend.service} is defined in the files given"
             )
-    return LocalConfig(tuple(scaled), tuple(routes), workloads)
+    return LocalConfig(tuple(scaled), tuple(routes), workloads, grants=tuple(grants))

@@ -171,69 +171,98 @@ class HTTPScaledObject:
 def parse_httpscaledobject(
     doc: Mapping[str, Any], default_namespace: str = "default"
 ) -> HTTPScaledObject:
-    """Parse and validate one HTTPScaledObject document; errors name the field path."""
+    """Parse and validate one HTTPScaledObject document, strictly: one :class:`ModelError`
+    lists every problem, each naming its field path, an unknown field among them."""
+    return f.parse_document(doc, lambda d: _parse(d, default_namespace), known=("status",))
+
+
+def _parse(doc: Mapping[str, Any], default_namespace: str) -> HTTPScaledObject:
     api_version = doc.get("apiVersion")
     if api_version != API_VERSION:
         raise ModelError("apiVersion", f"must be {API_VERSION!r}, got {api_version!r}")
     if doc.get("kind") != KIND:
         raise ModelError("kind", f"must be {KIND!r}, got {doc.get('kind')!r}")
-    meta = parse_meta(doc, default_namespace)
+    no_meta = ObjectMeta(default_namespace, "")
+    meta = f.guard(doc, "metadata", lambda: parse_meta(doc, default_namespace), no_meta)
     spec = f.req_mapping(doc, "spec", "")
     p = "spec"
+    # Each field is read on its own (f.guard), so one run reports every problem.
+    min_r, max_r = f.guard(spec, "replicas", lambda: _replicas(spec, p), (0, 1))
+    return HTTPScaledObject(
+        meta=meta,
+        hosts=f.guard(spec, "hosts", lambda: _hosts(spec, p), ()),
+        path_prefixes=f.guard(spec, "pathPrefixes", lambda: _path_prefixes(spec, p), ()),
+        headers=f.guard(spec, "headers", lambda: _headers(spec, p), ()),
+        scale_target=f.guard(spec, "scaleTargetRef", lambda: _scale_target(spec, p), _NO_TARGET),
+        min_replicas=min_r,
+        max_replicas=max_r,
+        scaling_metric=f.guard(
+            spec,
+            ("scalingMetric", "targetPendingRequests"),
+            lambda: _scaling_metric(spec, p),
+            ScalingMetric("concurrency", DEFAULT_TARGET_VALUE),
+        ),
+        scaledown_period=f.guard(
+            spec,
+            "scaledownPeriod",
+            lambda: f.opt_int(spec, "scaledownPeriod", p, DEFAULT_SCALEDOWN_PERIOD, minimum=0),
+            DEFAULT_SCALEDOWN_PERIOD,
+        ),
+        initial_cooldown_period=f.guard(
+            spec,
+            "initialCooldownPeriod",
+            lambda: f.opt_int(spec, "initialCooldownPeriod", p, 0, minimum=0),
+            0,
+        ),
+        failover=f.guard(spec, "coldStartTimeoutFailoverRef", lambda: _failover(spec, p), None),
+        timeouts=f.guard(spec, "timeouts", lambda: _timeouts(spec, p), Timeouts()),
+        cold_start=f.guard(spec, "coldStart", lambda: _cold_start(spec, p), ColdStart()),
+        routes=f.guard(spec, "routes", lambda: _routes(spec, p, meta.namespace), ()),
+    )
 
+
+_NO_TARGET = ScaleTargetRef("", "", "", PortRef(""))
+
+
+def _replicas(spec: Mapping[str, Any], p: str) -> tuple[int, int]:
     replicas = f.opt_mapping(spec, "replicas", p) or {}
     min_r = f.opt_int(replicas, "min", "spec.replicas", 0, minimum=0)
     max_r = f.opt_int(replicas, "max", "spec.replicas", DEFAULT_MAX_REPLICAS, minimum=1)
     if min_r > max_r:
         raise ModelError("spec.replicas", f"min ({min_r}) must not be greater than max ({max_r})")
-
-    return HTTPScaledObject(
-        meta=meta,
-        hosts=_hosts(spec, p),
-        path_prefixes=_path_prefixes(spec, p),
-        headers=_headers(spec, p),
-        scale_target=_scale_target(spec, p),
-        min_replicas=min_r,
-        max_replicas=max_r,
-        scaling_metric=_scaling_metric(spec, p),
-        scaledown_period=f.opt_int(spec, "scaledownPeriod", p, DEFAULT_SCALEDOWN_PERIOD, minimum=0),
-        initial_cooldown_period=f.opt_int(spec, "initialCooldownPeriod", p, 0, minimum=0),
-        failover=_failover(spec, p),
-        timeouts=_timeouts(spec, p),
-        cold_start=_cold_start(spec, p),
-        routes=_routes(spec, p, meta.namespace),
-    )
+    return min_r, max_r
 
 
 def _hosts(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, raw in enumerate(f.opt_list(spec, "hosts", p)):
-        path = f"{p}.hosts[{i}]"
-        host = f.as_str(raw, path).strip().lower().rstrip(".")
-        if host not in ("", "*") and not _HOST.match(host):
-            raise ModelError(
-                path, f"{raw!r} is not a host name (a DNS name, '*.' + a DNS name, or '*')"
-            )
-        out.append(host or "*")
-    return tuple(out)
+    return tuple(f.each(spec, "hosts", p, _host))
+
+
+def _host(raw: Any, path: str) -> str:
+    host = f.as_str(raw, path).strip().lower().rstrip(".")
+    if host not in ("", "*") and not _HOST.match(host):
+        raise ModelError(
+            path, f"{raw!r} is not a host name (a DNS name, '*.' + a DNS name, or '*')"
+        )
+    return host or "*"
 
 
 def _path_prefixes(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, raw in enumerate(f.opt_list(spec, "pathPrefixes", p)):
-        path = f"{p}.pathPrefixes[{i}]"
-        value = f.as_str(raw, path)
-        if any(c in value for c in "?#") or any(c.isspace() for c in value):
-            raise ModelError(path, f"{value!r} must be a URL path without query or fragment")
-        out.append(value)
-    return tuple(out)
+    return tuple(f.each(spec, "pathPrefixes", p, _path_prefix))
+
+
+def _path_prefix(raw: Any, path: str) -> str:
+    value = f.as_str(raw, path)
+    if not value.startswith("/"):
+        raise ModelError(path, f"{value!r} must start with '/' (a URL path such as '/api')")
+    if any(c in value for c in "?#") or any(c.isspace() for c in value):
+        raise ModelError(path, f"{value!r} must be a URL path without query or fragment")
+    return value
 
 
 def _headers(spec: Mapping[str, Any], p: str) -> tuple[HeaderRule, ...]:
-    out: list[HeaderRule] = []
     seen: set[str] = set()
-    for i, raw in enumerate(f.opt_list(spec, "headers", p)):
-        path = f"{p}.headers[{i}]"
+
+    def header(raw: Any, path: str) -> HeaderRule:
         item = f.mapping(raw, path)
         name = f.req_str(item, "name", path)
         if not _TOKEN.match(name):
@@ -241,8 +270,9 @@ def _headers(spec: Mapping[str, Any], p: str) -> tuple[HeaderRule, ...]:
         if name.lower() in seen:
             raise ModelError(f"{path}.name", f"header {name!r} is listed twice")
         seen.add(name.lower())
-        out.append(HeaderRule(name.lower(), f.opt_str(item, "value", path)))
-    return tuple(out)
+        return HeaderRule(name.lower(), f.opt_str(item, "value", path))
+
+    return tuple(f.each(spec, "headers", p, header))
 
 
 def _port_ref(obj: Mapping[str, Any], path: str) -> PortRef:
@@ -329,11 +359,15 @@ def _failover(spec: Mapping[str, Any], p: str) -> FailoverRef | None:
 def _timeouts(spec: Mapping[str, Any], p: str) -> Timeouts:
     raw = f.opt_mapping(spec, "timeouts", p) or {}
     path = f"{p}.timeouts"
+
+    def timeout(key: str) -> float | None:
+        return f.guard(raw, key, lambda: _nonzero(f.opt_duration(raw, key, path)), None)
+
     return Timeouts(
-        condition_wait=_nonzero(f.opt_duration(raw, "conditionWait", path)),
-        response_header=_nonzero(f.opt_duration(raw, "responseHeader", path)),
-        connect=_nonzero(f.opt_duration(raw, "connect", path)),
-        request=_nonzero(f.opt_duration(raw, "request", path)),
+        condition_wait=timeout("conditionWait"),
+        response_header=timeout("responseHeader"),
+        connect=timeout("connect"),
+        request=timeout("request"),
     )
 
 
@@ -347,35 +381,49 @@ def _cold_start(spec: Mapping[str, Any], p: str) -> ColdStart:
     if raw is None:
         return ColdStart()
     path = f"{p}.coldStart"
-    ph_raw = f.opt_mapping(raw, "placeholder", path)
-    placeholder = Placeholder()
-    if ph_raw is not None:
-        pp = f"{path}.placeholder"
-        placeholder = Placeholder(
-            enabled=f.opt_bool(ph_raw, "enabled", pp, True),
-            status=f.opt_int(ph_raw, "status", pp, 503, minimum=200, maximum=599),
-            body=f.opt_str(ph_raw, "body", pp, PLACEHOLDER_BODY),
-            content_type=f.opt_str(ph_raw, "contentType", pp, PLACEHOLDER_CONTENT_TYPE),
-            refresh_seconds=f.opt_int(
-                ph_raw, "refreshSeconds", pp, DEFAULT_PLACEHOLDER_REFRESH, minimum=1, maximum=3600
-            ),
-        )
     return ColdStart(
-        max_held_requests=f.opt_int(raw, "maxHeldRequests", path, minimum=0),
-        placeholder=placeholder,
-        response_header=f.opt_bool(raw, "responseHeader", path, True),
+        max_held_requests=f.guard(raw, "maxHeldRequests", lambda: _max_held(raw, path), None),
+        placeholder=f.guard(raw, "placeholder", lambda: _placeholder(raw, path), Placeholder()),
+        response_header=f.guard(
+            raw, "responseHeader", lambda: f.opt_bool(raw, "responseHeader", path, True), True
+        ),
+    )
+
+
+def _max_held(raw: Mapping[str, Any], path: str) -> int | None:
+    held = f.opt_int(raw, "maxHeldRequests", path)
+    if held is not None and held < 1:
+        raise ModelError(
+            f"{path}.maxHeldRequests",
+            f"must be at least 1, got {held}: the first held request is what wakes the target",
+        )
+    return held
+
+
+def _placeholder(raw: Mapping[str, Any], path: str) -> Placeholder:
+    ph_raw = f.opt_mapping(raw, "placeholder", path)
+    if ph_raw is None:
+        return Placeholder()
+    pp = f"{path}.placeholder"
+    return Placeholder(
+        enabled=f.opt_bool(ph_raw, "enabled", pp, True),
+        status=f.opt_int(ph_raw, "status", pp, 503, minimum=200, maximum=599),
+        body=f.opt_str(ph_raw, "body", pp, PLACEHOLDER_BODY),
+        content_type=f.opt_str(ph_raw, "contentType", pp, PLACEHOLDER_CONTENT_TYPE),
+        refresh_seconds=f.opt_int(
+            ph_raw, "refreshSeconds", pp, DEFAULT_PLACEHOLDER_REFRESH, minimum=1, maximum=3600
+        ),
     )
 
 
 def _routes(spec: Mapping[str, Any], p: str, namespace: str) -> tuple[RouteBinding, ...]:
-    out: list[RouteBinding] = []
-    for i, raw in enumerate(f.opt_list(spec, "routes", p)):
-        path = f"{p}.routes[{i}]"
+    def route(raw: Any, path: str) -> RouteBinding:
         item = f.mapping(raw, path)
         name = f.req_str(item, "name", path)
         ns = f.opt_str(item, "namespace", path) or namespace
         for key, value in (("name", name), ("namespace", ns)):
             if not _DNS_SUBDOMAIN.match(value):
                 raise ModelError(f"{path}.{key}", f"{value!r} is not a valid object name")
-        out.append(RouteBinding(name, ns, f.opt_str(item, "ruleName", path) or None))
-    return tuple(out)
+        return RouteBinding(name, ns, f.opt_str(item, "ruleName", path) or None)
+
+    return tuple(f.each(spec, "routes", p, route))

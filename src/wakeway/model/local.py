@@ -50,36 +50,64 @@ class LocalWorkload:
 def parse_local_workload(
     doc: Mapping[str, Any], default_namespace: str = "default"
 ) -> LocalWorkload:
+    """Parse and validate one LocalWorkload document, strictly: one :class:`ModelError` lists
+    every problem, each naming its field path, an unknown field among them."""
+    return f.parse_document(doc, lambda d: _parse(d, default_namespace))
+
+
+def _parse(doc: Mapping[str, Any], default_namespace: str) -> LocalWorkload:
     if doc.get("apiVersion") != LOCAL_API_VERSION:
         raise ModelError(
             "apiVersion", f"must be {LOCAL_API_VERSION!r}, got {doc.get('apiVersion')!r}"
         )
     if doc.get("kind") != LOCAL_WORKLOAD_KIND:
         raise ModelError("kind", f"must be {LOCAL_WORKLOAD_KIND!r}, got {doc.get('kind')!r}")
-    meta = parse_meta(doc, default_namespace)
+    no_meta = ObjectMeta(default_namespace, "")
+    meta = f.guard(doc, "metadata", lambda: parse_meta(doc, default_namespace), no_meta)
     spec = f.req_mapping(doc, "spec", "")
     p = "spec"
+    # Each field is read on its own (f.guard), so one run reports every problem.
+    return LocalWorkload(
+        meta=meta,
+        command=f.guard(spec, "command", lambda: _command(spec, p), ("",)),
+        port=f.guard(
+            spec, "port", lambda: f.opt_int(spec, "port", p, minimum=1, maximum=65535), None
+        ),
+        env=f.guard(spec, "env", lambda: _env(spec, p), {}),
+        readiness=f.guard(spec, "readiness", lambda: _readiness(spec, p), Readiness()),
+        startup_timeout=f.guard(
+            spec, "startupTimeout", lambda: _startup_timeout(spec, p), DEFAULT_STARTUP_TIMEOUT
+        ),
+        stop_grace_period=f.guard(
+            spec,
+            "stopGracePeriod",
+            lambda: f.opt_duration(spec, "stopGracePeriod", p, DEFAULT_STOP_GRACE_PERIOD),
+            DEFAULT_STOP_GRACE_PERIOD,
+        ),
+        working_dir=f.guard(spec, "workingDir", lambda: f.opt_str(spec, "workingDir", p), None),
+    )
+
+
+def _command(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
     raw_command = f.opt_list(spec, "command", p)
     if not raw_command:
         raise ModelError("spec.command", "is required: the program and its arguments, as a list")
     command = tuple(f.as_str(arg, f"spec.command[{i}]") for i, arg in enumerate(raw_command))
     if not command[0]:
         raise ModelError("spec.command[0]", "must name a program")
+    return command
+
+
+def _env(spec: Mapping[str, Any], p: str) -> dict[str, str]:
     env_raw = f.opt_mapping(spec, "env", p) or {}
-    env = {str(k): _env_value(v, f"spec.env.{k}") for k, v in env_raw.items()}
+    return {str(k): _env_value(v, f"spec.env.{k}") for k, v in env_raw.items()}
+
+
+def _startup_timeout(spec: Mapping[str, Any], p: str) -> float:
     startup = f.opt_duration(spec, "startupTimeout", p, DEFAULT_STARTUP_TIMEOUT)
     if startup <= 0:
         raise ModelError("spec.startupTimeout", "must be greater than zero")
-    return LocalWorkload(
-        meta=meta,
-        command=command,
-        port=f.opt_int(spec, "port", p, minimum=1, maximum=65535),
-        env=env,
-        readiness=_readiness(spec, p),
-        startup_timeout=startup,
-        stop_grace_period=f.opt_duration(spec, "stopGracePeriod", p, DEFAULT_STOP_GRACE_PERIOD),
-        working_dir=f.opt_str(spec, "workingDir", p),
-    )
+    return startup
 
 
 def _env_value(value: Any, path: str) -> str:

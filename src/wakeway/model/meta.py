@@ -27,8 +27,29 @@ class ObjectMeta:
         return f"{self.namespace}/{self.name}"
 
 
+# Every field of Kubernetes' ObjectMeta: one a file may carry, whether or not we read it.
+OBJECT_META_FIELDS = (
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+)
+
+
 def parse_meta(doc: Mapping[str, Any], default_namespace: str) -> ObjectMeta:
     meta = f.req_mapping(doc, "metadata", "")
+    f.known(meta, *OBJECT_META_FIELDS)
     name = f.req_str(meta, "name", "metadata")
     namespace = f.opt_str(meta, "namespace", "metadata") or default_namespace
     return ObjectMeta(

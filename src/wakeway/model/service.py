@@ -70,6 +70,10 @@ class ReferenceGrant:
     sources: tuple[GrantFrom, ...]
     targets: tuple[GrantTo, ...]
 
+    @property
+    def key(self) -> str:
+        return self.meta.key
+
     def allows(
         self, group: str, kind: str, namespace: str, to_group: str, to_kind: str, name: str
     ) -> bool:
@@ -128,20 +132,26 @@ def parse_endpoint_slice(doc: Mapping[str, Any]) -> EndpointSlice:
 
 
 def parse_reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
+    """A ReferenceGrant, strictly: one :class:`ModelError` lists every problem, unknown fields
+    among them."""
+    return f.parse_document(doc, _reference_grant, known=("apiVersion", "kind", "status"))
+
+
+def _reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
     meta = parse_meta(doc, "default")
     spec = f.req_mapping(doc, "spec", "")
-    sources = tuple(
-        GrantFrom(
-            f.opt_str(m, "group", p, ""), f.req_str(m, "kind", p), f.req_str(m, "namespace", p)
-        )
-        for i, raw in enumerate(f.opt_list(spec, "from", "spec"))
-        for p in [f"spec.from[{i}]"]
-        for m in [f.mapping(raw, p)]
-    )
-    targets = tuple(
-        GrantTo(f.opt_str(m, "group", p, ""), f.req_str(m, "kind", p), f.opt_str(m, "name", p))
-        for i, raw in enumerate(f.opt_list(spec, "to", "spec"))
-        for p in [f"spec.to[{i}]"]
-        for m in [f.mapping(raw, p)]
-    )
+    sources = tuple(f.each(spec, "from", "spec", _grant_from))
+    targets = tuple(f.each(spec, "to", "spec", _grant_to))
     return ReferenceGrant(meta, sources, targets)
+
+
+def _grant_from(raw: Any, p: str) -> GrantFrom:
+    m = f.mapping(raw, p)
+    return GrantFrom(
+        f.opt_str(m, "group", p, ""), f.req_str(m, "kind", p), f.req_str(m, "namespace", p)
+    )
+
+
+def _grant_to(raw: Any, p: str) -> GrantTo:
+    m = f.mapping(raw, p)
+    return GrantTo(f.opt_str(m, "group", p, ""), f.req_str(m, "kind", p), f.opt_str(m, "name", p))

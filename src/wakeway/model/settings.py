@@ -6,8 +6,10 @@ A field declared with :func:`setting` carries its bounds (``min``, ``max``, ``ab
 :func:`check_fields` applies them, so a dataclass built in code is held to the same rules as one
 read from the environment. Every problem is a :class:`SettingsError` naming the variable (or the
 field, for a dataclass built in code) and what is wrong. An absent value is ``None``: an empty
-variable gives ``None`` for an optional field. A variable with a component's prefix that names
-no setting is an error that suggests the closest known name.
+variable gives ``None`` for an optional field. A ``WAKEWAY_*`` variable that the component does
+not read is an error that suggests the closest known name, unless another component's prefix
+(:data:`COMPONENT_PREFIXES`) leaves it to that component or it is one of :data:`SHARED_VARIABLES`
+and :data:`TOOL_VARIABLES`.
 
 ``host:port`` and ``namespace/name[:port]`` are parsed here and nowhere else.
 """
@@ -28,6 +30,23 @@ S = TypeVar("S")
 T = TypeVar("T")
 
 ROUTE_IDENTITY_KEY = "WAKEWAY_ROUTE_IDENTITY_KEY"
+PREFIX = "WAKEWAY_"
+# Each component checks the variables of its own prefix and leaves the others' to them.
+COMPONENT_PREFIXES = ("WAKEWAY_INTERCEPTOR_", "WAKEWAY_SCALER_", "WAKEWAY_OPERATOR_")
+# Read by more than one component, without a component's prefix (or with the interceptor's).
+SHARED_VARIABLES = (
+    "WAKEWAY_KUBECONFIG",
+    "WAKEWAY_INTERCEPTOR_SERVICE",
+    ROUTE_IDENTITY_KEY,
+    f"{ROUTE_IDENTITY_KEY}_FILE",
+)
+# Read by the project's scripts and tests, never by a component; allowed in its environment.
+TOOL_VARIABLES = (
+    "WAKEWAY_CLUSTER_LOGS",
+    "WAKEWAY_FUZZ_EXAMPLES",
+    "WAKEWAY_DEMO_LISTEN",
+    "WAKEWAY_DEMO_ADMIN",
+)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -210,7 +229,8 @@ def settings_from_env(
     prefixed name wins); ``extra`` are values already parsed (e.g. a key file). A field's text
     goes through its ``parse``, or by its type: bool (true/false/1/0/yes/no/on/off), int,
     float, str, and ``X | None`` (empty gives None; ``none`` too unless X is str). ``strict``:
-    a variable starting with ``prefix`` that is neither a field's nor in ``known`` is an error.
+    a ``WAKEWAY_*`` variable that is neither a field's, an alias, in ``known``, shared, a
+    tool's, nor left to another component by its prefix is an error.
     Every problem raises :class:`SettingsError` naming the variable.
     """
     cls = type(base)
@@ -218,7 +238,11 @@ def settings_from_env(
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     own = variables(cls, prefix)
     if strict:
-        reject_unknown(env, prefix, [*own, *(aliases or {}), *known])
+        names = [*own, *(aliases or {}), *known]
+        reject_unknown(env, prefix, names)
+        others = tuple(p for p in COMPONENT_PREFIXES if p != prefix)
+        everyone = [*names, *SHARED_VARIABLES, *TOOL_VARIABLES]
+        reject_unknown(env, PREFIX, everyone, leave=others)
     changes: dict[str, object] = dict(extra or {})
     var_of = {name: var for var, name in own.items()}
     sources = list((aliases or {}).items())
@@ -245,12 +269,15 @@ def settings_from_env(
         raise SettingsError(prefix.rstrip("_"), str(exc)) from None
 
 
-def reject_unknown(env: Mapping[str, str], prefix: str, known: Iterable[str]) -> None:
-    """Raise :class:`SettingsError` for the first variable starting with ``prefix`` that is not
-    ``known``, suggesting the closest known name (a misspelt setting must not pass unseen)."""
+def reject_unknown(
+    env: Mapping[str, str], prefix: str, known: Iterable[str], *, leave: tuple[str, ...] = ()
+) -> None:
+    """Raise :class:`SettingsError` for the first variable starting with ``prefix`` (and with
+    none of the prefixes ``leave``) that is not ``known``, suggesting the closest known name (a
+    misspelt setting must not pass unseen)."""
     names = set(known)
     for var in sorted(env):
-        if var.startswith(prefix) and var not in names:
+        if var.startswith(prefix) and var not in names and not (leave and var.startswith(leave)):
             tails = {name[len(prefix) :]: name for name in names if name.startswith(prefix)}
             close = difflib.get_close_matches(var[len(prefix) :], tails, n=1, cutoff=0.6)
             hint = f"; did you mean {tails[close[0]]}?" if close else ""

@@ -456,7 +456,7 @@ def _same(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
 def _plan_invalid(spec: InvalidSpec, observed: Observed, now: float) -> Plan:
     gen = spec.meta.generation
     conditions = (
-        _cond(READY, "False", "InvalidSpec", f"{spec.error.path}: {spec.error.message}", gen),
+        _cond(READY, "False", "InvalidSpec", spec.error.summary(), gen),
         _cond(BOUND, "Unknown", "InvalidSpec", "the spec could not be read", gen),
         _cond(ACTIVE, "Unknown", "InvalidSpec", "the spec could not be read", gen),
     )

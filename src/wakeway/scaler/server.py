@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 
 import grpc
 
@@ -64,6 +65,11 @@ class Scaler:
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_ExternalScalerServicer_to_server(self.service, server)
         address = f"[{s.listen_host}]" if ":" in s.listen_host else s.listen_host
+        if s.listen_port:
+            # Bind once ourselves: a taken address raises a plain OSError naming it, where
+            # gRPC would log its own error line first.
+            family = socket.AF_INET6 if ":" in s.listen_host else socket.AF_INET
+            socket.create_server((s.listen_host, s.listen_port), family=family).close()
         self._port = server.add_insecure_port(f"{address}:{s.listen_port}")
         if not self._port:
             raise OSError(f"cannot listen on {address}:{s.listen_port}")

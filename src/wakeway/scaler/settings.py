@@ -78,7 +78,8 @@ def settings_from_env(
 ) -> ScalerSettings:
     """Settings from ``WAKEWAY_SCALER_<FIELD>`` variables (e.g. ``..._STALE_AFTER=30``).
 
-    An unknown ``WAKEWAY_SCALER_*`` variable, or a malformed or out-of-range value, raises
+    An unknown ``WAKEWAY_*`` variable (not this component's, not shared, not under the
+    interceptor's or the operator's prefix), or a malformed or out-of-range value, raises
     :class:`~wakeway.model.settings.SettingsError` naming the variable.
     """
     return read_env(base or ScalerSettings(), ENV_PREFIX, os.environ if env is None else env)
