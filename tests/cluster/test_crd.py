@@ -285,6 +285,12 @@ INVALID: dict[str, tuple[dict[str, Any], str, str]] = {
     ),
     "bad-host": (_with(hosts=["a b.example.com"]), "spec.hosts[0]", "should match"),
     "path-with-query": (_with(pathPrefixes=["/a?b"]), "spec.pathPrefixes[0]", "should match"),
+    "relative-path": (_with(pathPrefixes=["api"]), "spec.pathPrefixes[0]", "should match"),
+    "hold-nothing": (
+        _with(coldStart={"maxHeldRequests": 0}),
+        "spec.coldStart.maxHeldRequests",
+        "greater than or equal to 1",
+    ),
     "duplicate-header": (
         _with(headers=[{"name": "x-a"}, {"name": "x-a", "value": "1"}]),
         "spec.headers[1]",
