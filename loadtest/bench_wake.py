@@ -16,7 +16,7 @@ the interceptor. The components' structured events give the hops of that wake on
 
 Baseline, in the same run and interleaved with the wakes: the same conditional /scale patch of
 another Deployment at zero, sent by this process with the admin's credentials: what writing the
-scale alone costs, the floor for any wake chain. Ratios are against its median.
+scale alone costs, the floor for any wake chain. Ratios are against its p50.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -103,7 +102,7 @@ async def measure(cluster: Cluster, wakes: int) -> dict[str, list[float]]:
 
 
 def report(results: dict[str, list[float]]) -> str:
-    floor = statistics.median(results["baseline: the /scale patch alone"])
+    floor = dist(results["baseline: the /scale patch alone"])["p50"]
     lines = [
         f"{'':40} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p50 / floor':>11}",
     ]
