@@ -112,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser(
         "validate",
         help="check local-mode configuration or Kubernetes manifests, then exit",
-        description="Checks every document of the YAML files (or directories of them): "
-        "LocalWorkloads the way local mode reads them; HTTPScaledObjects, HTTPRoutes and "
-        "ReferenceGrants by the rules of the CRD and the operator. Documents of other kinds are "
-        "noted and skipped. Every problem is printed, naming file, document, kind/name and "
-        "field; exit 1 when there is any.",
+        description="Checks every document of the YAML files (or directories of them). Files "
+        "that define a LocalWorkload are local mode's configuration and get exactly its checks; "
+        "otherwise they are Kubernetes manifests: HTTPScaledObjects, HTTPRoutes and "
+        "ReferenceGrants are checked by the rules of the CRD and the operator, documents of "
+        "other kinds are noted and skipped. Every problem is printed, naming file, document, "
+        "kind/name and field; exit 1 when there is any.",
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     return parser
@@ -146,7 +147,7 @@ def _validate(args: argparse.Namespace) -> int:
     from wakeway.routing import InterceptorRef, RouteGrants, RoutingTable
 
     try:
-        config = load_config(args.paths, kubernetes=True)
+        config = load_config(args.paths, kubernetes=None)
     except ConfigError as exc:
         for line in (*exc.skipped, *exc.problems):
             print(line, file=sys.stderr)

@@ -407,3 +407,21 @@ def test_validate_applies_the_crd_and_operator_rules_to_manifests(
         f"{grant}: spec.from[0].namespace: is required",
         "3 problem(s)",
     ]
+
+
+def test_validate_checks_local_configuration_exactly_as_local_mode_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Files that define a LocalWorkload are local mode's configuration: a Kubernetes target
+    and a kind local mode does not read are problems there, not notes."""
+    local = LOCAL.replace("  readines: {httpGet: {path: /}}\n", "").replace(
+        "  host: [web.localhost]\n  pathPrefixes: [api]\n", ""
+    )
+    local = local.replace("  coldStart: {maxHeldRequests: 0}\n", "")
+    path = tmp_path / "local.yaml"
+    path.write_text(local + "---\n" + MANIFESTS)
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "document 3 (Deployment api): apiVersion/kind apps/v1/Deployment is not one " in err
+    assert "document 4 (HTTPScaledObject api): spec.scaleTargetRef: local mode scales" in err
+    assert "skipped" not in err

@@ -85,18 +85,21 @@ def yaml_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def load_config(paths: Iterable[Path], *, kubernetes: bool = False) -> LocalConfig:
+def load_config(paths: Iterable[Path], *, kubernetes: bool | None = False) -> LocalConfig:
     """Read and validate every document; raise :class:`ConfigError` listing all problems.
 
     ``kubernetes``: the files are Kubernetes manifests, not local mode's configuration:
     ReferenceGrants are read too, a scale target may be of any kind, and a document of a kind
-    wakeway does not read is noted in ``skipped`` instead of being a problem."""
+    wakeway does not read is noted in ``skipped`` instead of being a problem. ``None``: decide
+    from the files (local mode's configuration defines a LocalWorkload)."""
     problems: list[str] = []
     skipped: list[str] = []
     objects: list[tuple[str, object]] = []
     files = yaml_files(paths)
     if not files:
         raise ConfigError(["no configuration files given (YAML files or directories of them)"])
+    if kubernetes is None:
+        kubernetes = not any(_defines_workload(file) for file in files)
     for file in files:
         objects.extend(_read_file(file, problems, skipped if kubernetes else None))
     config = _assemble(objects, problems, kubernetes=kubernetes)
@@ -157,6 +160,14 @@ def _read_file(
 
 
 _KINDS = {kind for _, kind in _KUBERNETES_PARSERS}
+
+
+def _defines_workload(file: Path) -> bool:
+    try:
+        docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False  # reading it again reports why
+    return any(isinstance(d, Mapping) and d.get("kind") == LOCAL_WORKLOAD_KIND for d in docs)
 
 
 def _describe(doc: Mapping[str, Any], sep: str = " ") -> str:

@@ -91,7 +91,8 @@ def settings_from_env(
     ones shared with the interceptor: ``WAKEWAY_INTERCEPTOR_SERVICE``, ``WAKEWAY_KUBECONFIG``,
     ``WAKEWAY_ROUTE_IDENTITY_KEY`` (base64) or ``WAKEWAY_ROUTE_IDENTITY_KEY_FILE`` (raw bytes).
 
-    An unknown ``WAKEWAY_OPERATOR_*`` variable, or a malformed or out-of-range value, raises
+    An unknown ``WAKEWAY_*`` variable (not this component's, not shared, not under the
+    interceptor's or the scaler's prefix), or a malformed or out-of-range value, raises
     :class:`~wakeway.model.settings.SettingsError` naming the variable.
     """
     env = os.environ if env is None else env
