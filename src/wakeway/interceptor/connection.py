@@ -46,6 +46,9 @@ class Life(IntEnum):
     CLOSED = 4
 
 
+OPEN, REFUSING, CLOSING, LINGERING, CLOSED = Life  # the hot path compares with ``is`` and ``<``
+
+
 class _Reject(Exception):
     """Raised inside a parser callback to stop parsing; the connection answers and closes."""
 
@@ -84,7 +87,7 @@ class ClientConnection(asyncio.Protocol):
         self.paused = 0
         self.reading_paused = False
         self.write_paused = False
-        self.life = Life.OPEN
+        self.life = OPEN
         self.eof = False
         self.tunnel: Exchange | None = None
         self.upgrading: Exchange | None = None
@@ -124,8 +127,8 @@ class ClientConnection(asyncio.Protocol):
                 upgrading.tunnel_tail += data
             return
         life = self.life
-        if life is not Life.OPEN:
-            if life is Life.LINGERING:
+        if life is not OPEN:
+            if life is LINGERING:
                 self._discarded += len(data)
                 if self._discarded > LINGER_BYTES and self.transport is not None:
                     self.transport.close()
@@ -147,7 +150,7 @@ class ClientConnection(asyncio.Protocol):
             rejection = self._rejection
             if rejection is not None:
                 self._reject(*rejection)
-            elif self.life < Life.CLOSING:
+            elif self.life < CLOSING:
                 self._reject(400, f"malformed request: {exc}")
             return
         cur = self.cur
@@ -166,7 +169,7 @@ class ClientConnection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.life = Life.CLOSED
+        self.life = CLOSED
         self.deadline.cancel()
         self.state.connections.discard(self)
         queue = list(self.queue)
@@ -191,7 +194,7 @@ class ClientConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------
     def on_message_begin(self) -> None:
-        if self.life >= Life.CLOSING:
+        if self.life >= CLOSING:
             raise _Reject
         self.cur = Exchange(self, self.state)
         if not self.queue:
@@ -274,14 +277,14 @@ class ClientConnection(asyncio.Protocol):
         out = self._out
         if out is not None:
             out.append(data)
-        elif self.life is not Life.CLOSED and self.transport is not None:
+        elif self.life is not CLOSED and self.transport is not None:
             self.transport.write(data)
 
     def writelines(self, parts: list[bytes]) -> None:
         out = self._out
         if out is not None:
             out += parts
-        elif self.life is not Life.CLOSED and self.transport is not None:
+        elif self.life is not CLOSED and self.transport is not None:
             self.transport.writelines(parts)
 
     def begin_batch(self) -> bool:
@@ -295,7 +298,7 @@ class ClientConnection(asyncio.Protocol):
     def end_batch(self) -> None:
         out = self._out
         self._out = None
-        if not out or self.life is Life.CLOSED or self.transport is None:
+        if not out or self.life is CLOSED or self.transport is None:
             return
         if len(out) == 1:
             self.transport.write(out[0])
@@ -306,10 +309,10 @@ class ClientConnection(asyncio.Protocol):
         self.end_batch()
         transport = self.transport
         if transport is None:
-            self._to(Life.CLOSING)
+            self._to(CLOSING)
             return
         if (
-            self.life < Life.LINGERING
+            self.life < LINGERING
             and not self.eof
             and self.tunnel is None
             and self.upgrading is None
@@ -319,7 +322,7 @@ class ClientConnection(asyncio.Protocol):
             # pipelined after a "close". Closing with unread bytes makes the kernel send a
             # reset, which can destroy the answer before the client reads it. So: FIN, discard
             # what still arrives (bounded), close at the client's EOF (RFC 9112 section 9.6).
-            self.life = Life.LINGERING
+            self.life = LINGERING
             transport.write_eof()
             self.deadline.arm(LINGER_SECONDS)
             self.paused = 0
@@ -327,11 +330,11 @@ class ClientConnection(asyncio.Protocol):
                 self.reading_paused = False
                 transport.resume_reading()
             return
-        self._to(Life.CLOSING)
+        self._to(CLOSING)
         transport.close()
 
     def abort(self) -> None:
-        self._to(Life.CLOSING)
+        self._to(CLOSING)
         self._out = None
         if self.transport is not None:
             self.transport.abort()
@@ -340,7 +343,7 @@ class ClientConnection(asyncio.Protocol):
         paused = (self.paused | reason) if on else (self.paused & ~reason)
         self.paused = paused
         transport = self.transport
-        if transport is None or self.life is Life.CLOSED:
+        if transport is None or self.life is CLOSED:
             return
         if paused and not self.reading_paused:
             self.reading_paused = True
@@ -367,7 +370,7 @@ class ClientConnection(asyncio.Protocol):
             queue.remove(ex)
         if self.tunnel is ex:
             self.tunnel = None
-        if self.life is Life.CLOSED:
+        if self.life is CLOSED:
             return
         if not ex.keep_alive or (self.eof and not queue) or self.upgrading is ex:
             self.close()
@@ -393,7 +396,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self._advancing = True
         try:
-            while self.queue and self.life < Life.CLOSING:
+            while self.queue and self.life < CLOSING:
                 ex = self.queue[0]
                 if ex.phase is not QUEUED:
                     break
@@ -403,7 +406,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, status: int, message: str) -> None:
         """A request that cannot be parsed or is too large: answer in order, then close."""
-        self._to(Life.REFUSING)
+        self._to(REFUSING)
         self._rejection = None
         self.pause_reading_for(Pause.DEAD, True)
         cur = self.cur
@@ -426,9 +429,9 @@ class ClientConnection(asyncio.Protocol):
             self.queue.append(rejection)
 
     def _on_timeout(self) -> None:
-        if self.tunnel is not None or self.life is Life.CLOSED:
+        if self.tunnel is not None or self.life is CLOSED:
             return
-        if self.life is Life.LINGERING:
+        if self.life is LINGERING:
             if self.transport is not None:
                 self.transport.close()
             return
@@ -436,7 +439,7 @@ class ClientConnection(asyncio.Protocol):
             return  # an exchange is running; its own timeouts apply
         if self.cur is not None:
             timeout = self.state.settings.header_read_timeout
-            self._to(Life.REFUSING)
+            self._to(REFUSING)
             self.write(
                 simple_response(
                     408, f"request header not received within {timeout:g} s\n", keep_alive=False

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
-from enum import Enum, IntFlag
+from enum import Enum
 from typing import Any, Protocol
 
 from wakeway.gateway.request import Request
@@ -64,8 +64,10 @@ class Phase(Enum):
 QUEUED, HELD, CONNECTING, SENDING, TUNNEL, DONE = Phase  # the hot path compares with ``is``
 
 
-class Pause(IntFlag):
-    """Why a client connection stopped reading; it reads again when no reason is left."""
+class Pause:
+    """Why a client connection stopped reading (bits of one int); it reads again when no
+    reason is left. Plain ints, not an IntFlag: flag arithmetic on enum members costs
+    microseconds, and this runs on every request."""
 
     UPSTREAM = 1  # the backend connection's write buffer is full
     BUFFER = 2  # a held request's buffered body reached max_buffered_body
