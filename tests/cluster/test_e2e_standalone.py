@@ -13,19 +13,21 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.processes import Proc, stop
 from tests.cluster.helpers import Answer, eventually, http_request
-from tests.cluster.standalone import interceptor_ready, make_app, replicas
+from tests.cluster.standalone import conditions, interceptor_ready, make_app, replicas
 from tests.cluster.wakeway_setup import component_kubeconfigs, start_component
 from wakeway.kube import Kube
 from wakeway.kube.resources import HTTPSCALEDOBJECTS
 
 pytestmark = pytest.mark.cluster
 
+LO = "127.0.0.1"
 PROXY = (18281, 18282)
 ADMIN = (19281, 19282)
 SCALER = 19283
@@ -35,6 +37,13 @@ SCALER = 19283
 class Stack:
     cluster: Cluster
     procs: dict[str, Proc]
+    configs: dict[str, Path]
+
+    def start_interceptor(self, i: int) -> None:
+        args = ["interceptor", "--listen", f"{LO}:{PROXY[i]}", "--admin", f"{LO}:{ADMIN[i]}"]
+        self.procs[f"interceptor-{i}"] = start_component(
+            self.cluster, f"e2e-interceptor-{i}", args, self.configs["interceptor"]
+        )
 
 
 def get(
@@ -51,11 +60,9 @@ async def answers(tasks: list[asyncio.Task[Answer]]) -> list[Answer]:
 def stack(cluster: Cluster) -> Iterator[Stack]:
     configs = asyncio.run(component_kubeconfigs(cluster, "interceptor", "scaler", "operator"))
     procs: dict[str, Proc] = {}
-    for i, (port, admin) in enumerate(zip(PROXY, ADMIN, strict=True)):
-        args = ["interceptor", "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}"]
-        procs[f"interceptor-{i}"] = start_component(
-            cluster, f"e2e-interceptor-{i}", args, configs["interceptor"]
-        )
+    s = Stack(cluster, procs, configs)
+    for i in range(len(PROXY)):
+        s.start_interceptor(i)
     interceptors = ",".join(f"127.0.0.1:{a}" for a in ADMIN)
     procs["scaler"] = start_component(
         cluster,
@@ -76,28 +83,43 @@ def stack(cluster: Cluster) -> Iterator[Stack]:
         WAKEWAY_OPERATOR_METRICS_INTERVAL="0.5",
     )
     try:
-        yield Stack(cluster, procs)
+        yield s
     finally:
         for proc in reversed(list(procs.values())):
             stop(proc, 5.0)
 
 
 async def routed(stack: Stack, kube: Kube, ns: str, name: str) -> None:
-    """Until the HTTPScaledObject is Ready (the operator saw it) and both interceptors route it."""
+    """Until the HTTPScaledObject is Ready (the operator saw it) and both interceptors route it,
+    without sending it a request (that would wake it).
 
-    async def ready() -> bool:
-        obj = await kube.get(HTTPSCALEDOBJECTS, ns, name)
-        conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions", [])}
-        return conds.get("Ready") == "True"
+    A canary HTTPScaledObject is created after it, for a workload that does not exist: the
+    operator marks it not Ready, and an interceptor answers its host 503 at once (nothing can
+    come) instead of 404 (no route) once its informer has that status. Watch events arrive in
+    order, so an interceptor that answers the canary 503 has seen ``name`` too."""
 
-    await eventually(ready, f"{ns}/{name} to be Ready", within=60)
+    async def ready(obj: str, status: str) -> bool:
+        return (await conditions(kube, ns, obj)).get("Ready") == status
 
-    async def both_ready() -> bool:
-        return all(interceptor_ready(stack.cluster, admin) for admin in ADMIN)
+    await eventually(lambda: ready(name, "True"), f"{ns}/{name} to be Ready", within=60)
+    canary = {"name": "canary", "service": "canary", "port": 80}
+    await kube.create(
+        HTTPSCALEDOBJECTS,
+        ns,
+        {
+            "apiVersion": "http.keda.sh/v1alpha1",
+            "kind": "HTTPScaledObject",
+            "metadata": {"name": "canary"},
+            "spec": {"hosts": [f"canary.{ns}.test"], "scaleTargetRef": canary},
+        },
+    )
+    await eventually(lambda: ready("canary", "False"), f"{ns}/canary to be refused", within=60)
 
-    await eventually(both_ready, "the interceptors to be ready", within=30)
-    # An informer event reaches each interceptor shortly after the API server stored the object.
-    await asyncio.sleep(0.5)
+    async def both_route() -> bool:
+        probes = [get(stack.cluster, f"canary.{ns}.test", port, timeout=10) for port in PROXY]
+        return [a.status for a in await answers(probes)] == [503, 503]
+
+    await eventually(both_route, f"both interceptors to route {ns}", within=30)
 
 
 async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kube: Kube) -> None:
@@ -141,14 +163,17 @@ async def test_requests_during_scale_down_are_not_lost(stack: Stack, kube: Kube)
     ns = await make_app(kube, "flap", scaledownPeriod=2, replicas={"min": 0, "max": 2})
     await routed(stack, kube, ns, "flap")
     host = f"flap.{ns}.test"
-    assert [a.status for a in await answers([get(stack.cluster, host)])] == [200]
-    # Keep sending a request every 0.3 s across several idle/scale-down boundaries.
     futures: list[asyncio.Task[Answer]] = []
-    for _ in range(20):
-        futures.append(get(stack.cluster, host))
-        await asyncio.sleep(0.3)
-        if len(futures) % 7 == 0:
-            await asyncio.sleep(2.5)  # long enough for the operator to scale down
+    for _ in range(2):
+        # Traffic wakes it and keeps it up, then stops; once the operator has written zero
+        # replicas (its pod still terminating, its endpoint maybe still listed), the next
+        # request arrives: it must be held and served by the next wake, not lost.
+        for _ in range(5):
+            futures.append(get(stack.cluster, host))
+            await eventually(lambda: _at_least(kube, ns, "flap", 1), "a wake", within=30)
+        await answers(futures)
+        await eventually(lambda: _exactly(kube, ns, "flap", 0), "a scale-down", within=30)
+    futures.append(get(stack.cluster, host))
     results = await answers(futures)
     assert [a.status for a in results] == [200] * len(results)
 
@@ -167,14 +192,21 @@ async def test_sustained_concurrency_adds_replicas_then_removes_them(
     await routed(stack, kube, ns, "busy")
     host = f"busy.{ns}.test"
     # 16 slow requests in flight at once, split over both interceptors: the scaler sums them.
-    deadline = time.monotonic() + 20
-    peak = 0
-    while time.monotonic() < deadline and peak < 3:
-        wave = [get(stack.cluster, host, port=PROXY[i % 2]) for i in range(16)]
-        await asyncio.sleep(0.5)
-        peak = max(peak, await replicas(kube, ns, "busy"))
-        assert all(a.status == 200 for a in await answers(wave))
-    assert peak >= 3, peak
+    stop_load = asyncio.Event()
+    sent: list[Answer] = []
+
+    async def load() -> None:
+        while not stop_load.is_set():
+            sent.extend(await answers([get(stack.cluster, host, PROXY[i % 2]) for i in range(16)]))
+
+    loader = asyncio.create_task(load())
+    try:
+        await eventually(lambda: _at_least(kube, ns, "busy", 3), "3 replicas or more", within=30)
+    finally:
+        stop_load.set()
+        await loader
+    assert sent, "no wave finished"
+    assert all(a.status == 200 for a in sent), {(a.status, a.body[:80]) for a in sent}
     await eventually(lambda: _exactly(kube, ns, "busy", 0), "scale back to zero", within=90)
 
 
@@ -185,10 +217,18 @@ async def test_one_interceptor_killed_does_not_stall_the_other(stack: Stack, kub
     victim = stack.procs["interceptor-0"]
     stop(victim, 2.0)
     assert not victim.alive()
-    # The remaining interceptor still wakes the workload through the scaler and the operator.
-    results = await answers([get(stack.cluster, host, port=PROXY[1]) for _ in range(5)])
-    assert [a.status for a in results] == [200] * 5
-    assert await replicas(kube, ns, "survivor") >= 1
+    try:
+        # The remaining interceptor still wakes the workload through the scaler and the operator.
+        results = await answers([get(stack.cluster, host, port=PROXY[1]) for _ in range(5)])
+        assert [a.status for a in results] == [200] * 5
+        assert await replicas(kube, ns, "survivor") >= 1
+    finally:  # the other tests share the stack: it leaves with both interceptors serving
+        stack.start_interceptor(0)
+
+        async def back() -> bool:
+            return interceptor_ready(stack.cluster, ADMIN[0])
+
+        await eventually(back, "the restarted interceptor to be ready", within=60)
 
 
 async def _at_least(kube: Kube, ns: str, name: str, n: int) -> int | None:

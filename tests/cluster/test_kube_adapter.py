@@ -100,7 +100,9 @@ async def test_informer_resumes_a_watch_the_server_ended(kube: Kube, ns: str) ->
         await asyncio.wait_for(informer.synced.wait(), 10)
         # The server ends each watch after 1 s: the informer resumes from its last version
         # without listing again, and still sees later changes.
-        await asyncio.sleep(2.5)
+        await eventually(
+            lambda: _async(informer.resumed >= 2), "the server to end two watches", within=10
+        )
         await kube.create(SERVICES, ns, svc("late"))
         await eventually(
             lambda: _async(f"{ns}/late" in informer.items()), "a later change", within=10

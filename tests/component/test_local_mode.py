@@ -210,7 +210,10 @@ async def test_request_while_stopping_is_held_and_served_by_the_next_start(
     assert status == 200
     slot = h.runner.slots["default/app"]
     await h.until(lambda: slot.phase is Phase.STOPPING)
-    status, second = await h.get("app.localhost")
+    request = asyncio.create_task(h.get("app.localhost"))
+    await h.until(lambda: h.runner.interceptor.counts()["default/app"].in_flight == 1)
+    assert slot.phase is Phase.STOPPING  # it arrived while the workload was stopping (1 s)
+    status, second = await request
     assert status == 200
     assert first != second
     assert slot.starts == 2

@@ -105,6 +105,7 @@ async def test_errors_back_off_and_resume_from_the_last_version_seen() -> None:
     informer = await run(api)
     assert api.lists == 1  # never relisted: each restart resumed where it was
     assert api.watched_from == ["10", "11", "15", "16"]
+    assert informer.resumed == 2  # the two watches the server ended; not the one that failed
     assert set(informer.items()) == {"ns/x"}
 
 

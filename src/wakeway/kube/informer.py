@@ -89,6 +89,7 @@ class Informer(Generic[T]):
         self.silence = silence
         self.synced = asyncio.Event()
         self.relists = 0  # how many times the whole list was read (1 after the first sync)
+        self.resumed = 0  # watches the server ended normally, each resumed from its version
         self._store: dict[str, Cached[T]] = {}
         self._handlers: list[Callable[[str], None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +145,7 @@ class Informer(Generic[T]):
                     attempt = 0
                     version = self._apply(event.type, event.object) or version
                 # The server ended the watch normally: resume from where it got to.
+                self.resumed += 1
             except Gone:
                 log.info("%s: resourceVersion expired, listing again", self.resource.plural)
                 version = None
