@@ -44,6 +44,8 @@ NO_DEFAULT = {
     "spec.routes[].name",
     "spec.routes[].namespace",
     "spec.routes[].ruleName",
+    "spec.warmWindows[].schedule",
+    "spec.warmWindows[].duration",
 }
 
 
@@ -163,6 +165,15 @@ FULL_MANIFESTS = [
             },
         },
         routes=[{"name": "web", "namespace": "edge", "ruleName": "api"}],
+        warmWindows=[
+            {
+                "schedule": "0 9 * * MON-FRI",
+                "timeZone": "Europe/Berlin",
+                "duration": "8h",
+                "minReplicas": 2,
+                "leadTime": "5m",
+            }
+        ],
     ),
     manifest(
         scalingMetric={"requestRate": {"targetValue": 5, "window": "2m", "granularity": "2s"}}
@@ -181,6 +192,7 @@ SKELETONS = [
         timeouts={},
         coldStart={"placeholder": {}},
         routes=[{"name": "web"}],
+        warmWindows=[{"schedule": "0 9 * * *", "duration": "1h"}],
     ),
     manifest(scalingMetric={"requestRate": {}}, coldStart={}, targetPendingRequests=7),
 ]
@@ -322,6 +334,8 @@ def test_every_duration_field_carries_the_duration_rule() -> None:
         "spec.timeouts.responseHeader",
         "spec.timeouts.connect",
         "spec.timeouts.request",
+        "spec.warmWindows[].duration",
+        "spec.warmWindows[].leadTime",
     }
     regex = _duration_regex()
     found = {
@@ -346,3 +360,60 @@ def test_every_validation_rule_has_a_message() -> None:
 
 def _node(path: str) -> Any:
     return dict(walk(spec_schema(), "spec"))[path]
+
+
+def _rule_regex(path: str) -> str:
+    (rule,) = _node(path)["x-kubernetes-validations"]
+    match = re.fullmatch(r"self\.matches\('(.*)'\)", rule["rule"])
+    assert match is not None
+    return match.group(1).replace("\\\\", "\\")  # the CEL string literal's escapes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0 9 * * 1-5",
+        " 0  9 * *   MON-FRI ",
+        "*/15 * * * *",
+        "0 9 * *",
+        "0 9 * * * *",
+        "@daily",
+        "0 9 * * 1;2",
+        "61 9 * * *",
+        "0 9 31 2 *",
+    ],
+)
+def test_schedule_rule_rejects_nothing_the_parser_accepts(text: str) -> None:
+    """The CRD checks the shape (5 fields of cron characters); the parser checks the rest, so
+    what the API server refuses, the parser refuses too."""
+    in_crd = re.fullmatch(_rule_regex("spec.warmWindows[].schedule"), text) is not None
+    window = {"schedule": text, "duration": "1h"}
+    try:
+        parse_httpscaledobject(manifest(warmWindows=[window]))
+        in_parser = True
+    except ModelError:
+        in_parser = False
+    assert in_crd or not in_parser, text
+    assert in_crd == (len(text.split()) == 5 and ";" not in text), text
+
+
+@pytest.mark.parametrize(
+    ("zone", "in_crd", "in_parser"),
+    [
+        ("UTC", True, True),
+        ("Europe/Berlin", True, True),
+        ("America/Argentina/Buenos_Aires", True, True),
+        ("Etc/GMT+5", True, True),
+        ("Mars/Olympus_Mons", True, False),  # the shape is right; the zone does not exist
+        ("../etc/passwd", False, False),
+        ("Europe Berlin", False, False),
+    ],
+)
+def test_time_zone_rule_and_parser(zone: str, in_crd: bool, in_parser: bool) -> None:
+    assert (re.fullmatch(_rule_regex("spec.warmWindows[].timeZone"), zone) is not None) == in_crd
+    window = {"schedule": "0 9 * * *", "timeZone": zone, "duration": "1h"}
+    if in_parser:
+        parse_httpscaledobject(manifest(warmWindows=[window]))
+        return
+    with pytest.raises(ModelError, match=r"spec\.warmWindows\[0\]\.timeZone: "):
+        parse_httpscaledobject(manifest(warmWindows=[window]))

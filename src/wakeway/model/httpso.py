@@ -2,7 +2,8 @@
 
 Every manifest valid for the add-on parses here with the same meaning. Our additions live under
 ``spec.routes`` (binding to HTTPRoutes), ``spec.coldStart`` (hold limits, placeholder, the
-cold-start response header) and extra keys of ``spec.timeouts`` (connect, request).
+cold-start response header), ``spec.warmWindows`` (kept warm by schedule) and extra keys of
+``spec.timeouts`` (connect, request).
 Durations given as ``None`` mean "the interceptor's global default".
 """
 
@@ -16,6 +17,7 @@ from typing import Any, Literal
 from wakeway.model import fields as f
 from wakeway.model.errors import ModelError
 from wakeway.model.meta import ObjectMeta, parse_meta
+from wakeway.model.warm import WarmWindow, parse_warm_windows
 
 API_VERSION = "http.keda.sh/v1alpha1"
 KIND = "HTTPScaledObject"
@@ -146,6 +148,7 @@ class HTTPScaledObject:
     timeouts: Timeouts = field(default_factory=Timeouts)
     cold_start: ColdStart = field(default_factory=ColdStart)
     routes: tuple[RouteBinding, ...] = ()
+    warm_windows: tuple[WarmWindow, ...] = ()
 
     @property
     def key(self) -> str:
@@ -218,6 +221,7 @@ def _parse(doc: Mapping[str, Any], default_namespace: str) -> HTTPScaledObject:
         timeouts=f.guard(spec, "timeouts", lambda: _timeouts(spec, p), Timeouts()),
         cold_start=f.guard(spec, "coldStart", lambda: _cold_start(spec, p), ColdStart()),
         routes=f.guard(spec, "routes", lambda: _routes(spec, p, meta.namespace), ()),
+        warm_windows=f.guard(spec, "warmWindows", lambda: parse_warm_windows(spec, p, max_r), ()),
     )
 
 
