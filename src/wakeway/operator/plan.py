@@ -27,7 +27,8 @@ from wakeway.model.conditions import (
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import HTTPScaledObject, PortRef
 from wakeway.model.meta import ObjectMeta
-from wakeway.operator import scaledobject
+from wakeway.model.warm import Warmth, warmth
+from wakeway.operator import scaledobject, warm
 from wakeway.operator.objects import ScaledObjectView, ServiceInfo
 from wakeway.operator.scaling import (
     Activity,
@@ -154,6 +155,7 @@ def plan(
     if not any(p.reason.startswith(("Service", "ExternalName", "Port")) for p in problems):
         status["targetService"] = spec.backend.describe()
 
+    windows = warmth(spec.warm_windows, now) if spec.warm_windows else None
     so_change: ScaledObjectChange | None = None
     scale: int | None = None
     events: tuple[Event, ...] = ()
@@ -174,8 +176,11 @@ def plan(
     else:
         ready_reason = "Ready"
         active, active_recheck = _standalone_active(observed.activity, now, policy.active_hold)
+        floor = None if windows is None else warm.floor_of(windows, timestamp)
         if not problems and replicas is not None and observed.activity is not None:
-            decision = decide(spec, replicas, observed.activity, history, now, policy.stabilization)
+            decision = decide(
+                spec, replicas, observed.activity, history, now, policy.stabilization, floor
+            )
             history = decision.history
             requeue = decision.recheck_after
             if decision.replicas is not None and decision.replicas != replicas:
@@ -185,7 +190,7 @@ def plan(
             elif observed.woken_at is not None and replicas:
                 events = (Event("Woken", woken_message(replicas)),)
             if replicas == 0:
-                wake_to = max(1, spec.min_replicas)
+                wake_to = max(1, spec.min_replicas, floor.replicas if floor else 0)
         requeue = earliest(requeue, active_recheck)
         last_scale = observed.status.get("lastScaleTime")
         if scale is not None:
@@ -213,7 +218,18 @@ def plan(
         if ready_reason == "ScaledObjectSkipped":
             message = "ScaledObject creation is skipped by annotation; the workload is valid"
         ready = _cond(READY, "True", ready_reason, message, gen)
-    conditions = (ready, _bound(spec, observed, gen), _cond(ACTIVE, *active, generation=gen))
+    conditions: tuple[Condition, ...] = (
+        ready,
+        _bound(spec, observed, gen),
+        _cond(ACTIVE, *active, generation=gen),
+    )
+    if windows is not None:
+        requeue = earliest(requeue, _until(windows, now))
+        if windows.current is not None:
+            status["nextWarmWindow"] = warm.status_entry(windows.current, timestamp)
+        unexpressed = warm.cron_triggers(spec)[1] if observed.mode == "keda" else []
+        state = warm.condition(spec, observed.mode, unexpressed)
+        conditions += (_cond(warm.WARM_WINDOWS, *state, generation=gen),)
     routes = _routes(spec, observed)
     if routes:
         status["routes"] = routes
@@ -368,6 +384,11 @@ def _standalone_active(
     if last is not None and now - last < hold:
         return ("True", "RequestsActive", message), last + hold - now
     return ("False", "Idle", f"the scaler reported no requests for {hold:g}s"), None
+
+
+def _until(windows: Warmth, now: float) -> float | None:
+    """How soon a window opens or closes (the floor or status.nextWarmWindow changes)."""
+    return None if windows.next_change is None else max(0.0, windows.next_change - now)
 
 
 # --- routes and conditions ----------------------------------------------------------------------

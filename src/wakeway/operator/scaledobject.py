@@ -3,7 +3,8 @@
 One ``keda.sh/v1alpha1`` ScaledObject per HTTPScaledObject, of the same name and namespace,
 controlled by it (ownerReferences, so the garbage collector removes it with its owner). It has
 one ``external-push`` trigger: KEDA opens StreamIsActive to ``scalerAddress`` and wakes the
-workload the moment the scaler says active, then asks GetMetrics for 1 -> N.
+workload the moment the scaler says active, then asks GetMetrics for 1 -> N; and one ``cron``
+trigger per warm window (see :mod:`wakeway.operator.warm`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
 from wakeway.model.trigger import scaler_metadata
 from wakeway.operator.objects import ScaledObjectView
+from wakeway.operator.warm import cron_triggers
 
 SO_API_VERSION = "keda.sh/v1alpha1"
 SO_KIND = "ScaledObject"
@@ -36,7 +38,10 @@ def desired_spec(httpso: HTTPScaledObject, scaler_address: str) -> dict[str, Any
         "maxReplicaCount": httpso.max_replicas,
         "cooldownPeriod": httpso.scaledown_period,
         "initialCooldownPeriod": httpso.initial_cooldown_period,
-        "triggers": [{"type": TRIGGER_TYPE, "name": "http", "metadata": metadata}],
+        "triggers": [
+            {"type": TRIGGER_TYPE, "name": "http", "metadata": metadata},
+            *cron_triggers(httpso)[0],
+        ],
     }
 
 

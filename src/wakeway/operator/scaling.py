@@ -5,6 +5,8 @@ The rules, in order:
 1. The scaler's stream is not connected: hold (never wake nor sleep on no information), except
    to bring replicas back inside ``[min, max]`` when they are above zero.
 2. At zero: wake to ``max(1, min)`` the moment the stream says active (or when ``min`` > 0).
+   A warm window in force raises ``min`` to its floor (the larger of the two applies), and
+   wakes the workload even before the stream has answered.
 3. Above zero, quiet (stream inactive) for ``scaledownPeriod``, ``min`` = 0, and the
    ``initialCooldownPeriod`` since creation over: scale to zero.
 4. Otherwise the recommendation is ``ceil(metric / target)`` bounded by ``[max(1, min), max]``:
@@ -35,6 +37,14 @@ class Activity:
 
 
 @dataclass(frozen=True, slots=True)
+class Floor:
+    """A minimum of replicas in force for now (a warm window), and why, for the Event."""
+
+    replicas: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     at: float  # epoch seconds
     replicas: int
@@ -56,26 +66,36 @@ def decide(
     history: tuple[Recommendation, ...],
     now: float,
     stabilization: float,
+    floor: Floor | None = None,
 ) -> Decision:
-    low, high = max(1, httpso.min_replicas), httpso.max_replicas
+    minimum = httpso.min_replicas
+    why: str | None = None  # set when a warm window raises the minimum
+    if floor is not None and floor.replicas > minimum:
+        minimum, why = min(floor.replicas, httpso.max_replicas), floor.why
+    low, high = max(1, minimum), httpso.max_replicas
     fresh = not history
     history = _prune(history, now, stabilization)
 
+    def bounds(current: int, target: int) -> str:
+        if why is not None:
+            return f"Scaled from {current} to {target}: {why}"
+        return _bounds_message(current, target)
+
     if not activity.connected:
-        if current > 0 and not httpso.min_replicas <= current <= high:
-            bounded = min(max(current, httpso.min_replicas), high)
-            return Decision(bounded, "Scaled", _bounds_message(current, bounded), history)
+        if (current > 0 or why is not None) and not minimum <= current <= high:
+            bounded = min(max(current, minimum), high)
+            return Decision(bounded, "Scaled", bounds(current, bounded), history)
         return Decision(None, history=history)
 
     if current == 0:
-        if activity.active or httpso.min_replicas > 0:
+        if activity.active or minimum > 0:
             target = low
             if activity.active:
                 return Decision(target, "Woken", woken_message(target), history)
-            return Decision(target, "Scaled", _bounds_message(0, target), history)
+            return Decision(target, "Scaled", bounds(0, target), history)
         return Decision(None, history=history)
 
-    if not activity.active and httpso.min_replicas == 0 and not (activity.metric or 0.0) > 0:
+    if not activity.active and minimum == 0 and not (activity.metric or 0.0) > 0:
         quiet_until = activity.quiet_since + httpso.scaledown_period
         cooldown_until = httpso.meta.creation_timestamp + httpso.initial_cooldown_period
         due = max(quiet_until, cooldown_until)
@@ -101,6 +121,8 @@ def decide(
         history = (Recommendation(now, min(current, high)),)
     history = _record(history, Recommendation(now, rec))
     if rec > current:
+        if wanted < low and why is not None:
+            return Decision(rec, "Scaled", bounds(current, rec), history)
         return Decision(rec, "Scaled", _metric_message(current, rec, activity, httpso), history)
     stabilised = max(r.replicas for r in history)
     pending = _next_expiry(history, now, stabilization, rec)
