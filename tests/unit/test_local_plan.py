@@ -8,11 +8,15 @@ from wakeway.local.plan import (
     Action,
     Decision,
     Phase,
+    Warm,
     WorkloadState,
     failures_after_exit,
     plan,
     restart_delay,
+    warm_windows,
 )
+from wakeway.model.cron import parse_cron
+from wakeway.model.warm import WarmWindow
 
 pytestmark = pytest.mark.unit
 
@@ -86,3 +90,15 @@ def test_restart_delay_doubles_up_to_its_cap(failures: int, delay: float) -> Non
 )
 def test_failures_after_an_unasked_exit(failures: int, ran_for: float, after: int) -> None:
     assert failures_after_exit(failures, ran_for) == after
+
+
+def test_warm_windows_keep_it_running_and_say_when_to_look_again() -> None:
+    # Every day at 00:10 UTC for 5 minutes, woken 1 minute early: 00:09-00:15 (epoch day 0).
+    window = WarmWindow(parse_cron("10 0 * * *", "s"), 300.0, lead_time=60.0)
+    mono = 1000.0  # the runner's own clock, offset from the wall clock
+    assert warm_windows((), 0.0, mono) == Warm(False, None)
+    assert warm_windows((window,), 8 * 60, mono) == Warm(False, mono + 60)
+    assert warm_windows((window,), 9 * 60, mono) == Warm(True, mono + 6 * 60)
+    assert warm_windows((window,), 15 * 60, mono) == Warm(False, mono + 86400 - 6 * 60)
+    # In force, a window is what keeps a stopped workload starting and a ready one running.
+    assert plan(state(Phase.STOPPED, keep_warm=True), 0.0).action is Action.START

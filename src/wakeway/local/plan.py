@@ -12,8 +12,11 @@ starts again after a run that stayed ready for ``HEALTHY_RUN`` or ended because 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+
+from wakeway.model.warm import WarmWindow, warmth
 
 RESTART_DELAY_MIN = 0.5  # seconds before the start after one failure
 RESTART_DELAY_MAX = 10.0
@@ -48,6 +51,24 @@ class WorkloadState:
 class Decision:
     action: Action | None
     recheck_at: float | None  # when to plan again if nothing else happens
+
+
+@dataclass(frozen=True, slots=True)
+class Warm:
+    """What a workload's warm windows say now: run it, and when to look again."""
+
+    in_force: bool
+    recheck_at: float | None  # on the runner's clock
+
+
+def warm_windows(windows: Sequence[WarmWindow], wall: float, now: float) -> Warm:
+    """The windows read at wall-clock time ``wall`` (epoch seconds); ``now`` is the runner's
+    own clock at the same moment, which the recheck time is given on."""
+    if not windows:
+        return Warm(False, None)
+    state = warmth(windows, wall)
+    due = None if state.next_change is None else now + max(0.0, state.next_change - wall)
+    return Warm(state.floor > 0, due)
 
 
 def restart_delay(failures: int) -> float:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +30,12 @@ from wakeway.local.plan import (
     failures_after_exit,
     plan,
     restart_delay,
+    warm_windows,
 )
 from wakeway.local.process import StartFailed, WorkloadProcess
 from wakeway.model.local import LocalWorkload
 from wakeway.model.logs import event
+from wakeway.model.warm import WarmWindow
 from wakeway.routing import InterceptorRef, RoutingTable
 
 log = logging.getLogger("wakeway.local")
@@ -60,6 +62,7 @@ class Slot:
     targets: tuple[str, ...] = field(default_factory=tuple)
     scaledown_period: float = 0.0
     keep_warm: bool = False
+    windows: tuple[WarmWindow, ...] = ()  # its targets' spec.warmWindows
     ready_at: float = 0.0  # when the running process became ready
     starts: int = 0  # successful starts, for logs and tests
     failures: int = 0  # failed starts and unasked exits in a row (restart backoff)
@@ -67,9 +70,16 @@ class Slot:
 
 
 class LocalRunner:
-    def __init__(self, paths: Sequence[Path], settings: InterceptorSettings) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        settings: InterceptorSettings,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self.paths = list(paths)
         self.settings = settings
+        self.wall_clock = wall_clock  # what warm windows are read against
         self.config = load_config(self.paths)  # raises ConfigError before anything starts
         self.interceptor = Interceptor(settings)
         self.slots: dict[str, Slot] = {}
@@ -119,6 +129,7 @@ class LocalRunner:
             slot.endpoint_keys = tuple(dict.fromkeys(keys))
             slot.scaledown_period = float(max((so.scaledown_period for so in targets), default=0))
             slot.keep_warm = any(so.min_replicas >= 1 for so in targets)
+            slot.windows = tuple(w for so in targets for w in so.warm_windows)
             slot.cooldown_until = self._started_at + max(
                 (so.initial_cooldown_period for so in targets), default=0
             )
@@ -249,18 +260,20 @@ class LocalRunner:
         if self._stopping:
             return None
         now = time.monotonic()
+        wall = self.wall_clock()
         busy = self._observe(now)
         recheck: float | None = None
         for key, slot in list(self.slots.items()):
             if slot.removed and slot.phase is Phase.STOPPED:
                 del self.slots[key]
                 continue
+            warm = warm_windows(slot.windows, wall, now)
             state = WorkloadState(
                 phase=slot.phase,
                 in_flight=busy[key],
                 idle_since=slot.idle_since,
                 scaledown_period=slot.scaledown_period,
-                keep_warm=slot.keep_warm and not slot.removed,
+                keep_warm=(slot.keep_warm or warm.in_force) and not slot.removed,
                 cooldown_until=slot.cooldown_until,
                 stale=slot.stale,
                 not_before=slot.not_before,
@@ -271,10 +284,9 @@ class LocalRunner:
                 slot.task = asyncio.create_task(self._start(slot))
             elif decision.action is Action.STOP:
                 self._begin_stop(slot, reason="replaced" if slot.stale else "idle")
-            if decision.recheck_at is not None:
-                recheck = (
-                    decision.recheck_at if recheck is None else min(recheck, decision.recheck_at)
-                )
+            for at in (decision.recheck_at, warm.recheck_at):
+                if at is not None:
+                    recheck = at if recheck is None else min(recheck, at)
         return recheck
 
     async def _start(self, slot: Slot) -> None:
