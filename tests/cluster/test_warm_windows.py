@@ -30,6 +30,7 @@ from tests.cluster.standalone import (
 )
 from wakeway.kube import Invalid, Kube
 from wakeway.kube.resources import HTTPSCALEDOBJECTS
+from wakeway.model.httpso import parse_httpscaledobject
 
 pytestmark = pytest.mark.cluster
 
@@ -157,3 +158,24 @@ async def test_what_the_crd_can_check_is_refused_naming_the_field(
     with pytest.raises(Invalid) as caught:
         await make_app(kube, "refused", warmWindows=[window])
     assert f"spec.warmWindows[0].{field}" in str(caught.value)
+
+
+async def test_the_api_server_fills_in_the_window_defaults_the_parser_assumes(
+    stack: Standalone, kube: Kube
+) -> None:
+    ns = await make_app(kube, "defaults", warmWindows=[{"schedule": "0 9 * * *", "duration": "1h"}])
+    stored = await kube.get(HTTPSCALEDOBJECTS, ns, "defaults")
+    assert stored["spec"]["warmWindows"] == [
+        {
+            "schedule": "0 9 * * *",
+            "duration": "1h",
+            "timeZone": "UTC",
+            "minReplicas": 1,
+            "leadTime": "0s",
+        }
+    ]
+    ours = {
+        **stored,
+        "spec": {**stored["spec"], "warmWindows": [{"schedule": "0 9 * * *", "duration": "1h"}]},
+    }
+    assert parse_httpscaledobject(stored) == parse_httpscaledobject(ours)

@@ -220,3 +220,17 @@ def test_keda_a_changed_window_updates_the_scaled_object() -> None:
     assert change is not None
     assert change.action == "update"
     assert change.body["spec"]["triggers"][1] == cron(0, "55 7 * * *", "0 9 * * *", 2)
+
+
+def test_keda_with_the_skip_annotation_says_nothing_carries_the_windows() -> None:
+    doc_so = httpso(MORNING)
+    skipped = dataclasses.replace(
+        doc_so,
+        meta=dataclasses.replace(
+            doc_so.meta,
+            annotations={"httpscaledobject.keda.sh/skip-scaledobject-creation": "true"},
+        ),
+    )
+    p = plan(skipped, Observed("keda", workload=0, services=SERVICES), at("12:00"), POLICY)
+    assert p.scaled_object is None
+    assert conditions(p)["WarmWindows"][:2] == ("False", "ScaledObjectSkipped")
