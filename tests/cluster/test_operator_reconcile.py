@@ -3,11 +3,11 @@ conditions for invalid and valid HTTPScaledObjects, and the KEDA ScaledObject it
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -125,6 +126,36 @@ def operator_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def operator_metrics(port: int) -> dict[str, float] | None:
+    """The operator's counters from its /metrics; None while it does not answer yet."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("wakeway_operator_") and " " in line:
+            name, _, value = line.partition(" ")
+            out[name] = float(value)
+    return out
+
+
+async def _resynced_since(port: int, start: dict[str, float], passes: int) -> bool:
+    now = await operator_metrics(port)
+    key = "wakeway_operator_resyncs_total"
+    return now is not None and now[key] >= start[key] + passes
 
 
 def httpso(name: str, *, service_port: dict[str, Any], **spec: Any) -> Any:
@@ -255,9 +286,14 @@ async def test_keda_mode_owns_one_scaled_object(
     await kube.create(DEPLOYMENTS, ns, deployment("api", replicas=0, port=8080))
     await kube.create(SERVICES, ns, service("api", port=8080))
     # auto: KEDA's CRD is served, so KEDA mode.
+    health_port = _free_port()
     with operator_process(
-        operator_kubeconfig, ns, WAKEWAY_OPERATOR_SCALER_ADDRESS="wakeway-scaler.wakeway:9091"
+        operator_kubeconfig,
+        ns,
+        WAKEWAY_OPERATOR_SCALER_ADDRESS="wakeway-scaler.wakeway:9091",
+        WAKEWAY_OPERATOR_HEALTH_PORT=str(health_port),
     ):
+        await eventually(lambda: operator_metrics(health_port), "the operator's /metrics")
         created = await kube.create(
             HTTPSCALEDOBJECTS, ns, httpso("api", service_port={"port": 8080})
         )
@@ -298,10 +334,17 @@ async def test_keda_mode_owns_one_scaled_object(
         status = (await kube.get(HTTPSCALEDOBJECTS, ns, "api"))["status"]
         assert (status["mode"], status["scaledObject"]) == ("keda", "api")
 
-        # Steady: nothing is rewritten (resync runs every 2 s).
+        # Steady: two resync passes (every 2 s) rewrite nothing, not even the status written
+        # just before the cache saw it.
         before = await kube.get(SCALEDOBJECTS, ns, "api")
         seen = (await kube.get(HTTPSCALEDOBJECTS, ns, "api"))["metadata"]["resourceVersion"]
-        await asyncio.sleep(5)
+        start = await eventually(lambda: operator_metrics(health_port), "/metrics")
+        await eventually(lambda: _resynced_since(health_port, start, passes=2), "two resyncs")
+        end = await eventually(lambda: operator_metrics(health_port), "/metrics")
+        assert (
+            end["wakeway_operator_status_writes_total"]
+            == start["wakeway_operator_status_writes_total"]
+        )
         after = await kube.get(SCALEDOBJECTS, ns, "api")
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
         now = (await kube.get(HTTPSCALEDOBJECTS, ns, "api"))["metadata"]["resourceVersion"]

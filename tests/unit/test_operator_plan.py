@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from wakeway.model.conditions import Condition
+from wakeway.model.conditions import Condition, rebase_status
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.meta import ObjectMeta
@@ -30,6 +30,7 @@ from wakeway.operator.plan import (
     ScaledObjectChange,
     plan,
     plan_removal,
+    timestamp,
 )
 from wakeway.operator.scaling import Activity
 from wakeway.routing import BindingProblem, Conflict
@@ -287,6 +288,24 @@ def test_transition_time_is_kept_while_the_status_holds() -> None:
     assert p.status is not None
     assert p.status["replicas"] == 4
     assert p.status["conditions"] == first.status["conditions"]
+
+
+def test_a_plan_from_a_stale_cache_rebased_on_the_stored_status_writes_nothing() -> None:
+    """The cache has not delivered our own last write yet: the replayed plan differs from it
+    only in transition times, and rebasing on the stored status removes that difference."""
+    stale = Observed("keda", workload=1, services=SERVICES)
+    written = plan(httpso(), stale, NOW, POLICY).status
+    assert written is not None
+    replay = plan(httpso(), stale, NOW + 1, POLICY).status
+    assert replay is not None
+    assert replay != written  # a write the API server would take: the flaw being fixed
+    assert rebase_status(replay, written, timestamp(NOW + 1)) == written
+    # A condition that did change still gets the new time.
+    moved = plan(httpso(), Observed("keda", workload=0, services={}), NOW + 1, POLICY).status
+    assert moved is not None
+    rebased = rebase_status(moved, written, timestamp(NOW + 1))
+    ready = next(c for c in rebased["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["lastTransitionTime"]) == ("False", timestamp(NOW + 1))
 
 
 # --- KEDA mode ---------------------------------------------------------------------------------

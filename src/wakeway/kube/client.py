@@ -202,18 +202,26 @@ class Kube:
         return doc
 
     async def update_status(
-        self, resource: Resource, namespace: str | None, name: str, status: JSON, attempts: int = 5
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        status: JSON,
+        attempts: int = 5,
+        rebase: Callable[[JSON, Any], JSON] | None = None,
     ) -> bool:
         """Make the object's status exactly ``status``; False when it already was (no write).
 
         Reads the object fresh and writes with its resourceVersion; a conflict (someone wrote
-        in between) is retried with a fresh read.
+        in between) is retried with a fresh read. ``rebase(status, stored)``, when given, first
+        adjusts ``status`` to the status as stored (e.g. keeps condition transition times).
         """
         for _ in range(attempts):
             obj = await self.get(resource, namespace, name)
-            if obj.get("status") == status:
+            wanted = status if rebase is None else rebase(status, obj.get("status"))
+            if obj.get("status") == wanted:
                 return False
-            obj["status"] = status
+            obj["status"] = wanted
             try:
                 await self.replace_status(resource, obj)
                 return True

@@ -65,6 +65,23 @@ def merge_conditions(
     return tuple(out)
 
 
+def rebase_status(desired: Mapping[str, Any], current: Any, now: str) -> dict[str, Any]:
+    """``desired`` (planned against a possibly stale copy of the status) with its conditions'
+    lastTransitionTime taken again from ``current``, the status as stored now: a plan made
+    before the cache saw our own last write then equals that write instead of differing only
+    in when each condition last changed."""
+    out = dict(desired)
+    stored = current if isinstance(current, Mapping) else {}
+    if "conditions" in out:
+        merged = merge_conditions(
+            parse_conditions(stored.get("conditions")),
+            parse_conditions(out["conditions"]),
+            now,
+        )
+        out["conditions"] = [c.to_json() for c in merged]
+    return out
+
+
 # Ready=False reasons after which held requests cannot be served until someone changes the
 # cluster: the workload or the Service to forward to is missing or unusable. The operator writes
 # them; the interceptor answers at once instead of holding requests until the deadline.

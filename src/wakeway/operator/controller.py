@@ -25,6 +25,7 @@ from wakeway.model.conditions import (
     WORKLOAD_FORBIDDEN,
     WORKLOAD_KIND_UNKNOWN,
     WORKLOAD_NOT_FOUND,
+    rebase_status,
 )
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
@@ -47,6 +48,7 @@ from wakeway.operator.plan import (
     Problem,
     plan,
     plan_removal,
+    timestamp,
 )
 from wakeway.operator.scaling import Activity, Recommendation
 from wakeway.operator.settings import OperatorSettings
@@ -114,6 +116,8 @@ class Controller:
         self.histories: dict[str, tuple[Recommendation, ...]] = {}
         self._claims: dict[str, set[str]] = {}  # route keys each object binds, as last seen
         self.reconciles = 0
+        self.status_writes = 0
+        self.resyncs = 0
         # Standalone wake fast path: objects whose last pass left them at zero, and how far to
         # wake them; and when a fast wake happened that no pass has recorded yet.
         self._wake_to: dict[str, int] = {}
@@ -214,6 +218,7 @@ class Controller:
             await asyncio.sleep(self.settings.resync)
             for key in list(self.httpsos.items()):
                 self.queue.add(key)
+            self.resyncs += 1
 
     async def _worker(self) -> None:
         while True:
@@ -387,10 +392,21 @@ class Controller:
                     await self.kube.delete(SCALEDOBJECTS, namespace, change.name)
             log.info("%s: ScaledObject %s %sd", key, change.name, change.action)
         if p.status is not None:
+            # The plan may be older than our own last write (the watch has not delivered it
+            # yet): keep each condition's transition time as stored, so that replaying the
+            # same state writes nothing.
+            stamp = timestamp(self.clock())
             try:
-                await self.kube.update_status(HTTPSCALEDOBJECTS, namespace, name, p.status)
+                written = await self.kube.update_status(
+                    HTTPSCALEDOBJECTS,
+                    namespace,
+                    name,
+                    p.status,
+                    rebase=lambda status, stored: rebase_status(status, stored, stamp),
+                )
             except NotFound:
                 return  # deleted meanwhile; the next event says so
+            self.status_writes += written
         if httpso is not None:
             involved = {
                 "apiVersion": API_VERSION,

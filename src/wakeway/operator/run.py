@@ -6,8 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from wakeway.kube import Kube
 from wakeway.operator.controller import Controller, ScalerLink, detect_mode
@@ -65,10 +69,42 @@ async def _health(controller: Controller, settings: OperatorSettings) -> web.App
             return web.Response(text="ok\n")
         return web.Response(status=503, text="caches not synced yet\n")
 
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_Metrics(controller))
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     app = web.Application()
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.health_host, settings.health_port).start()
     return runner
+
+
+class _Metrics(Collector):
+    """The controller's counters, read at scrape time."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "wakeway_operator_reconciles",
+            "Reconcile passes over an HTTPScaledObject key",
+            value=self.controller.reconciles,
+        )
+        yield CounterMetricFamily(
+            "wakeway_operator_resyncs",
+            "Periodic resync passes started",
+            value=self.controller.resyncs,
+        )
+        yield CounterMetricFamily(
+            "wakeway_operator_status_writes",
+            "HTTPScaledObject status writes that changed the stored status",
+            value=self.controller.status_writes,
+        )
