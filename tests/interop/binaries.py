@@ -1,4 +1,5 @@
-"""The interop tier's and the peer benchmark's Go programs, found through scripts/interop-binaries.
+"""The interop tier's, the gateway tests' and the peer benchmark's Go programs, found through
+scripts/interop-binaries.
 
 Tests only look in the cache (``--cached``): a cold KEDA build takes far longer than a test
 may, so scripts/test (or a developer, once) builds it before pytest starts.
@@ -6,11 +7,18 @@ may, so scripts/test (or a developer, once) builds it before pytest starts.
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import pytest
 
 from tests.cluster.harness.binaries import Unavailable, prerequisites
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "interop-binaries"
@@ -27,6 +35,24 @@ class Keda:
 class Addon:
     interceptor: Path
     crds: Path
+
+
+@dataclass(frozen=True)
+class Traefik:
+    binary: Path
+    rbac: Path  # the ClusterRole its documentation gives the Kubernetes Gateway provider
+
+
+def required(find: Callable[[], T], who: str) -> T:
+    """What ``find`` finds in the cache; skips the calling test module (fails it with CI=true)
+    when it is missing, saying why."""
+    try:
+        return find()
+    except Unavailable as e:
+        reason = f"{who} cannot run: {e}"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"{reason} (CI=true, so this is a failure)", pytrace=False)
+        pytest.skip(reason)
 
 
 def _run(what: str, *, build: bool, timeout: float) -> dict[str, str]:
@@ -56,3 +82,8 @@ def keda(*, build: bool = False, timeout: float = 120) -> Keda:
 def addon(*, build: bool = False, timeout: float = 120) -> Addon:
     found = _run("addon", build=build, timeout=timeout)
     return Addon(Path(found["addon_interceptor"]), Path(found["addon_crds"]))
+
+
+def traefik(*, build: bool = False, timeout: float = 120) -> Traefik:
+    found = _run("traefik", build=build, timeout=timeout)
+    return Traefik(Path(found["traefik"]), Path(found["traefik_rbac"]))

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 
 from tests.cluster.harness import aggregation
-from tests.cluster.harness.binaries import Unavailable
 from tests.cluster.harness.cluster import SPARE_IPS, Cluster
 from tests.cluster.harness.processes import Proc, stop
 from tests.cluster.helpers import deployment, service
@@ -90,25 +89,10 @@ class KedaStack:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-def _keda_binaries() -> binaries.Keda:
-    """KEDA's binaries from the cache; skips the module (fails it with CI=true) if missing."""
-    try:
-        return binaries.keda()
-    except Unavailable as e:
-        reason = f"interop tier cannot run: {e}"
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true, so this is a failure)", pytrace=False)
-        pytest.skip(reason)
-
-
 @contextlib.contextmanager
 def keda_stack(cluster: Cluster, ports: Ports, name: str) -> Iterator[KedaStack]:
     """The whole stack; ``name`` prefixes the namespace and the tap's log file."""
-    keda = _keda_binaries()
+    keda = binaries.required(binaries.keda, "interop tier")
     ns = f"{name}-{uuid.uuid4().hex[:6]}"
     crds = crd_documents(keda.crds)
     api = metrics_api(ADAPTER_IP, ports.adapter)
