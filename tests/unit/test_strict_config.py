@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from wakeway.interceptor.settings import InterceptorSettings
 from wakeway.interceptor.settings import settings_from_env as interceptor_env
 from wakeway.local.config import ConfigError, load_config
 from wakeway.model import ModelError
+from wakeway.model.httproute import parse_httproute
 from wakeway.model.httpso import parse_httpscaledobject
 from wakeway.model.local import parse_local_workload
 from wakeway.model.meta import ObjectMeta
@@ -167,12 +169,79 @@ def test_a_reference_grant_is_strict_and_reports_every_item() -> None:
             "to": [{"group": "", "kinds": "Service"}],
         },
     }
-    assert problems(doc, parse_reference_grant) == [
+    assert problems(doc, partial(parse_reference_grant, strict=True)) == [
         "spec.from[0].namespace: is required",
         "spec.to[0].kind: is required",
         "spec.from[0].namespce: unknown field; did you mean `namespace`?",
         "spec.to[0].kinds: unknown field; did you mean `kind`?",
     ]
+
+
+def route(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "web", "namespace": "edge", "managedFields": []},
+        "spec": spec,
+        "status": {"parents": []},
+    }
+
+
+def test_an_httproute_file_is_strict_and_reports_every_rule() -> None:
+    doc = route(
+        hostname=["a.example"],
+        rules=[
+            {"matches": [{"path": {"type": "Prefix", "value": "/"}}]},
+            {"backendRefs": [{"name": "wakeway-interceptor", "port": 8080, "wieght": 2}]},
+            {"matches": [{"method": "FETCH"}]},
+        ],
+    )
+    found = problems(doc, partial(parse_httproute, strict=True))
+    assert found[-2:] == [
+        "spec.hostname: unknown field; did you mean `hostnames`?",
+        "spec.rules[1].backendRefs[0].wieght: unknown field; did you mean `weight`?",
+    ]
+    assert [p.split(":")[0] for p in found[:-2]] == [
+        "spec.rules[0].matches[0].path.type",
+        "spec.rules[2].matches[0].method",
+    ]
+
+
+def test_gateway_fields_wakeway_does_not_use_are_accepted_in_files() -> None:
+    doc = route(
+        rules=[
+            {
+                "backendRefs": [{"name": "wakeway-interceptor", "port": 8080}],
+                "timeouts": {"request": "10s"},
+                "retry": {"attempts": 2},
+                "sessionPersistence": {"sessionName": "s"},
+                "filters": [
+                    {
+                        "type": "RequestMirror",
+                        "requestMirror": {"backendRef": {"name": "m", "port": 80}, "percent": 5},
+                    },
+                    {
+                        "type": "ExtensionRef",
+                        "extensionRef": {"group": "x", "kind": "K", "name": "n"},
+                    },
+                ],
+            }
+        ]
+    )
+    assert parse_httproute(doc, strict=True).name == "web"
+
+
+def test_objects_from_the_api_server_may_carry_fields_of_a_newer_gateway_api() -> None:
+    """The Gateway API's CRD is the cluster's: a field we do not know must not drop a route."""
+    doc = route(rules=[{"backendRefs": [{"name": "s", "port": 80}], "futureField": {}}])
+    assert parse_httproute(doc).name == "web"
+    grant = {
+        "metadata": {"name": "g", "namespace": "n"},
+        "spec": {"from": [{"group": "", "kind": "K", "namespace": "a", "new": 1}], "to": []},
+    }
+    assert parse_reference_grant(grant).key == "n/g"
+    with pytest.raises(ModelError, match=re.escape("spec.from[0].new: unknown field")):
+        parse_reference_grant(grant, strict=True)
 
 
 def test_a_local_workload_reports_every_problem_and_unknown_field() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +66,12 @@ class LocalConfig:
 Parser = Callable[[Mapping[str, Any]], object]
 _PARSERS: dict[tuple[str, str], Parser] = {
     (HTTPSO_API_VERSION, HTTPSO_KIND): parse_httpscaledobject,
-    (GATEWAY_API_VERSION, "HTTPRoute"): parse_httproute,
+    (GATEWAY_API_VERSION, "HTTPRoute"): partial(parse_httproute, strict=True),
     (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND): parse_local_workload,
 }
 _KUBERNETES_PARSERS: dict[tuple[str, str], Parser] = {
     **_PARSERS,
-    (GRANT_API_VERSION, "ReferenceGrant"): parse_reference_grant,
+    (GRANT_API_VERSION, "ReferenceGrant"): partial(parse_reference_grant, strict=True),
 }
 
 

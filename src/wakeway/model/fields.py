@@ -274,9 +274,11 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith((f"{root}.", f"{root}["))
 
 
-def parse_document(raw: Raw, parse: Callable[[Raw], T], *, known: Iterable[str] = ()) -> T:
-    """``parse(view)`` of a whole document, strictly: every problem is collected (see
-    :func:`guard`), and a field the parser never asked for is a problem ("unknown field; did
+def parse_document(
+    raw: Raw, parse: Callable[[Raw], T], *, known: Iterable[str] = (), strict: bool = True
+) -> T:
+    """``parse(view)`` of a whole document: every problem is collected (see :func:`guard`),
+    and, when ``strict``, a field the parser never asked for is a problem ("unknown field; did
     you mean `hosts`?"). ``known``: top-level keys accepted without being read (``status``).
     Raises one :class:`ModelError` listing every problem."""
     document = _Document()
@@ -287,7 +289,7 @@ def parse_document(raw: Raw, parse: Callable[[Raw], T], *, known: Iterable[str] 
     except ModelError as exc:
         # Reading stopped here, so which fields were never asked for is unknown.
         raise ModelError.of([*document.problems, *exc.problems]) from None
-    problems = [*document.problems, *document.unknown_fields()]
+    problems = [*document.problems, *(document.unknown_fields() if strict else ())]
     if problems:
         raise ModelError.of(problems)
     return result
@@ -330,3 +332,10 @@ def known(obj: Raw, *keys: str) -> None:
     """Accept ``keys`` of ``obj`` without reading them (fields another component reads)."""
     if isinstance(obj, _Tracked):
         obj.asked.update(keys)
+
+
+def opaque(obj: Raw) -> None:
+    """Accept every field of ``obj`` and below without reading them (content that is another
+    component's business, such as the body of a filter the gateway applies)."""
+    if isinstance(obj, _Tracked):
+        obj.whole = True

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Final, Literal, cast
 
@@ -22,14 +23,20 @@ from wakeway.model.errors import ModelError
 from wakeway.model.fields import (
     Raw,
     as_str,
+    each,
+    guard,
     join,
+    known,
     mapping,
+    opaque,
     opt_int,
     opt_list,
     opt_mapping,
     opt_str,
+    parse_document,
     req_str,
 )
+from wakeway.model.meta import OBJECT_META_FIELDS
 
 API_GROUP: Final = "gateway.networking.k8s.io"
 
@@ -221,10 +228,22 @@ def compile_regex(pattern: str) -> Any:
 # --- the parser ----------------------------------------------------------------------------------
 
 
-def parse_httproute(doc: Mapping[str, Any], default_namespace: str = "default") -> HTTPRoute:
-    """An :class:`HTTPRoute` from its JSON/YAML form; :class:`ModelError` names the bad field."""
-    doc = mapping(doc, "")
+def parse_httproute(
+    doc: Mapping[str, Any], default_namespace: str = "default", *, strict: bool = False
+) -> HTTPRoute:
+    """An :class:`HTTPRoute` from its JSON/YAML form; one :class:`ModelError` lists every
+    problem, each naming its field. ``strict`` (files): an unknown field is one of them, except
+    the Gateway API's fields wakeway does not use (rule timeouts, retry, session persistence,
+    the bodies of filters the gateway applies). Objects read from the API server are not held
+    to it: the Gateway API's CRD is the cluster's, and a newer version may add fields."""
+    read = partial(_parse, default_namespace=default_namespace)
+    top = ("apiVersion", "kind", "status")
+    return parse_document(mapping(doc, ""), read, known=top, strict=strict)
+
+
+def _parse(doc: Raw, default_namespace: str) -> HTTPRoute:
     metadata = opt_mapping(doc, "metadata", "") or {}
+    known(metadata, *OBJECT_META_FIELDS)
     name = req_str(metadata, "name", "metadata")
     namespace = opt_str(metadata, "namespace", "metadata") or default_namespace
     spec = opt_mapping(doc, "spec", "")
@@ -235,14 +254,16 @@ def parse_httproute(doc: Mapping[str, Any], default_namespace: str = "default") 
         name=name,
         creation_timestamp=_timestamp(metadata, "creationTimestamp", "metadata"),
         generation=opt_int(metadata, "generation", "metadata", 0, minimum=0) or 0,
-        hostnames=_hostnames(spec),
-        parent_refs=tuple(
-            _parent_ref(raw, join("spec.parentRefs", i))
-            for i, raw in enumerate(_bounded_list(spec, "parentRefs", "spec", MAX_PARENT_REFS))
-        ),
-        rules=_rules(spec),
+        hostnames=guard(spec, "hostnames", lambda: _hostnames(spec), ()),
+        parent_refs=guard(spec, "parentRefs", lambda: _parent_refs(spec), ()),
+        rules=guard(spec, "rules", lambda: _rules(spec), ()),
         annotations=_annotations(metadata),
     )
+
+
+def _parent_refs(spec: Raw) -> tuple[ParentRef, ...]:
+    _bounded_list(spec, "parentRefs", "spec", MAX_PARENT_REFS)
+    return tuple(each(spec, "parentRefs", "spec", _parent_ref))
 
 
 def _timestamp(obj: Raw, key: str, path: str) -> float:
@@ -334,7 +355,7 @@ def _rules(spec: Raw) -> tuple[RouteRule, ...]:
     if not raw_rules:
         # The schema's default: one rule that matches every request.
         return (RouteRule(name=None, matches=(DEFAULT_MATCH,)),)
-    rules = tuple(_rule(raw, join("spec.rules", i)) for i, raw in enumerate(raw_rules))
+    rules = tuple(each(spec, "rules", "spec", _rule))
     total = sum(len(rule.matches) for rule in rules)
     if total > MAX_MATCHES_PER_ROUTE:
         raise ModelError(
@@ -356,6 +377,7 @@ def _rules(spec: Raw) -> tuple[RouteRule, ...]:
 
 def _rule(raw: Any, path: str) -> RouteRule:
     obj = mapping(raw, path)
+    known(obj, "timeouts", "retry", "sessionPersistence")  # the gateway's, not wakeway's
     name = _opt_pattern_str(obj, "name", path, _SECTION_NAME, "rule name")
     raw_matches = _bounded_list(obj, "matches", path, MAX_MATCHES_PER_RULE)
     matches = tuple(_match(m, join(join(path, "matches"), i)) for i, m in enumerate(raw_matches))
@@ -564,6 +586,7 @@ def _filter(raw: Any, path: str) -> RouteFilter:
         return RouteFilter(kind, url_rewrite=_url_rewrite(config, where))
     if kind == "RequestRedirect":
         return RouteFilter(kind, request_redirect=_request_redirect(config, where))
+    opaque(config)  # applied by the gateway; wakeway only needs to know it is there
     return RouteFilter(kind)
 
 

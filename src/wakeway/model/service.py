@@ -131,10 +131,12 @@ def parse_endpoint_slice(doc: Mapping[str, Any]) -> EndpointSlice:
     )
 
 
-def parse_reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
-    """A ReferenceGrant, strictly: one :class:`ModelError` lists every problem, unknown fields
-    among them."""
-    return f.parse_document(doc, _reference_grant, known=("apiVersion", "kind", "status"))
+def parse_reference_grant(doc: Mapping[str, Any], *, strict: bool = False) -> ReferenceGrant:
+    """A ReferenceGrant; one :class:`ModelError` lists every problem. ``strict`` (files): an
+    unknown field is one of them. Objects read from the API server are not held to it: the
+    Gateway API's CRD is the cluster's, and a newer version may have fields we do not know."""
+    known = ("apiVersion", "kind", "status")
+    return f.parse_document(doc, _reference_grant, known=known, strict=strict)
 
 
 def _reference_grant(doc: Mapping[str, Any]) -> ReferenceGrant:
