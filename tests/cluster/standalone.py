@@ -92,14 +92,24 @@ async def start_standalone(
     admin: int,
     scaler: int,
     interceptor_env: Mapping[str, str] | None = None,
+    proxy_host: str = LO,
     **operator_env: str,
 ) -> Standalone:
+    """The stack, its proxy port on ``proxy_host`` (a Gateway reaches it at an address of the
+    pod range, which an EndpointSlice may name; loopback it may not)."""
     configs = await component_kubeconfigs(cluster, "interceptor", "scaler", "operator")
     procs: dict[str, Proc] = {}
     procs["interceptor"] = start_component(
         cluster,
         f"{prefix}-interceptor",
-        [*JSON_LOGS, "interceptor", "--listen", f"{LO}:{proxy}", "--admin", f"{LO}:{admin}"],
+        [
+            *JSON_LOGS,
+            "interceptor",
+            "--listen",
+            f"{proxy_host}:{proxy}",
+            "--admin",
+            f"{LO}:{admin}",
+        ],
         configs["interceptor"],
         **(interceptor_env or {}),
     )

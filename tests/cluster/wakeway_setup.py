@@ -36,6 +36,7 @@ def resource_of(doc: dict[str, Any]) -> Resource:
         "ClusterRole",
         "ClusterRoleBinding",
         "CustomResourceDefinition",
+        "GatewayClass",
     }
     plural = kind.lower() + ("es" if kind.endswith("s") else "s")
     if kind == "CustomResourceDefinition":
