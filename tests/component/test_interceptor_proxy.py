@@ -151,6 +151,46 @@ async def test_empty_chunked_body_that_ends_before_the_upstream_connects_is_term
     assert b'"body": ""' in raw
 
 
+H2C_OFFER = (
+    b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one write", "body after the head"])
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        pytest.param(b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n", id="chunked"),
+        pytest.param(b"Content-Length: 5\r\n", b"hello", id="length"),
+    ],
+)
+async def test_an_upgrade_offer_with_a_body_forwards_the_body_not_the_offer(
+    start_interceptor: StartInterceptor, backend: Backend, framing: bytes, body: bytes, split: bool
+) -> None:
+    # `printf hello | curl --http2 -T - URL`: an h2c upgrade offered on a request with a body.
+    # The parser would take the body for bytes of the new protocol; the backend must get the
+    # body as the request's body, and a request pipelined after it must still be answered.
+    interceptor, _, _ = await warm_proxy(start_interceptor, backend)
+    head = b"POST /echo HTTP/1.1\r\nHost: a\r\n" + H2C_OFFER + framing + b"\r\n"
+    after = b"GET /echo?n=after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    try:
+        writer.write(head if split else head + body + after)
+        if split:
+            await writer.drain()  # the head leaves in a segment of its own
+            writer.write(body + after)
+        async with asyncio.timeout(5):
+            raw = await reader.read(-1)
+    finally:
+        writer.close()
+    assert raw.startswith(b"HTTP/1.1 200 OK"), raw
+    assert raw.count(b"HTTP/1.1 200 OK") == 2, raw
+    assert b'"body": "hello"' in raw, raw
+    assert b"n=after" in raw
+    assert b"h2c" not in raw.lower()  # the offer was not passed on to the backend
+
+
 async def test_head_response_has_no_body_and_connection_stays_usable(
     start_interceptor: StartInterceptor, backend: Backend
 ) -> None:

@@ -58,10 +58,12 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "_advancing",
+        "_body_after_upgrade",
         "_discarded",
         "_head_bytes",
         "_out",
         "_rejection",
+        "_resuming",
         "client_ip",
         "cur",
         "deadline",
@@ -98,6 +100,8 @@ class ClientConnection(asyncio.Protocol):
         self._out: list[bytes] | None = None
         self._head_bytes = 0
         self._rejection: tuple[int, str] | None = None
+        self._body_after_upgrade: Exchange | None = None
+        self._resuming: Exchange | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,6 +143,10 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0]
+            pending = self._body_after_upgrade
+            if pending is not None:
+                self._read_body_again(pending, data[offset:])
+                return
             ex = self.queue[-1] if self.queue else None
             if ex is not None and ex.upgrade:
                 self.upgrading = ex
@@ -194,6 +202,9 @@ class ClientConnection(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------------
     def on_message_begin(self) -> None:
+        if self._resuming is not None:
+            self.cur = self._resuming  # the stand-in head of a body read again
+            return
         if self.life >= CLOSING:
             raise _Reject
         self.cur = Exchange(self, self.state)
@@ -203,6 +214,8 @@ class ClientConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         ex = self.cur
         assert ex is not None
+        if self._resuming is not None:
+            return
         ex.url += url
         limit = self.state.settings.max_request_line
         if len(ex.url) > limit:
@@ -230,6 +243,9 @@ class ClientConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         ex = self.cur
         assert ex is not None
+        if self._resuming is not None:
+            self._resuming = None  # the body that follows is ex's
+            return
         parser = self.parser
         ex.start = self.state.loop.time()
         ex.method = parser.get_method()
@@ -253,6 +269,13 @@ class ClientConnection(asyncio.Protocol):
             ex.body_framing = "length"
         else:
             ex.body_done = True
+        if ex.upgrade and not ex.body_done:
+            # httptools takes the body of a request offering an upgrade (`Upgrade: h2c` on a
+            # POST) for bytes of the new protocol. A hop may ignore an Upgrade offer (RFC 9110
+            # section 7.8), and this one does when a body comes with it: the request goes on
+            # without the offer, and its body is read as a body (_read_body_again).
+            ex.upgrade = False
+            self._body_after_upgrade = ex
         if not self.queue:
             self.deadline.disarm()
         self.queue.append(ex)
@@ -269,6 +292,8 @@ class ClientConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         ex = self.cur
         self.cur = None
+        if ex is not None and ex is self._body_after_upgrade:
+            return  # httptools skipped the body; it is read again, and ends, later
         if ex is not None and not ex.body_done:
             ex.body_end()
 
@@ -403,6 +428,23 @@ class ClientConnection(asyncio.Protocol):
                 ex.begin()
         finally:
             self._advancing = False
+
+    def _read_body_again(self, ex: Exchange, rest: bytes) -> None:
+        """Read ``ex``'s body, which httptools skipped, with a fresh parser: a stand-in head
+        with the same framing, whose callbacks go to ``ex``, then the bytes as they come. The
+        requests after it are parsed by that same parser, as usual."""
+        self._body_after_upgrade = None
+        facts = ex.facts
+        assert facts is not None
+        if ex.body_framing == "chunked":
+            framing = b"Transfer-Encoding: chunked\r\n"
+        else:
+            framing = b"Content-Length: " + (facts.content_length or b"0") + b"\r\n"
+        self.parser = httptools.HttpRequestParser(self)
+        self._resuming = ex
+        self.parser.feed_data(b"POST / HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n")
+        if rest:
+            self.data_received(rest)
 
     def _reject(self, status: int, message: str) -> None:
         """A request that cannot be parsed or is too large: answer in order, then close."""
