@@ -58,7 +58,8 @@ def pytest_terminal_summary(
 
 
 @pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+def binaries(request: pytest.FixtureRequest) -> Binaries:
+    """The tier's Go-built binaries (control plane, kubectl, kustomize, helm), built once."""
     found = request.config.stash.get(_BINARIES, None)
     if found is None:
         try:
@@ -70,7 +71,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         if _in_ci():
             pytest.fail(f"{reason} (CI=true, so this is a failure)", pytrace=False)
         pytest.skip(reason)
-    c = Cluster(found, log=lambda m: print(m, file=sys.stderr))
+    return found
+
+
+@pytest.fixture(scope="session")
+def cluster(binaries: Binaries) -> Iterator[Cluster]:
+    c = Cluster(binaries, log=lambda m: print(m, file=sys.stderr))
     try:
         c.start()
     except ClusterError as e:

@@ -1,11 +1,13 @@
 """config/ and examples/kubernetes/ on a real API server: `kustomize build` of the base and of
 each overlay is applied (server-side apply) and every object accepted, the Deployments' pods are
 admitted under the `restricted` Pod Security level, and each component's ServiceAccount can do
-what its role grants and is denied what it must not do.
+what its role grants and is denied what it must not do. Every kustomization under config/
+renders alike with kustomize and with kubectl's built-in kustomize, and every rendering (those
+two, and the chart's for each mode) passes a server-side dry run.
 
-kustomize is built from the Go module proxy at a pinned version by scripts/cluster-kustomize
-(cached beside the control plane binaries). Everything applied is removed afterwards, except the
-CRD, which other cluster tests share."""
+kustomize, kubectl and helm are built from the Go module proxy at pinned versions by
+scripts/cluster-binaries (cached beside the control plane binaries). Everything applied is
+removed afterwards, except the CRD, which other cluster tests share."""
 
 from __future__ import annotations
 
@@ -22,8 +24,18 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cluster.harness.binaries import Binaries
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.helpers import deployment, eventually, service
+from tests.cluster.render import (
+    CONFIG_FOLDERS,
+    MODE_FOLDERS,
+    documents,
+    dry_run,
+    helm_template,
+    kubectl_kustomize,
+    kustomize_build,
+)
 from tests.cluster.test_crd import install_crd
 from wakeway.model.httproute import parse_httproute
 from wakeway.model.httpso import parse_httpscaledobject
@@ -277,6 +289,44 @@ async def test_kustomize_build_is_accepted_and_runs_under_restricted_pod_securit
             rest, _sa("operator"), "create", "keda.sh", "scaledobjects", namespace="default"
         )
         assert may_create_scaledobjects == (mode != "standalone")
+
+
+def _keyed(docs: list[Any]) -> dict[tuple[str, str], Any]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+@pytest.mark.parametrize("folder", CONFIG_FOLDERS)
+def test_kubectl_builtin_kustomize_renders_each_kustomization_as_kustomize_does(
+    binaries: Binaries, folder: str
+) -> None:
+    # `kubectl apply -k` is how the README installs: kubectl's own (older) kustomize must
+    # render every kustomization, and render it the same.
+    assert _keyed(documents(kubectl_kustomize(binaries, folder))) == _keyed(
+        documents(kustomize_build(binaries, folder))
+    )
+
+
+async def test_every_rendering_passes_a_server_side_dry_run(
+    cluster: Cluster, binaries: Binaries
+) -> None:
+    renderings = {f"kustomize build {f}": kustomize_build(binaries, f) for f in CONFIG_FOLDERS}
+    renderings |= {f"kubectl kustomize {f}": kubectl_kustomize(binaries, f) for f in CONFIG_FOLDERS}
+    renderings |= {
+        f"helm template mode={m}": helm_template(binaries, f"mode={m}") for m in MODE_FOLDERS
+    }
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    async with cluster.api() as api:
+        rest = Rest(api)
+        await _wait_namespace_gone_or_live(rest, NAMESPACE)
+        await install_crd(api)
+        await rest.apply(namespace)  # a dry run of a Namespace does not create it
+        try:
+            for what, text in renderings.items():
+                answer = dry_run(binaries, cluster.kubeconfig, text)
+                checked = answer.count("(server dry run)")
+                assert checked == len(documents(text)), f"{what}: {answer}"
+        finally:
+            await _remove(rest, [namespace])
 
 
 def _replicas(deployment: Any) -> int:

@@ -20,6 +20,8 @@ class Unavailable(Exception):
 class Binaries:
     bin_dir: Path
     gateway_crds: Path
+    kustomize: Path
+    helm: Path
 
     def path(self, name: str) -> str:
         return str(self.bin_dir / name)
@@ -52,6 +54,11 @@ def ensure(timeout: float = 3600) -> Binaries:
         raise Unavailable(f"{SCRIPT.name} failed with exit status {done.returncode}")
     found = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
     try:
-        return Binaries(Path(found["bin_dir"]), Path(found["gateway_crds"]))
+        return Binaries(
+            Path(found["bin_dir"]),
+            Path(found["gateway_crds"]),
+            Path(found["kustomize"]),
+            Path(found["helm"]),
+        )
     except KeyError as e:
         raise Unavailable(f"{SCRIPT.name} did not print {e}") from e

@@ -1,0 +1,191 @@
+"""charts/wakeway: `helm lint`; `helm template` of each mode renders the objects of the
+kustomization that makes the same choice (apart from the labels Helm adds, the Namespace, which
+Helm leaves to `--create-namespace`, and the route identity Secret, which only the chart
+creates); values reach the objects and a misspelt one is refused; and on the cluster tier an
+install then an upgrade with changed values applies the objects and keeps the identity key.
+
+helm is built from its Go module by scripts/cluster-helm (through scripts/cluster-binaries)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.cluster.harness.binaries import Binaries
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.render import (
+    CHART,
+    MODE_FOLDERS,
+    ToolFailed,
+    documents,
+    helm,
+    helm_template,
+    kustomize_build,
+)
+from tests.cluster.test_install import Rest, _keyed, _operator_env
+
+pytestmark = pytest.mark.cluster
+
+HELM_LABELS = {
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/version",
+    "helm.sh/chart",
+}
+SECRET = ("Secret", "wakeway-route-identity")
+
+
+def _comparable(doc: Any) -> Any:
+    """`doc` without the labels Helm adds; a CRD without labels at all (the chart ships the
+    crds/ file itself, which Helm does not template and kustomize labels)."""
+    doc = copy.deepcopy(doc)
+    meta = doc["metadata"]
+    labels = {k: v for k, v in meta.pop("labels", {}).items() if k not in HELM_LABELS}
+    if labels and doc["kind"] != "CustomResourceDefinition":
+        meta["labels"] = labels
+    return doc
+
+
+def test_the_chart_lints_in_every_mode(binaries: Binaries) -> None:
+    for mode in MODE_FOLDERS:
+        answer = helm(binaries, "lint", "--strict", str(CHART), "--set", f"mode={mode}")
+        assert "0 chart(s) failed" in answer, answer
+
+
+@pytest.mark.parametrize("mode", list(MODE_FOLDERS))
+def test_each_mode_renders_the_objects_of_its_kustomization(binaries: Binaries, mode: str) -> None:
+    chart = _keyed(documents(helm_template(binaries, f"mode={mode}")))
+    config = _keyed(documents(kustomize_build(binaries, MODE_FOLDERS[mode])))
+
+    secret = chart.pop(SECRET)
+    assert secret["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert len(base64.b64decode(secret["data"]["key"])) >= 16
+    del config[("Namespace", "wakeway")]
+
+    assert sorted(chart) == sorted(config)
+    for key, doc in config.items():
+        assert _comparable(chart[key]) == _comparable(doc), key
+
+
+def test_values_reach_the_objects(binaries: Binaries) -> None:
+    docs = _keyed(
+        documents(
+            helm_template(
+                binaries,
+                "interceptor.image.repository=registry.test/wakeway-interceptor",
+                "interceptor.image.tag=1.2.3",
+                "interceptor.image.pullPolicy=Always",
+                "interceptor.autoscaling.enabled=false",
+                "interceptor.replicas=4",
+                "operator.resources.requests.cpu=1",
+                "scaler.extraEnv[0].name=WAKEWAY_SCALER_WINDOW",
+                "scaler.extraEnv[0].value=30",
+                "imagePullSecrets[0].name=regcred",
+                "routeIdentity.create=false",
+                "routeIdentity.secretName=my-key",
+                namespace="edge",
+            )
+        )
+    )
+    assert ("HorizontalPodAutoscaler", "wakeway-interceptor") not in docs
+    assert not {k for k in docs if k[0] == "Secret"}  # routeIdentity.create=false
+    interceptor = docs[("Deployment", "wakeway-interceptor")]
+    assert interceptor["spec"]["replicas"] == 4
+    pod = interceptor["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.test/wakeway-interceptor:1.2.3"
+    assert container["imagePullPolicy"] == "Always"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["volumes"][0]["secret"]["secretName"] == "my-key"
+    operator = docs[("Deployment", "wakeway-operator")]
+    assert operator["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": 1,
+        "memory": "128Mi",
+    }
+    assert _operator_env(operator)["WAKEWAY_OPERATOR_SCALER_ADDRESS"] == (
+        "wakeway-scaler.edge.svc:9091"
+    )
+    assert _operator_env(operator)["WAKEWAY_INTERCEPTOR_SERVICE"] == "edge/wakeway-interceptor:8080"
+    scaler = docs[("Deployment", "wakeway-scaler")]["spec"]["template"]["spec"]["containers"][0]
+    assert scaler["env"][-1] == {"name": "WAKEWAY_SCALER_WINDOW", "value": "30"}
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [("mode=kedda", "mode"), ("interceptor.replica=3", "replica")],
+)
+def test_a_wrong_value_is_refused_naming_it(binaries: Binaries, value: str, named: str) -> None:
+    with pytest.raises(ToolFailed, match=named):
+        helm_template(binaries, value)
+
+
+async def test_install_then_upgrade_applies_the_objects_and_keeps_the_identity_key(
+    cluster: Cluster, binaries: Binaries
+) -> None:
+    namespace = f"wakeway-helm-{uuid.uuid4().hex[:6]}"
+
+    def release(verb: str, *args: str) -> str:
+        """`helm VERB wakeway ARGS -n NAMESPACE` (VERB may be two words: `get manifest`)."""
+        return helm(
+            binaries,
+            *verb.split(),
+            "wakeway",
+            *args,
+            "-n",
+            namespace,
+            kubeconfig=cluster.kubeconfig,
+        )
+
+    async with cluster.api() as api:
+        rest = Rest(api)
+
+        async def applied() -> dict[tuple[str, str], Any]:
+            """Each object of the release's manifest, as the API server has it now."""
+            found = {}
+            for doc in documents(release("get manifest")):
+                status, stored = await rest.call("GET", await rest.doc_path(doc))
+                assert status == 200, f"{doc['kind']}/{doc['metadata']['name']}: {stored}"
+                found[(doc["kind"], doc["metadata"]["name"])] = stored
+            return found
+
+        try:
+            release("install", str(CHART), "--create-namespace", "--set", "mode=standalone")
+            before = await applied()
+            operator = before[("Deployment", "wakeway-operator")]
+            assert _operator_env(operator)["WAKEWAY_OPERATOR_MODE"] == "standalone"
+            assert ("ClusterRole", "wakeway-operator-keda") not in before
+            key = before[SECRET]["data"]["key"]
+
+            release(
+                "upgrade",
+                str(CHART),
+                "--set",
+                "mode=keda",
+                "--set",
+                "interceptor.autoscaling.minReplicas=3",
+            )
+            after = await applied()
+            assert after[SECRET]["data"]["key"] == key
+            operator = after[("Deployment", "wakeway-operator")]
+            assert _operator_env(operator)["WAKEWAY_OPERATOR_MODE"] == "keda"
+            assert ("ClusterRole", "wakeway-operator-keda") in after
+            assert (
+                after[("HorizontalPodAutoscaler", "wakeway-interceptor")]["spec"]["minReplicas"]
+                == 3
+            )
+
+            release("uninstall")
+            assert not await rest.gone(before[SECRET]), "the identity Secret was not kept"
+        finally:
+            with contextlib.suppress(ToolFailed):
+                release("uninstall")
+            # Its own namespace, which no other test uses: delete it (and the kept Secret)
+            # without waiting for it to go.
+            await rest.delete(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            )
