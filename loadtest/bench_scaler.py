@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -53,7 +53,7 @@ async def _scaler_role(admin: str) -> None:
     await asyncio.Event().wait()
 
 
-async def _until(predicate: Any, within: float = 10.0) -> None:
+async def _until(predicate: Callable[[], bool], within: float = 10.0) -> None:
     async with asyncio.timeout(within):
         while True:  # bounded poll of another component's state
             if predicate():
