@@ -27,9 +27,9 @@ from typing import Any, cast
 
 import httptools
 
-from .exchange import QUEUED, SENDING, Exchange, Pause, Rejection
-from .headers import request_refusal, scan
-from .pages import simple_response
+from .exchange import LAST_CHUNK, QUEUED, SENDING, Exchange, Pause, Rejection, chunk
+from .headers import Framing, HeadFacts, RawHeaders, request_refusal, response_head, scan
+from .pages import Page, render, simple_response
 from .state import ProxyState
 from .timers import Deadline
 
@@ -311,6 +311,48 @@ class ClientConnection(asyncio.Protocol):
             out += parts
         elif self.life is not CLOSED and self.transport is not None:
             self.transport.writelines(parts)
+
+    # -- the response, framed as HTTP/1.1 (what the exchange sends through ClientSide) -----
+    def send_head(
+        self,
+        status: int,
+        reason: bytes,
+        headers: RawHeaders,
+        facts: HeadFacts,
+        *,
+        framing: Framing,
+        keep_alive: bool,
+        cold_start: bool | None,
+        via: bool,
+    ) -> None:
+        self.write(
+            response_head(
+                status,
+                reason,
+                headers,
+                facts,
+                framing=framing,
+                keep_alive=keep_alive,
+                cold_start=cold_start,
+                via=via,
+            )
+        )
+
+    def send_body(self, data: bytes, chunked: bool) -> None:
+        if chunked:
+            self.writelines(chunk(data))
+        else:
+            self.write(data)
+
+    def send_end(self, chunked: bool, trailers: RawHeaders | None) -> None:
+        # Response trailers are not forwarded to HTTP/1.1 clients (nor were they ever).
+        if chunked:
+            self.write(LAST_CHUNK)
+
+    def send_page(
+        self, page: Page, *, keep_alive: bool, cold_start: bool | None, head_only: bool
+    ) -> None:
+        self.write(render(page, keep_alive=keep_alive, cold_start=cold_start, head_only=head_only))
 
     def begin_batch(self) -> bool:
         """Collect writes until :meth:`end_batch`: a response head and a small body (parsed

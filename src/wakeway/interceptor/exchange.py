@@ -33,8 +33,8 @@ from typing import Any, Protocol
 from wakeway.gateway.request import Request
 from wakeway.model.httpso import HTTPScaledObject
 
-from .headers import Framing, HeadFacts, body_framing, request_head, response_head, scan
-from .pages import placeholder_response, simple_response
+from .headers import Framing, HeadFacts, RawHeaders, body_framing, request_head, scan
+from .pages import Page, placeholder_page
 from .policy import (
     Admission,
     AtDeadline,
@@ -49,6 +49,7 @@ from .policy import (
 )
 from .router import Router
 from .settings import InterceptorSettings
+from .statics import Verdict, decide
 from .upstream import Address, Pool, UpstreamConnection, format_address
 
 
@@ -83,6 +84,17 @@ def chunk(data: bytes) -> list[bytes]:
     return [b"%x\r\n" % len(data), data, b"\r\n"]
 
 
+def final_chunk(trailers: RawHeaders | None) -> bytes:
+    """The end of a chunked body, with its trailer fields (RFC 9112 section 7.1.2)."""
+    if not trailers:
+        return LAST_CHUNK
+    lines = [b"0\r\n"]
+    for name, value in trailers:
+        lines += (name, b": ", value, b"\r\n")
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
 class Proxy(Protocol):
     """What an exchange uses of the state shared by every connection (``ProxyState``)."""
 
@@ -103,13 +115,34 @@ class Proxy(Protocol):
 
 
 class ClientSide(Protocol):
-    """What an exchange uses of its client connection (``ClientConnection``)."""
+    """What an exchange uses of its client: an HTTP/1.1 connection (``ClientConnection``) or
+    one HTTP/2 stream (``h2connection.H2Stream``). The response goes out as events (head,
+    body, end with trailers, or a page of our own); each client kind frames them itself."""
 
     client_ip: bytes
     write_paused: bool
 
-    def write(self, data: bytes) -> None: ...
-    def writelines(self, parts: list[bytes]) -> None: ...
+    def send_head(
+        self,
+        status: int,
+        reason: bytes,
+        headers: RawHeaders,
+        facts: HeadFacts,
+        *,
+        framing: Framing,
+        keep_alive: bool,
+        cold_start: bool | None,
+        via: bool,
+    ) -> None: ...
+    def send_body(self, data: bytes, chunked: bool) -> None: ...
+    def send_end(self, chunked: bool, trailers: RawHeaders | None) -> None: ...
+    def send_page(
+        self, page: Page, *, keep_alive: bool, cold_start: bool | None, head_only: bool
+    ) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Tunnel bytes (after 101 Switching Protocols; HTTP/1.1 only)."""
+        ...
+
     def begin_batch(self) -> bool: ...
     def end_batch(self) -> None: ...
     def close(self) -> None: ...
@@ -166,6 +199,7 @@ class Exchange:
         "cold",
         "conn",
         "connect_task",
+        "exempt",
         "facts",
         "final",
         "header_bytes",
@@ -179,6 +213,7 @@ class Exchange:
         "policy",
         "proxy",
         "req_timer",
+        "req_trailers",
         "resp_framing",
         "start",
         "status",
@@ -216,6 +251,8 @@ class Exchange:
         self.backend_key = ""
         self.attempts = 0
         self.connect_task: asyncio.Task[UpstreamConnection] | None = None
+        # A wake exclusion or maintenance matched: it counts as no activity and never waits.
+        self.exempt: Verdict | None = None
         self.cold = False
         self.start = 0.0
         self.held_since = 0.0
@@ -227,6 +264,7 @@ class Exchange:
         self.up_reusable = False
         self.tunnel_tail = b""
         self.req_timer: asyncio.TimerHandle | None = None
+        self.req_trailers: RawHeaders | None = None  # from an HTTP/2 client's body
 
     # -- start ------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -252,6 +290,9 @@ class Exchange:
             self.respond(404, f"no route for host {req.host!r} and path {where.path!r}\n")
             return
         policy = proxy.policy_of(target)
+        addr = proxy.pick(policy.backend_key)
+        if policy.statics is not None and self._answered_statically(req, policy, addr):
+            return
         self.target = target
         self.policy = policy
         self.tkey = policy.key
@@ -259,7 +300,6 @@ class Exchange:
         if policy.request_timeout:
             self.req_timer = proxy.loop.call_later(policy.request_timeout, self._on_request_timeout)
         self.backend_key = policy.backend_key
-        addr = proxy.pick(self.backend_key)
         if addr is not None:
             self.connect(addr)
         else:
@@ -324,6 +364,8 @@ class Exchange:
         if action is Next.RETRY:
             assert addr is not None
             self.connect(addr)
+        elif action is Next.HOLD and self.exempt is not None:
+            self._answer_static(self.exempt)  # never held: a held request wakes the target
         elif action is Next.HOLD:
             self.phase = QUEUED
             self._hold()
@@ -366,7 +408,7 @@ class Exchange:
                 for data in body:
                     parts += chunk(data)
                 if self.body_done:
-                    parts.append(LAST_CHUNK)
+                    parts.append(final_chunk(self.req_trailers))
             else:
                 parts += body
             if self.tunnel_tail:
@@ -402,12 +444,15 @@ class Exchange:
                 self.conn.pause_reading_for(Pause.BUFFER, True)
         # after the response (an early answer), the rest of the body is dropped
 
-    def body_end(self) -> None:
+    def body_end(self, trailers: RawHeaders | None = None) -> None:
+        """The request body ended (``trailers``: its trailer fields, from an HTTP/2 client;
+        they reach the backend when the body goes there chunked)."""
         self.body_done = True
+        self.req_trailers = trailers
         up = self.upstream
         if self.phase is SENDING and up is not None:
             if self.body_framing == "chunked":
-                up.write(LAST_CHUNK)
+                up.write(final_chunk(trailers))
             if not self.final:
                 self._arm_response_timer(up)
 
@@ -439,17 +484,15 @@ class Exchange:
         if status < 200 and status != 101:
             # Interim (100 Continue, 103 Early Hints): relay to HTTP/1.1 clients, keep waiting.
             if self.http11:
-                conn.write(
-                    response_head(
-                        status,
-                        reason,
-                        headers,
-                        facts,
-                        framing="none",
-                        keep_alive=True,
-                        cold_start=None,
-                        via=via,
-                    )
+                conn.send_head(
+                    status,
+                    reason,
+                    headers,
+                    facts,
+                    framing="none",
+                    keep_alive=True,
+                    cold_start=None,
+                    via=via,
                 )
             return False
         up.deadline.disarm()
@@ -463,17 +506,15 @@ class Exchange:
             self.status = 101
             self.phase = TUNNEL
             up.tunnel = True
-            conn.write(
-                response_head(
-                    101,
-                    reason,
-                    headers,
-                    facts,
-                    framing="none",
-                    keep_alive=True,
-                    cold_start=cold,
-                    via=via,
-                )
+            conn.send_head(
+                101,
+                reason,
+                headers,
+                facts,
+                framing="none",
+                keep_alive=True,
+                cold_start=cold,
+                via=via,
             )
             conn.start_tunnel(self)
             return False
@@ -491,17 +532,15 @@ class Exchange:
         self.up_framing = up_framing
         self.resp_framing = framing
         self.up_reusable = up_framing != "close" and b"close" not in facts.connection
-        conn.write(
-            response_head(
-                status,
-                reason,
-                headers,
-                facts,
-                framing=framing,
-                keep_alive=keep,
-                cold_start=cold,
-                via=via,
-            )
+        conn.send_head(
+            status,
+            reason,
+            headers,
+            facts,
+            framing=framing,
+            keep_alive=keep,
+            cold_start=cold,
+            via=via,
         )
         if self.method == b"HEAD":
             self.on_response_end(up)
@@ -511,16 +550,12 @@ class Exchange:
     def on_response_body(self, data: bytes) -> None:
         if not data or self.phase is not SENDING:
             return
-        if self.resp_framing == "chunked":
-            self.conn.writelines(chunk(data))
-        else:
-            self.conn.write(data)
+        self.conn.send_body(data, self.resp_framing == "chunked")
 
     def on_response_end(self, up: UpstreamConnection) -> None:
         if self.phase is not SENDING or not self.final:
             return
-        if self.resp_framing == "chunked":
-            self.conn.write(LAST_CHUNK)
+        self.conn.send_end(self.resp_framing == "chunked", up.trailers)
         self.upstream = None
         if self.up_reusable and self.body_done:
             self.proxy.pool.release(up)
@@ -541,8 +576,7 @@ class Exchange:
             return
         if self.final:
             if self.up_framing == "close" and exc is None:
-                if self.resp_framing == "chunked":
-                    self.conn.write(LAST_CHUNK)
+                self.conn.send_end(self.resp_framing == "chunked", None)
                 self.finish()
             else:
                 # Truncated mid-body: the client must see a broken response, not a short one.
@@ -654,17 +688,17 @@ class Exchange:
         elif action is AtDeadline.PLACEHOLDER:
             keep = self._can_keep_alive()
             self.keep_alive = keep
-            raw = placeholder_response(
-                policy.placeholder,
-                self.tkey,
-                accept=LazyHeaders(self.headers).get("accept"),
+            answer = placeholder_page(
+                policy.placeholder, self.tkey, accept=LazyHeaders(self.headers).get("accept")
+            )
+            self.status = policy.placeholder.status
+            self.phase = SENDING
+            self.conn.send_page(
+                answer,
                 keep_alive=keep,
                 cold_start=self._cold_header(),
                 head_only=self.method == b"HEAD",
             )
-            self.status = policy.placeholder.status
-            self.phase = SENDING
-            self.conn.write(raw)
             self.finish()
         elif action is AtDeadline.REFUSING:
             self.respond(
@@ -675,6 +709,31 @@ class Exchange:
         else:
             self.respond(504, f"{self.tkey} did not become ready within {policy.hold_wait:g} s\n")
 
+    # -- wake exclusions and maintenance (see .statics) -------------------------------------
+    def _answered_statically(
+        self, req: Request, policy: TargetPolicy, addr: Address | None
+    ) -> bool:
+        """Answer at once without counting or waking (true), or go on the usual way: counted,
+        or (a wake exclusion while the target is awake) forwarded without counting."""
+        assert policy.statics is not None
+        verdict = decide(policy.statics, req, ready=addr is not None)
+        if verdict is None:
+            return False
+        self.exempt = verdict
+        if verdict.forward:
+            return False
+        self.policy = policy
+        self.tkey = policy.key
+        self._answer_static(verdict)
+        return True
+
+    def _answer_static(self, verdict: Verdict) -> None:
+        answer = verdict.answer
+        self.exempt = Verdict(answer, forward=False)
+        self.respond(
+            answer.status, answer.body, extra=answer.extra, content_type=answer.content_type
+        )
+
     # -- ending -----------------------------------------------------------------------------
     def respond(
         self,
@@ -683,8 +742,10 @@ class Exchange:
         *,
         extra: tuple[tuple[str, str], ...] = (),
         close: bool = False,
+        content_type: str = "text/plain; charset=utf-8",
     ) -> None:
-        """Answer with a response of our own (errors, 404, 503, 504) and finish."""
+        """Answer with a response of our own (errors, 404, 503, 504, static answers) and
+        finish."""
         if self.phase is DONE:
             return
         if self.final:
@@ -696,15 +757,11 @@ class Exchange:
         self.keep_alive = keep
         self.status = status
         self.final = True
-        self.conn.write(
-            simple_response(
-                status,
-                body,
-                keep_alive=keep,
-                extra=extra,
-                cold_start=self._cold_header(),
-                head_only=self.method == b"HEAD",
-            )
+        self.conn.send_page(
+            Page(status, body.encode(), content_type, extra),
+            keep_alive=keep,
+            cold_start=self._cold_header(),
+            head_only=self.method == b"HEAD",
         )
         self.finish()
 

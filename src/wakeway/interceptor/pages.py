@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from http import HTTPStatus
 
 from wakeway.model.httpso import Placeholder
@@ -15,6 +16,45 @@ def reason_phrase(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:
         return b"Status"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A response of our own, before it is framed for one protocol (HTTP/1.1 or HTTP/2)."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def fields(self, cold_start: bool | None) -> list[tuple[bytes, bytes]]:
+        """Its header fields, without framing or connection fields."""
+        out = [
+            (b"content-type", self.content_type.encode("latin-1")),
+            (b"content-length", b"%d" % len(self.body)),
+            (b"cache-control", b"no-store"),
+        ]
+        out += [(n.lower().encode("latin-1"), v.encode("latin-1")) for n, v in self.extra]
+        if cold_start is not None:
+            out.append((COLD_START_HEADER.lower(), b"true" if cold_start else b"false"))
+        return out
+
+
+def page(status: int, body: str | bytes, extra: tuple[tuple[str, str], ...] = ()) -> Page:
+    return Page(status, body.encode() if isinstance(body, str) else body, extra=extra)
+
+
+def render(page: Page, *, keep_alive: bool, cold_start: bool | None, head_only: bool) -> bytes:
+    """``page`` as HTTP/1.1 bytes."""
+    return simple_response(
+        page.status,
+        page.body,
+        content_type=page.content_type,
+        keep_alive=keep_alive,
+        extra=page.extra,
+        cold_start=cold_start,
+        head_only=head_only,
+    )
 
 
 def simple_response(
@@ -80,6 +120,25 @@ def waiting_page(target: str, refresh_seconds: int, message: str) -> str:
     )
 
 
+def placeholder_page(placeholder: Placeholder, target: str, *, accept: str | None) -> Page:
+    """The answer at the readiness deadline when a placeholder is enabled."""
+    retry = (("Retry-After", str(placeholder.refresh_seconds)),)
+    if accepts_html(accept):
+        text = waiting_page(target, placeholder.refresh_seconds, placeholder.body)
+        return Page(
+            placeholder.status,
+            text.encode(),
+            content_type="text/html; charset=utf-8",
+            extra=(*retry, ("Refresh", str(placeholder.refresh_seconds))),
+        )
+    return Page(
+        placeholder.status,
+        placeholder.body.encode(),
+        content_type=placeholder.content_type,
+        extra=retry,
+    )
+
+
 def placeholder_response(
     placeholder: Placeholder,
     target: str,
@@ -89,25 +148,10 @@ def placeholder_response(
     cold_start: bool | None,
     head_only: bool,
 ) -> bytes:
-    """The answer at the readiness deadline when a placeholder is enabled."""
-    retry = (("Retry-After", str(placeholder.refresh_seconds)),)
-    if accepts_html(accept):
-        page = waiting_page(target, placeholder.refresh_seconds, placeholder.body)
-        return simple_response(
-            placeholder.status,
-            page,
-            content_type="text/html; charset=utf-8",
-            keep_alive=keep_alive,
-            extra=(*retry, ("Refresh", str(placeholder.refresh_seconds))),
-            cold_start=cold_start,
-            head_only=head_only,
-        )
-    return simple_response(
-        placeholder.status,
-        placeholder.body,
-        content_type=placeholder.content_type,
+    """The placeholder answer as HTTP/1.1 bytes."""
+    return render(
+        placeholder_page(placeholder, target, accept=accept),
         keep_alive=keep_alive,
-        extra=retry,
         cold_start=cold_start,
         head_only=head_only,
     )

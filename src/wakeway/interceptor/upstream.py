@@ -54,6 +54,7 @@ class UpstreamConnection(asyncio.Protocol):
     """One TCP connection to a backend; its sink (an exchange) receives the parsed response."""
 
     __slots__ = (
+        "_head_done",
         "_headers",
         "_parser",
         "_reason",
@@ -63,6 +64,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "pool",
         "sink",
+        "trailers",
         "transport",
         "tunnel",
     )
@@ -76,6 +78,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._skip = False
+        self._head_done = False
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # of the current response
         self.tunnel = False
         self.idle_since = 0.0
         self.deadline = Deadline(pool.loop, self._on_deadline)
@@ -152,14 +156,22 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._headers = []
         self._reason = b""
+        self._head_done = False
+        self.trailers = None
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        if self._head_done:  # a trailer field, after a chunked body
+            if self.trailers is None:
+                self.trailers = []
+            self.trailers.append((name, value))
+        else:
+            self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._head_done = True
         self.deadline.disarm()
         ex = self.sink
         if ex is None:
