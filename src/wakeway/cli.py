@@ -116,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         "that define a LocalWorkload are local mode's configuration and get exactly its checks; "
         "otherwise they are Kubernetes manifests: HTTPScaledObjects, HTTPRoutes and "
         "ReferenceGrants are checked by the rules of the CRD and the operator, documents of "
-        "other kinds are noted and skipped. Every problem is printed, naming file, document, "
+        "other kinds are noted and skipped, an object defined again is noted (the later "
+        "replaces it, as when applied). Every problem is printed, naming file, document, "
         "kind/name and field; exit 1 when there is any.",
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
@@ -149,13 +150,13 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.paths, kubernetes=None)
     except ConfigError as exc:
-        for line in (*exc.skipped, *exc.problems):
+        for line in (*exc.notes, *exc.problems):
             print(line, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
     from wakeway.local.runner import LOCAL_INTERCEPTOR
 
-    for note in config.skipped:
+    for note in config.notes:
         print(note, file=sys.stderr)
     # Local configuration names the interceptor by name only; manifests as config/ installs it.
     interceptor = LOCAL_INTERCEPTOR if config.workloads else InterceptorRef(*INTERCEPTOR_SERVICE)

@@ -494,3 +494,18 @@ def test_validate_checks_local_configuration_exactly_as_local_mode_does(
     assert "document 3 (Deployment api): apiVersion/kind apps/v1/Deployment is not one " in err
     assert "document 4 (HTTPScaledObject api): spec.scaleTargetRef: local mode scales" in err
     assert "skipped" not in err
+
+
+def test_manifests_may_define_an_object_again_and_the_later_one_counts(tmp_path: Path) -> None:
+    """kubectl applies files in order, so a later definition replaces the earlier: noted, as
+    local mode's configuration (where it is a problem) is not."""
+    (tmp_path / "a.yaml").write_text(MANIFESTS)
+    again = MANIFESTS.split("---\n")[1].replace("[api.example.com]", "[v2.example.com]")
+    (tmp_path / "b.yaml").write_text(again)
+    config = load_config([tmp_path], kubernetes=True)
+    assert [so.hosts for so in config.scaled_objects] == [("v2.example.com",)]
+    assert config.notes[-1] == (
+        f"{tmp_path / 'b.yaml'} document 1 (HTTPScaledObject api): HTTPScaledObject team/api is "
+        f"also defined in {tmp_path / 'a.yaml'} document 2 (HTTPScaledObject api); "
+        "this one replaces it"
+    )

@@ -41,11 +41,12 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 class ConfigError(Exception):
     """One or more problems in the configuration files; ``problems`` lists each one,
-    ``skipped`` the documents of kinds wakeway does not read (Kubernetes manifests)."""
+    ``notes`` what Kubernetes manifests may do but is worth a word (a kind wakeway does not
+    read, an object defined twice)."""
 
-    def __init__(self, problems: Sequence[str], skipped: Sequence[str] = ()) -> None:
+    def __init__(self, problems: Sequence[str], notes: Sequence[str] = ()) -> None:
         self.problems = tuple(problems)
-        self.skipped = tuple(skipped)
+        self.notes = tuple(notes)
         super().__init__("\n".join(self.problems))
 
 
@@ -56,8 +57,8 @@ class LocalConfig:
     workloads: Mapping[str, LocalWorkload] = field(default_factory=dict)
     files: tuple[Path, ...] = ()
     grants: tuple[ReferenceGrant, ...] = ()
-    # Kubernetes manifests: the documents of kinds wakeway does not read, one note each.
-    skipped: tuple[str, ...] = ()
+    # Kubernetes manifests: documents of kinds wakeway does not read, objects defined twice.
+    notes: tuple[str, ...] = ()
 
     def workload_of(self, target: HTTPScaledObject) -> LocalWorkload:
         return self.workloads[f"{target.namespace}/{target.scale_target.name}"]
@@ -91,10 +92,11 @@ def load_config(paths: Iterable[Path], *, kubernetes: bool | None = False) -> Lo
 
     ``kubernetes``: the files are Kubernetes manifests, not local mode's configuration:
     ReferenceGrants are read too, a scale target may be of any kind, and a document of a kind
-    wakeway does not read is noted in ``skipped`` instead of being a problem. ``None``: decide
-    from the files (local mode's configuration defines a LocalWorkload)."""
+    wakeway does not read, and an object defined again (the later replaces it, as when applied),
+    are noted in ``notes`` instead of being problems. ``None``: decide from the files (local
+    mode's configuration defines a LocalWorkload)."""
     problems: list[str] = []
-    skipped: list[str] = []
+    notes: list[str] = []
     objects: list[tuple[str, object]] = []
     files = yaml_files(paths)
     if not files:
@@ -102,15 +104,15 @@ def load_config(paths: Iterable[Path], *, kubernetes: bool | None = False) -> Lo
     if kubernetes is None:
         kubernetes = not any(_defines_workload(file) for file in files)
     for file in files:
-        objects.extend(_read_file(file, problems, skipped if kubernetes else None))
-    config = _assemble(objects, problems, kubernetes=kubernetes)
+        objects.extend(_read_file(file, problems, notes if kubernetes else None))
+    config = _assemble(objects, problems, notes if kubernetes else None)
     if problems:
-        raise ConfigError(problems, skipped)
-    return replace(config, files=tuple(files), skipped=tuple(skipped))
+        raise ConfigError(problems, notes)
+    return replace(config, files=tuple(files), notes=tuple(notes))
 
 
 def _read_file(
-    file: Path, problems: list[str], skipped: list[str] | None
+    file: Path, problems: list[str], notes: list[str] | None
 ) -> list[tuple[str, object]]:
     try:
         text = file.read_text(encoding="utf-8")
@@ -133,17 +135,17 @@ def _read_file(
         if not isinstance(doc, Mapping):
             problems.append(f"{where}: must be a mapping with apiVersion, kind, metadata, spec")
             continue
-        parsers = _PARSERS if skipped is None else _KUBERNETES_PARSERS
+        parsers = _PARSERS if notes is None else _KUBERNETES_PARSERS
         parser = parsers.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
-        if parser is None and skipped is not None and doc.get("kind") not in _KINDS:
-            skipped.append(f"{where}: skipped {_describe(doc, '/')}: not a wakeway kind")
+        if parser is None and notes is not None and doc.get("kind") not in _KINDS:
+            notes.append(f"{where}: skipped {_describe(doc, '/')}: not a wakeway kind")
             continue
         where = f"{where} ({_describe(doc)})"
         if parser is None:
             known = ", ".join(f"{kind} ({api})" for api, kind in parsers)
             problems.append(
                 f"{where}: apiVersion/kind {doc.get('apiVersion')}/{doc.get('kind')} is not "
-                f"one {'wakeway' if skipped is not None else 'local mode'} reads; "
+                f"one {'wakeway' if notes is not None else 'local mode'} reads; "
                 f"expected one of {known}"
             )
             continue
@@ -178,21 +180,26 @@ def _describe(doc: Mapping[str, Any], sep: str = " ") -> str:
 
 
 def _assemble(
-    objects: list[tuple[str, object]], problems: list[str], *, kubernetes: bool
+    objects: list[tuple[str, object]], problems: list[str], notes: list[str] | None
 ) -> LocalConfig:
-    seen: dict[tuple[str, str], str] = {}
+    """``notes`` is None for local mode's configuration, a list for Kubernetes manifests."""
+    kubernetes = notes is not None
+    chosen: dict[tuple[str, str], tuple[str, object]] = {}
+    for where, obj in objects:
+        kind, key = type(obj).__name__, getattr(obj, "key", "")
+        if (kind, key) in chosen:
+            first = chosen[kind, key][0]
+            if notes is None:
+                problems.append(f"{where}: metadata.name: {kind} {key} is also defined in {first}")
+                continue
+            notes.append(f"{where}: {kind} {key} is also defined in {first}; this one replaces it")
+        chosen[kind, key] = (where, obj)
     scaled: list[HTTPScaledObject] = []
     routes: list[HTTPRoute] = []
     grants: list[ReferenceGrant] = []
     workloads: dict[str, LocalWorkload] = {}
     where_of: dict[str, str] = {}
-    for where, obj in objects:
-        key = getattr(obj, "key", "")
-        kind = type(obj).__name__
-        first = seen.setdefault((kind, key), where)
-        if first != where:
-            problems.append(f"{where}: metadata.name: {kind} {key} is also defined in {first}")
-            continue
+    for where, obj in chosen.values():
         if isinstance(obj, HTTPScaledObject):
             scaled.append(obj)
             where_of[obj.key] = where
