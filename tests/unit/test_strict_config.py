@@ -509,3 +509,9 @@ def test_manifests_may_define_an_object_again_and_the_later_one_counts(tmp_path:
         f"also defined in {tmp_path / 'a.yaml'} document 2 (HTTPScaledObject api); "
         "this one replaces it"
     )
+
+
+def test_the_shipped_kubernetes_example_validates(capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
+    assert main(["validate", str(example)]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.startswith("ok: 1 HTTPScaledObjects, 1 HTTPRoutes")
