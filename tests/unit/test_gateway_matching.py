@@ -24,6 +24,7 @@ from wakeway.model.httproute import (
     RouteMatch,
     RouteRule,
 )
+from wakeway.model.meta import ObjectMeta
 
 pytestmark = pytest.mark.unit
 
@@ -48,10 +49,7 @@ def http_route(
 ) -> HTTPRoute:
     """A route with one rule per match, so a selection's rule index names the match."""
     return HTTPRoute(
-        namespace=namespace,
-        name=name,
-        creation_timestamp=created,
-        generation=1,
+        meta=ObjectMeta(namespace, name, generation=1, creation_timestamp=created),
         hostnames=hostnames,
         parent_refs=(),
         rules=tuple(RouteRule(name=None, matches=(m,)) for m in matches or (RouteMatch(),)),
@@ -192,7 +190,9 @@ def test_rule_matches_example() -> None:
         ),
         RouteMatch(path=PathMatch("PathPrefix", "/v2/foo")),
     )
-    route = HTTPRoute("default", "r", 0.0, 1, (), (), (RouteRule(None, rule_matches),))
+    route = HTTPRoute(
+        ObjectMeta("default", "r", generation=1), (), (), (RouteRule(None, rule_matches),)
+    )
     assert select([route], req("/foo", headers={"version": "v2"})) is not None
     assert select([route], req("/foo/bar", headers={"version": "v2"})) is not None
     assert select([route], req("/foo")) is None
@@ -342,7 +342,7 @@ def test_ties_within_a_route_go_to_the_first_rule_then_first_match() -> None:
         RouteRule("first", (RouteMatch(path=PathMatch("PathPrefix", "/b")), PLAIN)),
         RouteRule("second", (PLAIN,)),
     )
-    route = HTTPRoute("default", "r", 0.0, 1, (), (), rules)
+    route = HTTPRoute(ObjectMeta("default", "r", generation=1), (), (), rules)
     chosen = select([route], req("/a"))
     assert chosen is not None
     assert (chosen.rule_index, chosen.match_index) == (0, 1)
@@ -353,7 +353,7 @@ def test_ties_within_a_route_go_to_the_first_rule_then_first_match() -> None:
 
 def test_a_better_rule_later_in_the_route_wins() -> None:
     rules = (RouteRule("catch-all", (PLAIN,)), RouteRule("exact", (EXACT,)))
-    route = HTTPRoute("default", "r", 0.0, 1, (), (), rules)
+    route = HTTPRoute(ObjectMeta("default", "r", generation=1), (), (), rules)
     chosen = select([route], req("/foo/bar"))
     assert chosen is not None
     assert chosen.rule.name == "exact"

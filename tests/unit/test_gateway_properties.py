@@ -25,6 +25,7 @@ from wakeway.model.httproute import (
     RouteMatch,
     RouteRule,
 )
+from wakeway.model.meta import ObjectMeta
 
 pytestmark = pytest.mark.unit
 
@@ -104,10 +105,12 @@ def route_sets(draw: st.DrawFn) -> list[HTTPRoute]:
     n = draw(st.integers(min_value=1, max_value=5))
     return [
         HTTPRoute(
-            namespace=draw(st.sampled_from(["a", "b"])),
-            name=f"route-{i}",  # distinct keys: the order of the input must not matter
-            creation_timestamp=float(draw(st.integers(min_value=0, max_value=2))),
-            generation=1,
+            meta=ObjectMeta(
+                draw(st.sampled_from(["a", "b"])),
+                f"route-{i}",  # distinct keys: the order of the input must not matter
+                generation=1,
+                creation_timestamp=float(draw(st.integers(min_value=0, max_value=2))),
+            ),
             hostnames=tuple(draw(st.lists(ROUTE_HOSTNAMES, max_size=2, unique=True))),
             parent_refs=(),
             rules=tuple(draw(st.lists(rules, min_size=1, max_size=3))),
@@ -126,7 +129,7 @@ requests = st.builds(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(route_sets(), requests, st.randoms(use_true_random=False))
 def test_select_ignores_the_order_of_routes(
     routes: list[HTTPRoute], req: Request, rnd: random.Random
@@ -136,7 +139,7 @@ def test_select_ignores_the_order_of_routes(
     assert select(routes, req) == select(shuffled, req)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(route_sets(), requests)
 def test_select_returns_the_best_matching_candidate(routes: list[HTTPRoute], req: Request) -> None:
     chosen = select(routes, req)

@@ -18,6 +18,7 @@ from wakeway.model.httproute import (
     RouteMatch,
     parse_httproute,
 )
+from wakeway.model.meta import parse_meta
 
 pytestmark = pytest.mark.unit
 
@@ -497,3 +498,27 @@ def test_non_service_backend_may_omit_port() -> None:
         doc({"rules": [{"backendRefs": [{"group": "example.com", "kind": "Bucket", "name": "b"}]}]})
     )
     assert route.rules[0].backend_refs[0].port is None
+
+
+@pytest.mark.parametrize(
+    ("stamp", "epoch"),
+    [
+        ("2024-05-01T12:00:00Z", 1714564800.0),
+        ("2024-05-01T14:00:00+02:00", 1714564800.0),
+        ("2024-05-01T12:00:00.5Z", 1714564800.5),
+    ],
+)
+def test_one_timestamp_rule_for_every_kind(stamp: str, epoch: float) -> None:
+    """HTTPRoutes and every other object read their metadata with the same parser."""
+    route = parse_httproute(doc(creationTimestamp=stamp))
+    meta = parse_meta({"metadata": {"name": "x", "creationTimestamp": stamp}}, "default")
+    assert route.creation_timestamp == meta.creation_timestamp == epoch
+    assert route.meta.key == "default/web"
+
+
+@pytest.mark.parametrize("stamp", ["2024-05-01T12:00:00", "yesterday", "2024-13-01T00:00:00Z"])
+def test_a_timestamp_without_zone_or_unreadable_is_refused_alike(stamp: str) -> None:
+    with pytest.raises(ModelError, match=r"metadata\.creationTimestamp"):
+        parse_httproute(doc(creationTimestamp=stamp))
+    with pytest.raises(ModelError, match=r"metadata\.creationTimestamp"):
+        parse_meta({"metadata": {"name": "x", "creationTimestamp": stamp}}, "default")

@@ -11,15 +11,10 @@ from wakeway.model.conditions import Condition, rebase_status
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.meta import ObjectMeta
+from wakeway.model.service import Service, ServicePort, parse_service
 from wakeway.model.trigger import parse_metadata, scaler_metadata
 from wakeway.operator import scaledobject
-from wakeway.operator.objects import (
-    ScaledObjectView,
-    ServiceInfo,
-    ServicePort,
-    parse_scaled_object,
-    parse_service,
-)
+from wakeway.operator.objects import ScaledObjectView, parse_scaled_object
 from wakeway.operator.plan import (
     Event,
     InvalidSpec,
@@ -40,8 +35,12 @@ pytestmark = pytest.mark.unit
 NOW = 1_700_000_000.0
 POLICY = Policy(scaler_address="scaler.wakeway:9091", stabilization=300)
 SERVICES = {
-    "web": ServiceInfo("web", "ClusterIP", (ServicePort("http", 80), ServicePort("admin", 9090))),
-    "away": ServiceInfo("away", "ExternalName", (ServicePort("http", 80),)),
+    "web": Service(
+        ObjectMeta("apps", "web"),
+        "ClusterIP",
+        (ServicePort("http", 80), ServicePort("admin", 9090)),
+    ),
+    "away": Service(ObjectMeta("apps", "away"), "ExternalName", (ServicePort("http", 80),)),
 }
 
 
@@ -640,7 +639,8 @@ def test_service_and_scaled_object_parsers() -> None:
             "spec": {"type": "ExternalName", "ports": [{"name": "http", "port": 80}, {"port": 81}]},
         }
     )
-    assert svc == ServiceInfo("web", "ExternalName", (ServicePort("http", 80), ServicePort("", 81)))
+    assert (svc.key, svc.name, svc.type) == ("apps/web", "web", "ExternalName")
+    assert svc.ports == (ServicePort("http", 80), ServicePort("", 81))
     so = parse_scaled_object(
         {
             "metadata": {

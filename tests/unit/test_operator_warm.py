@@ -12,15 +12,16 @@ import pytest
 
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.model.meta import ObjectMeta
+from wakeway.model.service import Service, ServicePort
 from wakeway.operator import scaledobject
-from wakeway.operator.objects import ScaledObjectView, ServiceInfo, ServicePort
+from wakeway.operator.objects import ScaledObjectView
 from wakeway.operator.plan import Observed, Plan, Policy, plan
 from wakeway.operator.scaling import Activity
 
 pytestmark = pytest.mark.unit
 
 POLICY = Policy(scaler_address="scaler.wakeway:9091", stabilization=300)
-SERVICES = {"web": ServiceInfo("web", "ClusterIP", (ServicePort("http", 80),))}
+SERVICES = {"web": Service(ObjectMeta("apps", "web"), "ClusterIP", (ServicePort("http", 80),))}
 DAY = "2026-01-12"  # a Monday
 MORNING = {"schedule": "0 9 * * *", "duration": "1h", "leadTime": "5m", "minReplicas": 2}
 

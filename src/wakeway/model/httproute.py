@@ -11,10 +11,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from functools import partial
-from types import MappingProxyType
 from typing import Any, Final, Literal, cast
 
 import re2
@@ -36,7 +34,7 @@ from wakeway.model.fields import (
     parse_document,
     req_str,
 )
-from wakeway.model.meta import OBJECT_META_FIELDS
+from wakeway.model.meta import ObjectMeta, parse_meta
 
 API_GROUP: Final = "gateway.networking.k8s.io"
 
@@ -194,18 +192,34 @@ class ParentRef:
 
 @dataclass(frozen=True, slots=True)
 class HTTPRoute:
-    namespace: str
-    name: str
-    creation_timestamp: float
-    generation: int
+    meta: ObjectMeta
     hostnames: tuple[str, ...]
     parent_refs: tuple[ParentRef, ...]
     rules: tuple[RouteRule, ...]
-    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     @property
     def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+        return self.meta.key
+
+    @property
+    def namespace(self) -> str:
+        return self.meta.namespace
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def creation_timestamp(self) -> float:
+        return self.meta.creation_timestamp
+
+    @property
+    def generation(self) -> int:
+        return self.meta.generation
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.meta.annotations
 
 
 # --- regular expressions -----------------------------------------------------------------------
@@ -242,49 +256,21 @@ def parse_httproute(
 
 
 def _parse(doc: Raw, default_namespace: str) -> HTTPRoute:
-    metadata = opt_mapping(doc, "metadata", "") or {}
-    known(metadata, *OBJECT_META_FIELDS)
-    name = req_str(metadata, "name", "metadata")
-    namespace = opt_str(metadata, "namespace", "metadata") or default_namespace
+    meta = parse_meta(doc, default_namespace)
     spec = opt_mapping(doc, "spec", "")
     if spec is None:
         raise ModelError("spec", "is required")
     return HTTPRoute(
-        namespace=namespace,
-        name=name,
-        creation_timestamp=_timestamp(metadata, "creationTimestamp", "metadata"),
-        generation=opt_int(metadata, "generation", "metadata", 0, minimum=0) or 0,
+        meta=meta,
         hostnames=guard(spec, "hostnames", lambda: _hostnames(spec), ()),
         parent_refs=guard(spec, "parentRefs", lambda: _parent_refs(spec), ()),
         rules=guard(spec, "rules", lambda: _rules(spec), ()),
-        annotations=_annotations(metadata),
     )
 
 
 def _parent_refs(spec: Raw) -> tuple[ParentRef, ...]:
     _bounded_list(spec, "parentRefs", "spec", MAX_PARENT_REFS)
     return tuple(each(spec, "parentRefs", "spec", _parent_ref))
-
-
-def _timestamp(obj: Raw, key: str, path: str) -> float:
-    value = opt_str(obj, key, path)
-    if value is None:
-        return 0.0
-    try:
-        # Python 3.11 reads RFC 3339 including the "Z" suffix.
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ModelError(join(path, key), f"{value!r} is not an RFC 3339 timestamp") from None
-    if parsed.tzinfo is None:
-        raise ModelError(join(path, key), f"{value!r} has no time zone")
-    return parsed.timestamp()
-
-
-def _annotations(metadata: Raw) -> Mapping[str, str]:
-    raw = opt_mapping(metadata, "annotations", "metadata") or {}
-    return MappingProxyType(
-        {str(k): as_str(v, join("metadata.annotations", str(k))) for k, v in raw.items()}
-    )
 
 
 def _bounded_list(obj: Raw, key: str, path: str, limit: int) -> Sequence[Any]:

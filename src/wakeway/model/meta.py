@@ -19,8 +19,8 @@ class ObjectMeta:
     generation: int = 0
     resource_version: str = ""
     creation_timestamp: float = 0.0
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def key(self) -> str:
@@ -65,19 +65,24 @@ def parse_meta(doc: Mapping[str, Any], default_namespace: str) -> ObjectMeta:
 
 
 def parse_timestamp(value: Any, path: str) -> float:
-    """Epoch seconds from an RFC 3339 timestamp; 0.0 when absent (objects read from files)."""
+    """Epoch seconds from an RFC 3339 timestamp; 0.0 when absent (objects read from files).
+    The one timestamp parser of the model: RFC 3339 requires a zone (``Z`` or an offset), so a
+    timestamp without one is an error, never read as some machine's local time."""
+    where = f.join(path, "creationTimestamp")
     if value is None or value == "":
         return 0.0
     if isinstance(value, datetime):
-        return value.timestamp()
-    if not isinstance(value, str):
-        raise ModelError(f.join(path, "creationTimestamp"), "must be an RFC 3339 timestamp")
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ModelError(
-            f.join(path, "creationTimestamp"), f"{value!r} is not an RFC 3339 timestamp"
-        ) from None
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)  # reads a "Z" suffix too (Python 3.11)
+        except ValueError:
+            raise ModelError(where, f"{value!r} is not an RFC 3339 timestamp") from None
+    else:
+        raise ModelError(where, "must be an RFC 3339 timestamp")
+    if parsed.tzinfo is None:
+        raise ModelError(where, f"{value!r} has no time zone")
+    return parsed.timestamp()
 
 
 def _string_map(meta: Mapping[str, Any], key: str) -> Mapping[str, str]:

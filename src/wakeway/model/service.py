@@ -28,6 +28,10 @@ class Service:
     def key(self) -> str:
         return self.meta.key
 
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
 
 @dataclass(frozen=True, slots=True)
 class SlicePort:

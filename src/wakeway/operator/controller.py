@@ -30,13 +30,11 @@ from wakeway.model.conditions import (
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
 from wakeway.model.logs import event
-from wakeway.model.service import ReferenceGrant, parse_reference_grant
+from wakeway.model.service import ReferenceGrant, Service, parse_reference_grant, parse_service
 from wakeway.operator.objects import (
     ScaledObjectView,
-    ServiceInfo,
     Tracked,
     parse_scaled_object,
-    parse_service,
     parse_tracked,
 )
 from wakeway.operator.plan import (
@@ -103,7 +101,7 @@ class Controller:
             kube, HTTPSCALEDOBJECTS, parse_tracked, namespace=ns
         )
         self.routes: Informer[HTTPRoute] = Informer(kube, HTTPROUTES, parse_httproute, namespace=ns)
-        self.services: Informer[ServiceInfo] = Informer(kube, SERVICES, parse_service, namespace=ns)
+        self.services: Informer[Service] = Informer(kube, SERVICES, parse_service, namespace=ns)
         self.grants: Informer[ReferenceGrant] = Informer(
             kube, REFERENCEGRANTS, parse_reference_grant, namespace=ns
         )

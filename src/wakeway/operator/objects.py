@@ -30,32 +30,6 @@ def parse_tracked(doc: Mapping[str, Any]) -> Tracked:
 
 
 @dataclass(frozen=True, slots=True)
-class ServicePort:
-    name: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceInfo:
-    name: str
-    type: str  # ClusterIP, NodePort, LoadBalancer, ExternalName
-    ports: tuple[ServicePort, ...] = ()
-
-
-def parse_service(doc: Mapping[str, Any]) -> ServiceInfo:
-    meta = parse_meta(doc, "")
-    spec = f.opt_mapping(doc, "spec", "") or {}
-    ports: list[ServicePort] = []
-    for i, raw in enumerate(f.opt_list(spec, "ports", "spec")):
-        path = f"spec.ports[{i}]"
-        item = f.mapping(raw, path)
-        port = f.opt_int(item, "port", path, minimum=1, maximum=65535)
-        if port is not None:
-            ports.append(ServicePort(f.opt_str(item, "name", path) or "", port))
-    return ServiceInfo(meta.name, f.opt_str(spec, "type", "spec") or "ClusterIP", tuple(ports))
-
-
-@dataclass(frozen=True, slots=True)
 class ScaledObjectView:
     """A KEDA ScaledObject as the operator sees it."""
 

@@ -27,9 +27,10 @@ from wakeway.model.conditions import (
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import HTTPScaledObject, PortRef
 from wakeway.model.meta import ObjectMeta
+from wakeway.model.service import Service
 from wakeway.model.warm import Warmth, warmth
 from wakeway.operator import scaledobject, warm
-from wakeway.operator.objects import ScaledObjectView, ServiceInfo
+from wakeway.operator.objects import ScaledObjectView
 from wakeway.operator.scaling import (
     Activity,
     Recommendation,
@@ -70,7 +71,7 @@ class Observed:
     # The object's current status, as read (to write only what changed).
     status: Mapping[str, Any] = field(default_factory=dict)
     # Services of the object's namespace, by name.
-    services: Mapping[str, ServiceInfo] = field(default_factory=dict)
+    services: Mapping[str, Service] = field(default_factory=dict)
     problems: tuple[BindingProblem, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     # The x-wakeway-route value each bound route must stamp, by route key (identity on).
@@ -272,7 +273,7 @@ def _workload_problems(observed: Observed) -> list[Problem]:
     return [observed.workload] if isinstance(observed.workload, Problem) else []
 
 
-def _service_problems(spec: HTTPScaledObject, services: Mapping[str, ServiceInfo]) -> list[Problem]:
+def _service_problems(spec: HTTPScaledObject, services: Mapping[str, Service]) -> list[Problem]:
     out = _port_problems(spec.backend, services, "", "scaleTargetRef")
     if spec.failover is not None:
         out += _port_problems(
@@ -282,7 +283,7 @@ def _service_problems(spec: HTTPScaledObject, services: Mapping[str, ServiceInfo
 
 
 def _port_problems(
-    ref: PortRef, services: Mapping[str, ServiceInfo], prefix: str, field_name: str
+    ref: PortRef, services: Mapping[str, Service], prefix: str, field_name: str
 ) -> list[Problem]:
     svc = services.get(ref.service)
     where = f"spec.{field_name}"
