@@ -124,7 +124,7 @@ def requests(draw: st.DrawFn) -> Request:
     )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     objects=st.lists(st.sampled_from("abcdef"), max_size=6, unique=True).flatmap(
         lambda names: st.tuples(*(scaled_objects(n) for n in names))
@@ -141,7 +141,7 @@ def test_scaled_object_index_equals_reference_scan(
         assert (got.host_entry if got else None) == expected, req
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     route_list=st.lists(st.sampled_from("pqrs"), max_size=4, unique=True).flatmap(
         lambda names: st.tuples(*(routes(n) for n in names))
@@ -487,7 +487,7 @@ def model_route(
     return found
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     world=st.one_of(worlds(), close_worlds()),
     reqs=st.lists(any_case_requests(), min_size=1, max_size=16),
