@@ -11,7 +11,8 @@ The exchange state machine (:mod:`.exchange`) asks these and acts on the answer;
 - :func:`at_deadline`: a held request's readiness deadline passed: failover, placeholder or an
   error.
 - :func:`resolve`: a target's settings with its own overrides merged over the global ones,
-  computed once per routing-table swap (:class:`TargetPolicy`).
+  computed once per routing-table swap (:class:`TargetPolicy`), its wake exclusions and
+  maintenance page compiled among them (:func:`.statics.decide` answers for those).
 - :class:`Admission`: the cold-start gate's answer to "hold this request".
 """
 
@@ -24,6 +25,7 @@ from typing import NamedTuple
 from wakeway.model.httpso import HTTPScaledObject, Placeholder
 
 from .settings import InterceptorSettings
+from .statics import Statics, compile_statics
 
 # --- the request target ---------------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class TargetPolicy:
     max_held: int
     cold_header: bool  # send the cold-start response header
     placeholder: Placeholder
+    statics: Statics | None = None  # wake exclusions and maintenance, compiled
 
 
 def resolve(target: HTTPScaledObject, settings: InterceptorSettings) -> TargetPolicy:
@@ -168,6 +171,7 @@ def resolve(target: HTTPScaledObject, settings: InterceptorSettings) -> TargetPo
         max_held=settings.max_held_per_target if max_held is None else max_held,
         cold_header=settings.cold_start_header and target.cold_start.response_header,
         placeholder=target.cold_start.placeholder,
+        statics=compile_statics(target.wake_exclusions, target.maintenance),
     )
 
 

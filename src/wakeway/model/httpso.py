@@ -2,8 +2,9 @@
 
 Every manifest valid for the add-on parses here with the same meaning. Our additions live under
 ``spec.routes`` (binding to HTTPRoutes), ``spec.coldStart`` (hold limits, placeholder, the
-cold-start response header), ``spec.warmWindows`` (kept warm by schedule) and extra keys of
-``spec.timeouts`` (connect, request).
+cold-start response header), ``spec.warmWindows`` (kept warm by schedule),
+``spec.wakeExclusions`` and ``spec.maintenance`` (requests answered without waking anything) and
+extra keys of ``spec.timeouts`` (connect, request).
 Durations given as ``None`` mean "the interceptor's global default".
 """
 
@@ -16,6 +17,14 @@ from typing import Any, Literal
 
 from wakeway.model import fields as f
 from wakeway.model.errors import ModelError
+from wakeway.model.exclusions import (
+    HeaderRule,
+    Maintenance,
+    WakeExclusion,
+    parse_header_rules,
+    parse_maintenance,
+    parse_wake_exclusions,
+)
 from wakeway.model.meta import ObjectMeta, parse_meta
 from wakeway.model.warm import WarmWindow, parse_warm_windows
 
@@ -38,7 +47,6 @@ PLACEHOLDER_CONTENT_TYPE = "text/plain; charset=utf-8"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOST = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +79,6 @@ class ScaleTargetRef:
 class FailoverRef:
     backend: PortRef
     timeout: float = DEFAULT_FAILOVER_TIMEOUT
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderRule:
-    """Add-on header matcher: ``value is None`` requires only that the header is present."""
-
-    name: str
-    value: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +149,8 @@ class HTTPScaledObject:
     cold_start: ColdStart = field(default_factory=ColdStart)
     routes: tuple[RouteBinding, ...] = ()
     warm_windows: tuple[WarmWindow, ...] = ()
+    wake_exclusions: tuple[WakeExclusion, ...] = ()
+    maintenance: Maintenance = field(default_factory=Maintenance)
 
     @property
     def key(self) -> str:
@@ -222,6 +224,8 @@ def _parse(doc: Mapping[str, Any], default_namespace: str) -> HTTPScaledObject:
         cold_start=f.guard(spec, "coldStart", lambda: _cold_start(spec, p), ColdStart()),
         routes=f.guard(spec, "routes", lambda: _routes(spec, p, meta.namespace), ()),
         warm_windows=f.guard(spec, "warmWindows", lambda: parse_warm_windows(spec, p, max_r), ()),
+        wake_exclusions=f.guard(spec, "wakeExclusions", lambda: parse_wake_exclusions(spec, p), ()),
+        maintenance=f.guard(spec, "maintenance", lambda: parse_maintenance(spec, p), Maintenance()),
     )
 
 
@@ -264,19 +268,7 @@ def _path_prefix(raw: Any, path: str) -> str:
 
 
 def _headers(spec: Mapping[str, Any], p: str) -> tuple[HeaderRule, ...]:
-    seen: set[str] = set()
-
-    def header(raw: Any, path: str) -> HeaderRule:
-        item = f.mapping(raw, path)
-        name = f.req_str(item, "name", path)
-        if not _TOKEN.match(name):
-            raise ModelError(f"{path}.name", f"{name!r} is not a valid HTTP header name")
-        if name.lower() in seen:
-            raise ModelError(f"{path}.name", f"header {name!r} is listed twice")
-        seen.add(name.lower())
-        return HeaderRule(name.lower(), f.opt_str(item, "value", path))
-
-    return tuple(f.each(spec, "headers", p, header))
+    return parse_header_rules(spec, p)
 
 
 def _port_ref(obj: Mapping[str, Any], path: str) -> PortRef:

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from wakeway.gateway.request import Request
-from wakeway.model.httpso import HeaderRule, HTTPScaledObject
+from wakeway.model.exclusions import HeaderRule
+from wakeway.model.httpso import HTTPScaledObject
 from wakeway.routing.hosts import HostIndex
 from wakeway.routing.paths import normalize_prefix, prefixes_of
 
