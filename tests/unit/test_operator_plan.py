@@ -186,7 +186,14 @@ def test_route_problems_and_conflicts_go_to_status() -> None:
         BindingProblem("apps/web", "apps/gone", None, "RouteNotFound", "HTTPRoute apps/gone ..."),
     )
     conflicts = (
-        Conflict("HTTPRoute", "HTTPRoute apps/blog rule 'main'", "apps/old", "apps/web"),
+        Conflict(
+            "HTTPRoute",
+            "HTTPRoute apps/blog rule 'main'",
+            "apps/old",
+            "apps/web",
+            route="apps/blog",
+            rule=0,
+        ),
         Conflict("HTTPScaledObject", "host a.example.com path /", "apps/old", "apps/web"),
         Conflict("HTTPScaledObject", "host b.example.com path /", "apps/web", "apps/other"),
     )
@@ -251,7 +258,16 @@ def test_identity_only_where_the_binding_holds_its_rules() -> None:
         BindingProblem("apps/web", "apps/gone", None, "RouteNotFound", "no route"),
         BindingProblem("apps/web", "apps/shop", None, "IdentityNotStamped", "stamp it"),
     )
-    conflicts = (Conflict("HTTPRoute", "HTTPRoute apps/blog rule 'main'", "apps/old", "apps/web"),)
+    conflicts = (
+        Conflict(
+            "HTTPRoute",
+            "HTTPRoute apps/blog rule 'main'",
+            "apps/old",
+            "apps/web",
+            route="apps/blog",
+            rule=0,
+        ),
+    )
     observed = Observed(
         "standalone",
         workload=1,

@@ -228,6 +228,7 @@ def test_rule_bound_twice_goes_to_the_older_object() -> None:
             "default/old",
             "default/new",
         )
+        assert (conflict.route, conflict.rule) == ("default/r", 0)  # fields, not text to parse
 
 
 def test_without_interceptor_ref_any_backend_is_accepted() -> None:

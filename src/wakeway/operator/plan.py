@@ -53,6 +53,7 @@ class Problem:
 
     reason: str
     message: str
+    field: str = ""  # the spec field it is about ("spec.scaleTargetRef"), when one is
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ def plan(
     if isinstance(observed.workload, int):
         target = spec.scale_target
         status["targetWorkload"] = f"{target.api_version}/{target.kind}/{target.name}"
-    if not any(p.reason.startswith(("Service", "ExternalName", "Port")) for p in problems):
+    if not any(p.field == "spec.scaleTargetRef" for p in problems):
         status["targetService"] = spec.backend.describe()
 
     windows = warmth(spec.warm_windows, now) if spec.warm_windows else None
@@ -288,13 +289,15 @@ def _port_problems(
     svc = services.get(ref.service)
     where = f"spec.{field_name}"
     if svc is None:
-        return [Problem(prefix + SERVICE_NOT_FOUND, f"{where}: Service {ref.service} not found")]
+        message = f"{where}: Service {ref.service} not found"
+        return [Problem(prefix + SERVICE_NOT_FOUND, message, where)]
     if svc.type == "ExternalName":
         return [
             Problem(
                 prefix + EXTERNAL_NAME_SERVICE,
                 f"{where}: Service {ref.service} is of type ExternalName, which is never "
                 "followed as a backend",
+                where,
             )
         ]
     if ref.port_name is not None and not any(p.name == ref.port_name for p in svc.ports):
@@ -304,6 +307,7 @@ def _port_problems(
                 prefix + PORT_NOT_FOUND,
                 f"{where}.portName: Service {ref.service} has no port named "
                 f"{ref.port_name!r} (named ports: {names})",
+                where,
             )
         ]
     if ref.port is not None and not any(p.port == ref.port for p in svc.ports):
@@ -312,6 +316,7 @@ def _port_problems(
             Problem(
                 prefix + PORT_NOT_FOUND,
                 f"{where}.port: Service {ref.service} has no port {ref.port} (ports: {ports})",
+                where,
             )
         ]
     return []
@@ -424,13 +429,7 @@ def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
             None,
         )
         lost = next(
-            (
-                c
-                for c in observed.conflicts
-                if c.source == "HTTPRoute"
-                and c.loser == spec.key
-                and c.claim.startswith(f"HTTPRoute {binding.route_key} ")
-            ),
+            (c for c in observed.conflicts if c.route == binding.route_key and c.loser == spec.key),
             None,
         )
         # The identity goes only where the binding holds its rules (observed.identities has

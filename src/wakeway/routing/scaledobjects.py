@@ -84,6 +84,8 @@ class Conflict:
     claim: str  # what both claim, readable
     winner: str  # "namespace/name" of the HTTPScaledObject that gets the traffic
     loser: str
+    route: str | None = None  # source "HTTPRoute": the route's "namespace/name"
+    rule: int | None = None  # and the index of the rule both claim
 
     @property
     def message(self) -> str:

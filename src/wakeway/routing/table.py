@@ -192,6 +192,8 @@ def bind_routes(
                     claim=f"HTTPRoute {route_key} rule {_rule_label(route.rules[index], index)}",
                     winner=owner.key,
                     loser=loser,
+                    route=route_key,
+                    rule=index,
                 )
             )
     return bound, problems, conflicts
