@@ -54,6 +54,7 @@ class Metrics:
         self.durations: dict[str, _Histogram] = {}
         self.cold_starts: dict[str, int] = {}
         self.cold_waits: dict[str, _Histogram] = {}
+        self.exempts: dict[tuple[str, str], int] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
 
@@ -67,6 +68,11 @@ class Metrics:
 
     def cold_start(self, target: str) -> None:
         self.cold_starts[target] = self.cold_starts.get(target, 0) + 1
+
+    def exempt(self, target: str, kind: str) -> None:
+        """A request that woke nothing and counted as no activity, answered as ``kind``."""
+        key = (target, kind)
+        self.exempts[key] = self.exempts.get(key, 0) + 1
 
     def cold_wait(self, target: str, seconds: float) -> None:
         hist = self.cold_waits.get(target)
@@ -124,3 +130,12 @@ class _Collector(Collector):
         for target, hist in sorted(m.cold_waits.items()):
             wait.add_metric([target], hist.buckets(), hist.total)
         yield wait
+        exempt = CounterMetricFamily(
+            "wakeway_exempt_requests",
+            "Requests that woke nothing and counted as no activity (wake exclusions and "
+            "maintenance), by answer: static, maintenance, or passthrough (forwarded)",
+            labels=["target", "kind"],
+        )
+        for (target, kind), n in sorted(m.exempts.items()):
+            exempt.add_metric([target, kind], n)
+        yield exempt

@@ -137,15 +137,21 @@ class ProxyState:
 
     # -- counts -----------------------------------------------------------------------------
     def arrive(self, ex: Exchange) -> None:
-        self.counters.arrive(ex.tkey)
         self.active += 1
-        self.hub.changed()
+        if ex.exempt is None:  # a wake exclusion forwarded to an awake target is no activity
+            self.counters.arrive(ex.tkey)
+            self.hub.changed()
 
     def done(self, ex: Exchange) -> None:
+        if ex.exempt is not None:
+            self.metrics.exempt(
+                ex.tkey, "passthrough" if ex.exempt.forward else ex.exempt.answer.kind
+            )
         if ex.target is not None:
-            self.counters.finish(ex.tkey)
             self.active -= 1
-            self.hub.changed()
+            if ex.exempt is None:
+                self.counters.finish(ex.tkey)
+                self.hub.changed()
             if self.active == 0 and self._idle_waiters:
                 for fut in self._idle_waiters:
                     if not fut.done():
