@@ -45,6 +45,10 @@ Mode = Literal["keda", "standalone"]
 READY = "Ready"
 BOUND = "Bound"
 ACTIVE = "Active"
+MAINTENANCE = "Maintenance"
+MAINTENANCE_MESSAGE = (
+    "every request is answered with spec.maintenance.response; nothing is woken or forwarded"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +236,8 @@ def plan(
         unexpressed = warm.cron_triggers(spec)[1] if observed.mode == "keda" else []
         state = warm.condition(spec, observed.mode, unexpressed)
         conditions += (_cond(warm.WARM_WINDOWS, *state, generation=gen),)
+    if spec.maintenance.enabled:
+        conditions += (_cond(MAINTENANCE, "True", "Enabled", MAINTENANCE_MESSAGE, gen),)
     routes = _routes(spec, observed)
     if routes:
         status["routes"] = routes
