@@ -43,7 +43,6 @@ class _Entry:
     target: str
     backend: str
     deadline: float
-    since: float
 
 
 class GateCore(Generic[T]):
@@ -70,10 +69,6 @@ class GateCore(Generic[T]):
     def backends(self) -> list[str]:
         """Backend keys that have at least one held item."""
         return list(self._by_backend)
-
-    def since(self, item: T) -> float | None:
-        entry = self._entries.get(item)
-        return entry.since if entry else None
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a held item (the shell sets one timer for it)."""
@@ -108,7 +103,7 @@ class GateCore(Generic[T]):
                 f"{len(self._entries)} waiting requests in all (limit {self.global_limit})"
             )
             return Rejected("global", reason, self._retry_after(None, now))
-        self._entries[item] = _Entry(target, backend, deadline, now)
+        self._entries[item] = _Entry(target, backend, deadline)
         self._by_backend.setdefault(backend, {})[item] = None
         self._per_target[target] = count + 1
         self._seq += 1
@@ -152,10 +147,6 @@ class GateCore(Generic[T]):
                 self._forget(item)
                 out.append(item)
         return out
-
-    def target_of(self, item: T) -> str | None:
-        entry = self._entries.get(item)
-        return entry.target if entry else None
 
     # -- internals --------------------------------------------------------------------------
     def _forget(self, item: T, *, keep_backend_index: bool = False) -> None:

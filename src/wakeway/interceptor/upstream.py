@@ -16,9 +16,11 @@ from typing import Any, Protocol, cast
 
 import httptools
 
+from wakeway.model.settings import Address, format_address
+
 from .timers import Deadline
 
-Address = tuple[str, int]
+__all__ = ["Address", "Pool", "ResponseSink", "UpstreamConnection", "format_address"]
 
 
 class ResponseSink(Protocol):
@@ -307,8 +309,3 @@ def _quiet(transport: asyncio.Transport) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return not poller.poll(0)
-
-
-def format_address(addr: Address) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -60,12 +60,23 @@ class SettingsError(ValueError):
         self.problem = problem
 
 
+# The one address type: (host, port), the host without brackets, also for IPv6. Endpoint views,
+# the interceptor's pool and the settings all use it; HostPort is its named form.
+Address = tuple[str, int]
+
+
+def format_address(addr: Address) -> str:
+    """``host:port``, with the host in brackets when it is an IPv6 address."""
+    host, port = addr
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class HostPort(NamedTuple):
     host: str  # without brackets, also for IPv6
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_address(self)
 
 
 class ServiceRef(NamedTuple):

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from wakeway.model.httpso import HTTPScaledObject, PortRef
 from wakeway.model.service import EndpointSlice, Service
-
-Address = tuple[str, int]
+from wakeway.model.settings import Address
 
 
 @dataclass(frozen=True, slots=True)
