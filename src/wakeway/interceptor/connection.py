@@ -20,6 +20,8 @@ linger rules share the connection's state and read best in one place.)
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import socket
 from collections import deque
 from enum import IntEnum
@@ -28,6 +30,7 @@ from typing import Any, cast
 import httptools
 
 from .exchange import LAST_CHUNK, QUEUED, SENDING, Exchange, Pause, Rejection, chunk
+from .h2connection import H2ClientConnection, is_preface_start
 from .headers import Framing, HeadFacts, RawHeaders, request_refusal, response_head, scan
 from .pages import Page, render, simple_response
 from .state import ProxyState
@@ -60,6 +63,9 @@ class ClientConnection(asyncio.Protocol):
         "_advancing",
         "_body_after_upgrade",
         "_discarded",
+        "_early",
+        "_fresh",
+        "_h2c",
         "_head_bytes",
         "_out",
         "_rejection",
@@ -102,6 +108,9 @@ class ClientConnection(asyncio.Protocol):
         self._rejection: tuple[int, str] | None = None
         self._body_after_upgrade: Exchange | None = None
         self._resuming: Exchange | None = None
+        self._fresh = True  # no byte read yet: it may be an HTTP/2 connection preface
+        self._early = b""
+        self._h2c: tuple[Exchange, bytes] | None = None  # an accepted Upgrade: h2c offer
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -117,6 +126,10 @@ class ClientConnection(asyncio.Protocol):
         self.deadline.arm(self.state.settings.header_read_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._fresh:
+            data = self._sniff(data)
+            if not data:
+                return
         tunnel = self.tunnel
         if tunnel is not None:
             up = tunnel.upstream
@@ -143,6 +156,9 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = exc.args[0]
+            if self._h2c is not None:
+                self._to_h2(data[offset:], self._h2c)
+                return
             pending = self._body_after_upgrade
             if pending is not None:
                 self._read_body_again(pending, data[offset:])
@@ -269,6 +285,12 @@ class ClientConnection(asyncio.Protocol):
             ex.body_framing = "length"
         else:
             ex.body_done = True
+        if ex.upgrade and not self.queue and facts.upgrade is not None:
+            h2_settings = _h2c_offer(facts, ex)
+            if h2_settings is not None:
+                # RFC 7540 section 3.2: this request becomes stream 1 of an HTTP/2 connection.
+                self._h2c = (ex, h2_settings)
+                return
         if ex.upgrade and not ex.body_done:
             # httptools takes the body of a request offering an upgrade (`Upgrade: h2c` on a
             # POST) for bytes of the new protocol. A hop may ignore an Upgrade offer (RFC 9110
@@ -458,6 +480,39 @@ class ClientConnection(asyncio.Protocol):
             self.close()
 
     # -- internals --------------------------------------------------------------------------
+    def _sniff(self, data: bytes) -> bytes:
+        """The first bytes: an HTTP/2 connection preface (prior knowledge) hands the
+        connection over to HTTP/2; anything else is read as HTTP/1.1."""
+        early = self._early + data
+        if is_preface_start(early):
+            if len(early) < 24:
+                self._early = early  # wait for the rest of the preface
+                return b""
+            self._to_h2(early, None)
+            return b""
+        self._fresh = False
+        self._early = b""
+        return early
+
+    def _to_h2(self, rest: bytes, upgrade: tuple[Exchange, bytes] | None) -> None:
+        """From now on this transport speaks HTTP/2, served by an H2ClientConnection."""
+        transport = self.transport
+        self._fresh = False
+        self._h2c = None
+        self.life = CLOSED
+        self.deadline.cancel()
+        self.state.connections.discard(self)
+        if transport is None:
+            return
+        h2c = H2ClientConnection(self.state, self.client_ip)
+        transport.set_protocol(h2c)
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        h2c.take_over(transport, upgrade)
+        if rest:
+            h2c.data_received(rest)
+
     def _advance(self) -> None:
         if self._advancing:
             return
@@ -535,3 +590,24 @@ class ClientConnection(asyncio.Protocol):
         """Move forward to ``life`` (never back)."""
         if life > self.life:
             self.life = life
+
+
+def _h2c_offer(facts: HeadFacts, ex: Exchange) -> bytes | None:
+    """The HTTP2-Settings value (padded base64url) of an ``Upgrade: h2c`` offer this hop
+    takes, else None: one
+    HTTP2-Settings field of valid base64url, and no body (an offer with a body is ignored,
+    see on_headers_complete)."""
+    assert facts.upgrade is not None
+    if facts.upgrade.lower() != b"h2c" or not ex.body_done:
+        return None
+    values = [v for n, v in ex.headers if n.lower() == b"http2-settings"]
+    if len(values) != 1:
+        return None
+    value = values[0].strip()
+    try:
+        decoded = base64.urlsafe_b64decode(value + b"=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if len(decoded) % 6:
+        return None
+    return value + b"=" * (-len(value) % 4)

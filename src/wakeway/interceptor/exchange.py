@@ -209,6 +209,7 @@ class Exchange:
         "http11",
         "keep_alive",
         "method",
+        "own_timeout",
         "phase",
         "policy",
         "proxy",
@@ -265,6 +266,7 @@ class Exchange:
         self.tunnel_tail = b""
         self.req_timer: asyncio.TimerHandle | None = None
         self.req_trailers: RawHeaders | None = None  # from an HTTP/2 client's body
+        self.own_timeout: float | None = None  # the client's own deadline (grpc-timeout)
 
     # -- start ------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -297,8 +299,9 @@ class Exchange:
         self.policy = policy
         self.tkey = policy.key
         proxy.arrive(self)
-        if policy.request_timeout:
-            self.req_timer = proxy.loop.call_later(policy.request_timeout, self._on_request_timeout)
+        timeout = self.time_limit()
+        if timeout:
+            self.req_timer = proxy.loop.call_later(timeout, self._on_request_timeout)
         self.backend_key = policy.backend_key
         if addr is not None:
             self.connect(addr)
@@ -615,7 +618,8 @@ class Exchange:
             return
         policy = self.policy
         assert policy is not None
-        assert policy.request_timeout is not None
+        timeout = self.time_limit()
+        assert timeout is not None
         if self.final:
             up = self.upstream
             if up is not None:
@@ -630,7 +634,7 @@ class Exchange:
         self.phase = SENDING
         self.respond(
             504,
-            f"{self.tkey}: the request did not complete within {policy.request_timeout:g} s\n",
+            f"{self.tkey}: the request did not complete within {timeout:g} s\n",
         )
 
     # -- cold start -------------------------------------------------------------------------
@@ -804,6 +808,20 @@ class Exchange:
             self.req_timer.cancel()
             self.req_timer = None
         self.proxy.done(self)
+
+    def time_limit(self) -> float | None:
+        """The request timeout: the target's, or the client's own deadline when sooner."""
+        policy = self.policy
+        limit = None if policy is None else policy.request_timeout
+        own = self.own_timeout
+        if own is not None and (limit is None or own < limit):
+            return own
+        return limit
+
+    def deadline_passed(self) -> bool:
+        """The client's own deadline is over (its call ends as DEADLINE_EXCEEDED)."""
+        own = self.own_timeout
+        return own is not None and self.proxy.loop.time() - self.start >= own - 0.005
 
     def _leave_gate(self) -> None:
         if self.phase is HELD:

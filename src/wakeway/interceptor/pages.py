@@ -87,6 +87,40 @@ def simple_response(
     return b"".join(lines)
 
 
+# gRPC status codes (grpc/doc/statuscodes.md) and the HTTP statuses they stand for (grpc
+# doc/http-grpc-status-mapping.md); any other status is UNKNOWN.
+GRPC_UNKNOWN = 2
+GRPC_DEADLINE_EXCEEDED = 4
+GRPC_UNAVAILABLE = 14
+_GRPC_OF_HTTP = {400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14}
+
+
+def grpc_status(status: int, *, deadline: bool) -> int:
+    """The gRPC status for an answer of our own with HTTP ``status``; DEADLINE_EXCEEDED when
+    the call's own deadline (grpc-timeout) is what ended it."""
+    if deadline:
+        return GRPC_DEADLINE_EXCEEDED
+    return _GRPC_OF_HTTP.get(status, GRPC_UNKNOWN)
+
+
+def grpc_trailers_only(
+    code: int, message: bytes, cold_start: bool | None
+) -> list[tuple[bytes, bytes]]:
+    """A trailers-only gRPC response (one HEADERS frame that ends the stream)."""
+    text = b"".join(
+        bytes([c]) if 0x20 <= c <= 0x7E and c != 0x25 else b"%%%02X" % c for c in message.strip()
+    )
+    fields = [
+        (b":status", b"200"),
+        (b"content-type", b"application/grpc"),
+        (b"grpc-status", b"%d" % code),
+        (b"grpc-message", text),
+    ]
+    if cold_start is not None:
+        fields.append((COLD_START_HEADER.lower(), b"true" if cold_start else b"false"))
+    return fields
+
+
 def accepts_html(accept: str | None) -> bool:
     """True when the client lists text/html (browsers do); */* alone is not enough."""
     if not accept:

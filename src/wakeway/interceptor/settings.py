@@ -63,6 +63,9 @@ class InterceptorSettings:
     # Body bytes buffered for a request that cannot be forwarded yet (held, connecting) before
     # reading from the client pauses.
     max_buffered_body: int = count(65536)
+    # HTTP/2 clients: streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_
+    # STREAMS). Each stream's receive window is max_buffered_body.
+    h2_max_concurrent_streams: int = count(100)
     # Shutdown.
     drain_timeout: float = seconds(25.0)
     # Response and request decoration.
