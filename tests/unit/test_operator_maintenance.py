@@ -40,7 +40,7 @@ def observed(status: dict[str, Any] | None = None) -> Observed:
 
 def conditions(p: Plan) -> dict[str, tuple[str, str]]:
     assert p.status is not None
-    return {c["type"]: (c["status"], c["reason"]) for c in p.status["conditions"]}
+    return {c["type"]: (c["status"], c["reason"]) for c in p.status.to_json()["conditions"]}
 
 
 def test_maintenance_is_a_condition_while_it_is_on() -> None:
@@ -49,9 +49,9 @@ def test_maintenance_is_a_condition_while_it_is_on() -> None:
     assert conditions(on)["Ready"] == ("True", "Ready")
     assert on.scale is None  # maintenance wakes nothing
     assert on.status is not None
-    steady = plan(httpso(maintenance={}), observed(on.status), NOW + 10)
+    steady = plan(httpso(maintenance={}), observed(on.status.to_json()), NOW + 10)
     assert steady.status is None
-    off = plan(httpso(maintenance={"enabled": False}), observed(on.status), NOW + 20)
+    off = plan(httpso(maintenance={"enabled": False}), observed(on.status.to_json()), NOW + 20)
     assert MAINTENANCE not in conditions(off)
 
 
@@ -59,7 +59,11 @@ def test_a_user_agent_that_is_not_re2_is_ready_false_naming_the_field() -> None:
     with pytest.raises(ModelError) as err:
         httpso(wakeExclusions=[{"paths": [{"value": "/healthz"}]}, {"userAgent": "(?<!x)bot"}])
     p = plan(InvalidSpec(ObjectMeta("apps", "web", generation=2), err.value), observed(), NOW)
-    ready = next(c for c in p.status["conditions"] if c["type"] == "Ready") if p.status else {}
+    ready = (
+        next(c for c in p.status.to_json()["conditions"] if c["type"] == "Ready")
+        if p.status
+        else {}
+    )
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert ready["message"].startswith(
         "spec.wakeExclusions[1].userAgent: '(?<!x)bot' is not an RE2"

@@ -53,7 +53,10 @@ def idle(metric: float = 0.0) -> Activity:
 
 def conditions(p: Plan) -> dict[str, tuple[str, str, str]]:
     assert p.status is not None
-    return {c["type"]: (c["status"], c["reason"], c["message"]) for c in p.status["conditions"]}
+    return {
+        c["type"]: (c["status"], c["reason"], c["message"])
+        for c in p.status.to_json()["conditions"]
+    }
 
 
 # --- standalone ---------------------------------------------------------------------------------
@@ -68,7 +71,7 @@ def test_standalone_a_window_wakes_early_keeps_it_up_through_idle_time_and_lets_
     assert before.scale is None
     assert before.requeue_after == pytest.approx(5 * 60)
     assert before.status is not None
-    assert before.status["nextWarmWindow"] == {
+    assert before.status.to_json()["nextWarmWindow"] == {
         "index": 0,
         "wakeAt": f"{DAY}T08:55:00Z",
         "start": f"{DAY}T09:00:00Z",
@@ -77,7 +80,9 @@ def test_standalone_a_window_wakes_early_keeps_it_up_through_idle_time_and_lets_
     }
 
     # 08:55: the lead time wakes it, to the window's minReplicas, with no request at all.
-    woken = plan(so, dataclasses.replace(observed, status=before.status), at("08:55"), POLICY)
+    woken = plan(
+        so, dataclasses.replace(observed, status=before.status.to_json()), at("08:55"), POLICY
+    )
     assert woken.scale == 2
     (event,) = woken.events
     assert event.reason == "Scaled"
@@ -86,7 +91,9 @@ def test_standalone_a_window_wakes_early_keeps_it_up_through_idle_time_and_lets_
 
     # 09:30, idle for hours (scaledownPeriod is 60 s): it stays up.
     assert woken.status is not None
-    up = dataclasses.replace(observed, workload=2, status=woken.status, history=woken.history)
+    up = dataclasses.replace(
+        observed, workload=2, status=woken.status.to_json(), history=woken.history
+    )
     held = plan(so, up, at("09:30"), POLICY)
     assert held.scale is None
     assert held.requeue_after == pytest.approx(30 * 60)
@@ -94,11 +101,16 @@ def test_standalone_a_window_wakes_early_keeps_it_up_through_idle_time_and_lets_
     assert plan(httpso(), up, at("09:30"), POLICY).scale == 0
 
     # 10:00: the window closes; idle for longer than scaledownPeriod, it goes to sleep.
-    after = plan(so, dataclasses.replace(up, status=held.status or up.status), at("10:00"), POLICY)
+    after = plan(
+        so,
+        dataclasses.replace(up, status=held.status.to_json() if held.status else up.status),
+        at("10:00"),
+        POLICY,
+    )
     assert after.scale == 0
     assert [e.reason for e in after.events] == ["ScaledToZero"]
     assert after.status is not None
-    assert after.status["nextWarmWindow"]["start"] == "2026-01-13T09:00:00Z"  # tomorrow's
+    assert after.status.to_json()["nextWarmWindow"]["start"] == "2026-01-13T09:00:00Z"  # tomorrow's
 
 
 def test_standalone_the_larger_of_the_window_and_traffic_applies() -> None:
@@ -123,7 +135,7 @@ def test_standalone_status_changes_only_when_a_window_opens_or_closes() -> None:
     observed = Observed("standalone", workload=2, services=SERVICES, activity=idle())
     first = plan(so, observed, at("09:01"), POLICY)
     assert first.status is not None
-    steady = dataclasses.replace(observed, status=first.status, history=first.history)
+    steady = dataclasses.replace(observed, status=first.status.to_json(), history=first.history)
     for clock in ("09:10", "09:30", "09:59"):
         assert not plan(so, steady, at(clock), POLICY).writes, clock
     assert conditions(first)["WarmWindows"][:2] == ("True", "Scheduled")
@@ -168,7 +180,7 @@ def test_keda_each_window_is_a_cron_trigger_beside_the_http_one() -> None:
     assert conditions(p)["WarmWindows"][:2] == ("True", "CronTriggers")
     # Status shows the next window in KEDA mode too, and a pass looks again when it changes.
     assert p.status is not None
-    assert p.status["nextWarmWindow"] == {
+    assert p.status.to_json()["nextWarmWindow"] == {
         "index": 0,
         "wakeAt": f"{DAY}T07:50:00Z",  # 08:50 in Berlin
         "start": f"{DAY}T08:00:00Z",

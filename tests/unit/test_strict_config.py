@@ -271,7 +271,7 @@ def test_the_operator_condition_names_every_problem() -> None:
     policy = Policy(scaler_address="scaler:9091", stabilization=300)
     status = plan(InvalidSpec(meta, caught.value), Observed("keda"), 0.0, policy).status
     assert status is not None
-    ready = status["conditions"][0]
+    ready = status.to_json()["conditions"][0]
     assert (ready["type"], ready["reason"]) == ("Ready", "InvalidSpec")
     assert ready["message"] == (
         "spec.pathPrefixes[0]: 'api' must start with '/' (a URL path such as '/api'); "

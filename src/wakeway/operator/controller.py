@@ -399,7 +399,7 @@ class Controller:
                     HTTPSCALEDOBJECTS,
                     namespace,
                     name,
-                    p.status,
+                    p.status.to_json(),
                     rebase=lambda status, stored: rebase_status(status, stored, stamp),
                 )
             except NotFound:

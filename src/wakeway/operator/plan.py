@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from wakeway.model.conditions import (
@@ -38,6 +38,7 @@ from wakeway.operator.scaling import (
     earliest,
     woken_message,
 )
+from wakeway.operator.status import ConflictStatus, RouteStatus, Status, WarmWindowStatus
 from wakeway.routing import BindingProblem, Conflict
 
 Mode = Literal["keda", "standalone"]
@@ -119,7 +120,7 @@ class ScaledObjectChange:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    status: dict[str, Any] | None = None
+    status: Status | None = None  # only when it differs from what is stored
     scaled_object: ScaledObjectChange | None = None
     scale: int | None = None
     events: tuple[Event, ...] = ()
@@ -154,12 +155,15 @@ def plan(
         return _plan_invalid(spec, observed, now)
     gen = spec.meta.generation
     problems = [*_workload_problems(observed), *_service_problems(spec, observed.services)]
-    status: dict[str, Any] = {"observedGeneration": gen, "mode": observed.mode}
+    target_workload: str | None = None
     if isinstance(observed.workload, int):
         target = spec.scale_target
-        status["targetWorkload"] = f"{target.api_version}/{target.kind}/{target.name}"
+        target_workload = f"{target.api_version}/{target.kind}/{target.name}"
+    target_service: str | None = None
     if not any(p.field == "spec.scaleTargetRef" for p in problems):
-        status["targetService"] = spec.backend.describe()
+        target_service = spec.backend.describe()
+    scaled_object: str | None = None
+    last_scale_time: str | None = None
 
     windows = warmth(spec.warm_windows, now) if spec.warm_windows else None
     so_change: ScaledObjectChange | None = None
@@ -178,7 +182,7 @@ def plan(
         if (so_change is not None and so_change.action != "delete") or (
             current_so is not None and current_so.owned_by(spec.meta.uid) and so_change is None
         ):
-            status["scaledObject"] = spec.name
+            scaled_object = spec.name
     else:
         ready_reason = "Ready"
         active, active_recheck = _standalone_active(observed.activity, now, policy.active_hold)
@@ -200,14 +204,12 @@ def plan(
         requeue = earliest(requeue, active_recheck)
         last_scale = observed.status.get("lastScaleTime")
         if scale is not None:
-            status["lastScaleTime"] = timestamp(now)
+            last_scale_time = timestamp(now)
         elif observed.woken_at is not None:
-            status["lastScaleTime"] = timestamp(observed.woken_at)
+            last_scale_time = timestamp(observed.woken_at)
         elif isinstance(last_scale, str) and last_scale:
-            status["lastScaleTime"] = last_scale
+            last_scale_time = last_scale
 
-    if replicas is not None:
-        status["replicas"] = replicas
     if isinstance(observed.workload, Problem):
         requeue = min(requeue or policy.workload_recheck, policy.workload_recheck)
 
@@ -229,22 +231,29 @@ def plan(
         _bound(spec, observed, gen),
         _cond(ACTIVE, *active, generation=gen),
     )
+    next_window: WarmWindowStatus | None = None
     if windows is not None:
         requeue = earliest(requeue, _until(windows, now))
         if windows.current is not None:
-            status["nextWarmWindow"] = warm.status_entry(windows.current, timestamp)
+            next_window = warm.status_entry(windows.current, timestamp)
         unexpressed = warm.cron_triggers(spec)[1] if observed.mode == "keda" else []
         state = warm.condition(spec, observed.mode, unexpressed)
         conditions += (_cond(warm.WARM_WINDOWS, *state, generation=gen),)
     if spec.maintenance.enabled:
         conditions += (_cond(MAINTENANCE, "True", "Enabled", MAINTENANCE_MESSAGE, gen),)
-    routes = _routes(spec, observed)
-    if routes:
-        status["routes"] = routes
-    conflicts = _conflicts(spec, observed)
-    if conflicts:
-        status["conflicts"] = conflicts
-    status["conditions"] = _merged(observed.status, conditions, now)
+    status = Status(
+        observed_generation=gen,
+        mode=observed.mode,
+        conditions=_merged(observed.status, conditions, now),
+        target_workload=target_workload,
+        target_service=target_service,
+        scaled_object=scaled_object,
+        last_scale_time=last_scale_time,
+        replicas=replicas,
+        next_warm_window=next_window,
+        routes=_routes(spec, observed),
+        conflicts=_conflicts(spec, observed),
+    )
     return Plan(
         status=None if _same(status, observed.status) else status,
         scaled_object=so_change,
@@ -419,12 +428,9 @@ def _bound(spec: HTTPScaledObject, observed: Observed, gen: int) -> Condition:
     return _cond(BOUND, "True", "RoutesBound", f"{count} route binding(s) carry traffic", gen)
 
 
-def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _routes(spec: HTTPScaledObject, observed: Observed) -> tuple[RouteStatus, ...]:
+    out: list[RouteStatus] = []
     for binding in spec.routes:
-        entry: dict[str, Any] = {"namespace": binding.namespace, "name": binding.name}
-        if binding.rule_name is not None:
-            entry["ruleName"] = binding.rule_name
         problem = next(
             (
                 p
@@ -442,25 +448,24 @@ def _routes(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
         # only routes this object owns a rule of); a rule not stamping it yet needs the value.
         identity = observed.identities.get(binding.route_key)
         stampable = problem is None or problem.reason == "IdentityNotStamped"
-        if identity is not None and lost is None and stampable:
-            entry["identity"] = identity
+        if lost is not None or not stampable:
+            identity = None
+        entry = RouteStatus(binding.namespace, binding.name, binding.rule_name, identity=identity)
         if problem is not None:
-            entry.update(bound=False, reason=problem.reason, message=problem.message)
+            entry = replace(entry, bound=False, reason=problem.reason, message=problem.message)
         elif lost is not None:
-            entry.update(bound=False, reason="RuleConflict", message=lost.message)
-        else:
-            entry["bound"] = True
+            entry = replace(entry, bound=False, reason="RuleConflict", message=lost.message)
         out.append(entry)
-    return out
+    return tuple(out)
 
 
-def _conflicts(spec: HTTPScaledObject, observed: Observed) -> list[dict[str, Any]]:
+def _conflicts(spec: HTTPScaledObject, observed: Observed) -> tuple[ConflictStatus, ...]:
     out = []
     for c in observed.conflicts:
         if c.loser == spec.key:
             namespace, _, name = c.winner.partition("/")
-            out.append({"namespace": namespace, "name": name, "message": c.message})
-    return out
+            out.append(ConflictStatus(namespace, name, c.message))
+    return tuple(out)
 
 
 def _cond(
@@ -471,13 +476,12 @@ def _cond(
 
 def _merged(
     current: Mapping[str, Any], desired: Iterable[Condition], now: float
-) -> list[dict[str, Any]]:
-    merged = merge_conditions(parse_conditions(current.get("conditions")), desired, timestamp(now))
-    return [c.to_json() for c in merged]
+) -> tuple[Condition, ...]:
+    return merge_conditions(parse_conditions(current.get("conditions")), desired, timestamp(now))
 
 
-def _same(desired: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    return dict(desired) == dict(current)
+def _same(desired: Status, current: Mapping[str, Any]) -> bool:
+    return desired.to_json() == dict(current)
 
 
 def _plan_invalid(spec: InvalidSpec, observed: Observed, now: float) -> Plan:
@@ -487,6 +491,5 @@ def _plan_invalid(spec: InvalidSpec, observed: Observed, now: float) -> Plan:
         _cond(BOUND, "Unknown", "InvalidSpec", "the spec could not be read", gen),
         _cond(ACTIVE, "Unknown", "InvalidSpec", "the spec could not be read", gen),
     )
-    status: dict[str, Any] = {"observedGeneration": gen, "mode": observed.mode}
-    status["conditions"] = _merged(observed.status, conditions, now)
+    status = Status(gen, observed.mode, _merged(observed.status, conditions, now))
     return Plan(status=None if _same(status, observed.status) else status)

@@ -17,6 +17,7 @@ from wakeway.model.cron import shifted, shortest_gap
 from wakeway.model.httpso import HTTPScaledObject
 from wakeway.model.warm import Occurrence, Warmth, WarmWindow
 from wakeway.operator.scaling import Floor
+from wakeway.operator.status import WarmWindowStatus
 
 WARM_WINDOWS = "WarmWindows"
 TRIGGER_PREFIX = "warm-window-"
@@ -82,15 +83,11 @@ def floor_of(warmth: Warmth, timestamp: Callable[[float], str]) -> Floor | None:
     )
 
 
-def status_entry(occ: Occurrence, timestamp: Callable[[float], str]) -> dict[str, Any]:
+def status_entry(occ: Occurrence, timestamp: Callable[[float], str]) -> WarmWindowStatus:
     """``status.nextWarmWindow``: the window in force now, or else the next to open."""
-    return {
-        "index": occ.index,
-        "wakeAt": timestamp(occ.wake),
-        "start": timestamp(occ.start),
-        "end": timestamp(occ.end),
-        "minReplicas": occ.min_replicas,
-    }
+    return WarmWindowStatus(
+        occ.index, timestamp(occ.wake), timestamp(occ.start), timestamp(occ.end), occ.min_replicas
+    )
 
 
 def condition(
