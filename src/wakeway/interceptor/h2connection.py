@@ -222,8 +222,8 @@ class H2Stream:
         """A DATA frame's payload (``flow`` bytes of window, padding included)."""
         self.unacked += flow
         ex = self.ex
-        if ex is not None and ex.phase is not DONE and not ex.body_done:
-            ex.feed_body(data)
+        if data and ex is not None and ex.phase is not DONE and not ex.body_done:
+            ex.feed_body(data)  # (an empty chunk would end a chunked body)
         self.acknowledge()
 
     def acknowledge(self) -> None:

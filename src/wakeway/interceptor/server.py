@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
@@ -49,6 +49,7 @@ class Interceptor:
         self._runner: web.AppRunner | None = None
         self._router: Router | None = None
         self._endpoints: EndpointView = {}
+        self._h2c: frozenset[str] = frozenset()
         self._cold: list[ColdCallback] = []
         self._proxy_port = 0
         self._admin_port = 0
@@ -61,7 +62,7 @@ class Interceptor:
         loop = asyncio.get_running_loop()
         state = ProxyState(self.settings, loop, self._cold)
         state.set_router(self._router)
-        state.endpoints = self._endpoints
+        state.set_endpoints(self._endpoints, self._h2c)
         self._state = state
         s = self.settings
         self._server = await loop.create_server(
@@ -127,16 +128,19 @@ class Interceptor:
         if self._state is not None:
             self._state.set_router(router)
 
-    def set_endpoints(self, view: EndpointView) -> None:
-        """Replace the whole ready-endpoint view, keyed by ``PortRef.key(namespace)``.
+    def set_endpoints(self, view: EndpointView, h2c: Collection[str] = ()) -> None:
+        """Replace the whole ready-endpoint view, keyed by ``PortRef.key(namespace)``;
+        ``h2c``: the keys of backends spoken to over HTTP/2 without TLS (their Service port's
+        appProtocol says so), the others get HTTP/1.1.
 
         Every held request whose backend now has an endpoint is released at once, in arrival
         order.
         """
         frozen = {k: tuple(v) for k, v in view.items()}
         self._endpoints = frozen
+        self._h2c = frozenset(h2c)
         if self._state is not None:
-            self._state.set_endpoints(frozen)
+            self._state.set_endpoints(frozen, self._h2c)
 
     def fail_held(self, target: str, status: int, reason: str) -> int:
         """Answer every request held for target key ``target`` ("ns/name") with ``status`` and

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from wakeway.model.httpso import HTTPScaledObject
@@ -23,6 +23,7 @@ from .router import Router
 from .settings import InterceptorSettings
 from .stream import CountHub
 from .upstream import Address, Pool
+from .upstream_h2 import MixedPool
 
 ColdCallback = Callable[[HTTPScaledObject], object]  # what it returns is ignored
 
@@ -60,7 +61,9 @@ class ProxyState:
             loop, self.counters, settings.counts_coalesce, settings.counts_queue_size
         )
         self.metrics = Metrics(self.counters)
-        self.pool = Pool(loop, settings.pool_size_per_upstream, settings.pool_idle_timeout)
+        self._pools = MixedPool(loop, settings.pool_size_per_upstream, settings.pool_idle_timeout)
+        self.pool: Pool = self._pools
+        self.h2c: frozenset[str] = frozenset()  # backend keys whose endpoints speak h2c
         self.connections: set[Connection] = set()
         self.draining = False
         self.active = 0
@@ -123,8 +126,15 @@ class ProxyState:
                 min(self._refused.values()), self._refused_expired
             )
 
-    def set_endpoints(self, view: Mapping[str, Sequence[Address]]) -> None:
+    def set_endpoints(
+        self, view: Mapping[str, Sequence[Address]], h2c: Collection[str] | None = None
+    ) -> None:
+        """Swap the endpoint view; ``h2c``: the backend keys forwarded over HTTP/2 (None: the
+        same as before)."""
         self.endpoints = view
+        if h2c is not None:
+            self.h2c = frozenset(h2c)
+        self._pools.h2c = frozenset(a for key in self.h2c for a in view.get(key, ()))
         for backend in self.gate.backends():
             if view.get(backend):
                 released = self.gate.release(backend)
