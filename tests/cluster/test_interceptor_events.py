@@ -7,18 +7,21 @@ and a Ready condition saying the object cannot be served) may cost a rebuild.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 import pytest
 
 from tests.cluster.helpers import eventually
 from tests.cluster.standalone import make_app
 from tests.cluster.wakeway_setup import install_crd
-from wakeway.interceptor import Interceptor, InterceptorSettings
+from wakeway.interceptor import Interceptor, InterceptorSettings, kube_mode
 from wakeway.interceptor.kube_mode import KubeConfigSource
 from wakeway.interceptor.settings import KubeModeSettings
 from wakeway.kube import Kube
-from wakeway.kube.resources import HTTPSCALEDOBJECTS, NAMESPACES
+from wakeway.kube.resources import ENDPOINTSLICES, HTTPSCALEDOBJECTS, NAMESPACES
+from wakeway.routing import RoutingTable
 
 pytestmark = pytest.mark.cluster
 
@@ -103,3 +106,53 @@ async def test_status_only_writes_cost_no_rebuild_but_spec_and_unservable_do(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_an_endpoint_change_does_not_wait_for_a_table_build_in_progress(
+    source: tuple[KubeConfigSource, str], kube: Kube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new ready endpoint releases held requests; it must not wait behind a routing-table
+    build (seconds with thousands of routes) that a spec change started just before."""
+    src, ns = source
+    key = f"{ns}/app"
+    await eventually(
+        lambda: _true(src.table is not None and key in src.table.targets), "first table"
+    )
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_table(*args: Any) -> RoutingTable:
+        entered.set()
+        release.wait(60)
+        return RoutingTable(*args)
+
+    views: list[Mapping[str, Sequence[tuple[str, int]]]] = []
+    set_endpoints = src.interceptor.set_endpoints
+
+    def spy(view: Mapping[str, Sequence[tuple[str, int]]]) -> None:
+        views.append(view)
+        set_endpoints(view)
+
+    monkeypatch.setattr(kube_mode, "RoutingTable", slow_table)
+    monkeypatch.setattr(src.interceptor, "set_endpoints", spy)
+    try:
+        await kube.merge_patch(HTTPSCALEDOBJECTS, ns, "app", {"spec": {"hosts": ["c.example"]}})
+        await eventually(lambda: _true(entered.is_set()), "a table build in progress")
+        rebuilds = src.rebuilds
+        slice_ = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "app-1", "labels": {"kubernetes.io/service-name": "app"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [{"addresses": ["10.244.7.7"], "conditions": {"ready": True}}],
+        }
+        await kube.create(ENDPOINTSLICES, ns, slice_)
+        backend = f"{ns}/app:80"
+        await eventually(
+            lambda: _true(any(("10.244.7.7", 8080) in v.get(backend, ()) for v in views)),
+            "the new endpoint in the view",
+        )
+        assert src.rebuilds == rebuilds  # the table build is still blocked
+    finally:
+        release.set()
+    await eventually(lambda: _true(src.rebuilds > rebuilds), "the table build to finish")

@@ -88,11 +88,13 @@ class KubeConfigSource:
         self.slices: Informer[EndpointSlice] = Informer(kube, ENDPOINTSLICES, parse_endpoint_slice)
         self._table_stale = True
         self._view_stale = True
-        self._pending: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[None] | None = None  # the routing-table rebuild
+        self._view_task: asyncio.Task[None] | None = None  # the endpoint-view refresh
         self._view_built = float("-inf")  # loop time of the last endpoint-view rebuild
         self._ready = False
         self.table: RoutingTable | None = None
         self.rebuilds = 0
+        self.view_refreshes = 0
         self.unservable: dict[str, str] = {}  # target key -> why requests cannot be served
         self._read: dict[str, object] = {}  # target key -> what of it the interceptor reads
         self.skipped = 0  # HTTPScaledObject events that changed nothing read here
@@ -116,10 +118,11 @@ class KubeConfigSource:
             informer.start()
         await asyncio.gather(*(i.synced.wait() for i in self._informers))
         self._ready = True
-        # Recorded as the pending rebuild, so an event meanwhile does not start a second one
-        # whose older table could land last.
+        # Recorded as the pending tasks, so an event meanwhile does not start a second one
+        # whose older result could land last.
+        self._view_task = asyncio.create_task(self._refresh_view(0.0))
         self._pending = asyncio.create_task(self._rebuild(debounce=0.0))
-        await self._pending
+        await asyncio.gather(self._view_task, self._pending)
         log.info(
             "synced: %d HTTPScaledObjects, %d HTTPRoutes, %d Services, %d EndpointSlices",
             len(self.scaled.items()),
@@ -129,9 +132,10 @@ class KubeConfigSource:
         )
 
     async def stop(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            await asyncio.gather(self._pending, return_exceptions=True)
+        tasks = [t for t in (self._pending, self._view_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._informers))
 
     def _scaled_changed(self, key: str) -> None:
@@ -149,48 +153,55 @@ class KubeConfigSource:
     def _mark(self, table: bool = False, view: bool = False) -> None:
         self._table_stale |= table
         self._view_stale |= view
-        if self._ready and (self._pending is None or self._pending.done()):
-            # Endpoint changes are acted on at once (a new ready pod releases held requests);
-            # only a burst of them, and every table change, waits out the debounce.
-            debounce = self.settings.debounce
-            delay = debounce
-            if not self._table_stale:
-                delay = max(0.0, self._view_built + debounce - asyncio.get_running_loop().time())
-            self._pending = asyncio.create_task(self._rebuild(delay))
+        if not self._ready:
+            return
+        debounce = self.settings.debounce
+        if self._view_stale and (self._view_task is None or self._view_task.done()):
+            # Endpoint changes are acted on at once (a new ready pod releases held requests),
+            # also while a routing table is being built; only a burst waits out the debounce.
+            now = asyncio.get_running_loop().time()
+            delay = max(0.0, self._view_built + debounce - now)
+            self._view_task = asyncio.create_task(self._refresh_view(delay))
+        if self._table_stale and (self._pending is None or self._pending.done()):
+            self._pending = asyncio.create_task(self._rebuild(debounce))
+
+    async def _refresh_view(self, delay: float) -> None:
+        """Rebuild the endpoint view (cheap, on the loop: it is what releases held requests)
+        until it is not stale, independently of any routing-table build in progress."""
+        if delay:
+            await asyncio.sleep(delay)
+        while self._view_stale:
+            self._view_stale = False
+            self._check_servable()
+            services = {s.key: s for s in self.services.values()}
+            view, _problems = endpoint_view(
+                backends_of(self.scaled.values()), services, index_slices(self.slices.values())
+            )
+            self.interceptor.set_endpoints(view)
+            self._view_built = asyncio.get_running_loop().time()
+            self.view_refreshes += 1
 
     async def _rebuild(self, debounce: float) -> None:
-        """Rebuild what is stale until nothing is: the endpoint view first (cheap, and it is
-        what releases held requests), then the routing table in a worker thread, so a large
+        """Rebuild the routing table until it is not stale, in a worker thread, so a large
         rebuild does not stop the event loop from serving. Inputs are read on the loop."""
         if debounce:
             await asyncio.sleep(debounce)
-        while self._table_stale or self._view_stale:
+        while self._table_stale:
+            self._table_stale = False
             targets = self.scaled.values()
-            if self._view_stale:
-                self._check_servable()
-                self._view_stale = False
-                services = {s.key: s for s in self.services.values()}
-                view, _problems = endpoint_view(
-                    backends_of(targets), services, index_slices(self.slices.values())
-                )
-                self.interceptor.set_endpoints(view)
-                self._view_built = asyncio.get_running_loop().time()
-            if self._table_stale:
-                self._table_stale = False
-                routes = self.routes.values()
-                grants = RouteGrants.of(self.grants.values())
-                before = self.table
-                self.table = await asyncio.to_thread(
-                    RoutingTable, targets, routes, self.ref, grants, self.identity
-                )
-                self.interceptor.set_router(self.table)
-                if before is not None:
-                    for key in before.targets.keys() - self.table.targets.keys():
-                        self._fail(
-                            key,
-                            f"HTTPScaledObject {key} was deleted while this request "
-                            "was held for it",
-                        )
+            routes = self.routes.values()
+            grants = RouteGrants.of(self.grants.values())
+            before = self.table
+            self.table = await asyncio.to_thread(
+                RoutingTable, targets, routes, self.ref, grants, self.identity
+            )
+            self.interceptor.set_router(self.table)
+            if before is not None:
+                for key in before.targets.keys() - self.table.targets.keys():
+                    self._fail(
+                        key,
+                        f"HTTPScaledObject {key} was deleted while this request was held for it",
+                    )
             self.rebuilds += 1
 
     def _check_servable(self) -> None:
