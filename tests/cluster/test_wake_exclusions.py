@@ -21,21 +21,12 @@ from tests.cluster.standalone import (
     replicas,
     start_standalone,
 )
+from tests.component.test_interceptor_statics import BOT, EXCLUSIONS
 from wakeway.kube import Invalid, Kube
 from wakeway.kube.resources import HTTPSCALEDOBJECTS
 from wakeway.model.exclusions import EXCLUDED_BODY, MAINTENANCE_BODY
 
 pytestmark = pytest.mark.cluster
-
-BOT = {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
-EXCLUSIONS: list[dict[str, Any]] = [
-    {"userAgent": "(?i)(bot|crawler|spider)"},
-    {
-        "paths": [{"type": "Exact", "value": "/healthz"}],
-        "response": {"statusCode": 200, "body": "ok\n"},
-        "responseMode": "Always",
-    },
-]
 
 
 @pytest.fixture(scope="module")
