@@ -291,3 +291,25 @@ async def test_a_refused_endpoint_is_forgotten_when_its_skip_ends_without_a_requ
             assert resp.status == 200
     assert list(refused) == [dead]
     await until(lambda: not refused)  # no request picks an endpoint meanwhile
+
+
+async def test_a_request_held_again_while_draining_is_answered_503_at_once(
+    start_interceptor: StartInterceptor, session: aiohttp.ClientSession
+) -> None:
+    """A drain keeps serving what is under way, but nothing is held anew: a request whose
+    only endpoint refused it during the drain gets 503 + Retry-After at once, not when the
+    drain times out."""
+    interceptor, target, base = await cold_proxy(start_interceptor, refused_endpoint_skip=0.05)
+    interceptor.set_endpoints({backend_key(target): [("127.0.0.1", _dead_port())]})
+    pending = asyncio.create_task(session.get(f"{base}/"))
+    await until(lambda: held(interceptor, target) == 1)  # refused once, held again
+    draining = asyncio.create_task(interceptor.drain_and_stop(drain_timeout=30))
+    await until(lambda: interceptor.draining)
+    # When the skip ends the request is released, refused again, and may not be held again.
+    async with asyncio.timeout(10):
+        async with await pending as resp:
+            assert resp.status == 503
+            assert resp.headers["Retry-After"] == "1"
+            text = await resp.text()
+    assert text == f"{target.key} is not ready and this interceptor is shutting down\n"
+    await asyncio.wait_for(draining, 5)

@@ -305,3 +305,29 @@ async def test_client_going_away_cancels_the_upstream_request(
     writer.close()
     await until(lambda: interceptor.counts()[target.key].in_flight == 0)
     del reader
+
+
+async def test_our_own_answer_to_head_has_no_body_and_the_connection_stays_usable(
+    start_interceptor: StartInterceptor,
+) -> None:
+    """A HEAD request gets our 404's head only (RFC 9110 section 9.3.2): a body would be read
+    by the client as the start of the next response."""
+    interceptor = await start_interceptor()
+    interceptor.set_router(HostRouter({}))
+    raw = await raw_exchange(
+        interceptor.proxy_port,
+        b"HEAD /x HTTP/1.1\r\nHost: nowhere\r\n\r\n"
+        b"GET /y HTTP/1.1\r\nHost: nowhere\r\nConnection: close\r\n\r\n",
+    )
+    first, _, rest = raw.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 404")
+    length = int(
+        next(
+            v
+            for k, _, v in (h.partition(b": ") for h in first.split(b"\r\n"))
+            if k.lower() == b"content-length"
+        )
+    )
+    assert length > 0  # the length GET would have, as HEAD must say
+    assert rest.startswith(b"HTTP/1.1 404"), rest  # nothing of a body before the next answer
+    assert rest.endswith(b"no route for host 'nowhere' and path '/y'\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from wakeway.interceptor.exchange import LazyHeaders
 from wakeway.interceptor.headers import (
     body_framing,
     request_head,
@@ -293,3 +294,14 @@ def test_settings_from_env() -> None:
         settings_from_env({"WAKEWAY_INTERCEPTOR_CONNECT_TIMEOUT": "-1"})
     with pytest.raises(ValueError, match="workers"):
         InterceptorSettings(workers=2)
+
+
+def test_routing_sees_a_repeated_header_as_one_comma_joined_value() -> None:
+    """RFC 9110 section 5.3: a field sent twice means its values joined by commas; routing
+    matches on that, names compared without case."""
+    headers = LazyHeaders([(b"X-Version", b"a"), (b"x-version", b"b"), (b"Other", b"c")])
+    assert headers["x-version"] == "a, b"
+    assert headers.get("other") == "c"
+    assert headers.get("missing") is None
+    assert sorted(headers) == ["other", "x-version"]
+    assert len(headers) == 2
