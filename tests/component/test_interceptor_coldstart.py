@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 
 import aiohttp
@@ -15,6 +16,8 @@ from tests.interceptor_helpers import (
     StartInterceptor,
     backend_key,
     make_target,
+    pattern_chunks,
+    pattern_sha256,
     raw_exchange,
     until,
 )
@@ -313,3 +316,52 @@ async def test_a_request_held_again_while_draining_is_answered_503_at_once(
             text = await resp.text()
     assert text == f"{target.key} is not ready and this interceptor is shutting down\n"
     await asyncio.wait_for(draining, 5)
+
+
+async def test_a_held_request_body_is_buffered_only_up_to_the_limit_then_arrives_whole(
+    start_interceptor: StartInterceptor, backend: Backend
+) -> None:
+    """While a request is held, its body is read only up to max_buffered_body: then reading
+    from the client stops (back-pressure), so a large upload does not sit in memory; once the
+    backend is ready the whole body arrives, byte for byte."""
+    limit, size = 64 * 1024, 64 * 1024 * 1024
+    interceptor, target, _ = await cold_proxy(start_interceptor, max_buffered_body=limit)
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    head = (
+        f"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+    )
+    writer.write(head.encode())
+    chunks = pattern_chunks(size)
+    sent = 0
+
+    async def push() -> None:
+        nonlocal sent
+        for piece in chunks:
+            writer.write(piece)
+            await writer.drain()
+            sent += len(piece)
+
+    pushing = asyncio.create_task(push())
+    await until(lambda: held(interceptor, target) == 1)
+    # The writer stalls: the interceptor stopped reading once the buffer limit was reached.
+    stalled = await _stalls(lambda: sent)
+    assert stalled < size // 4, f"{stalled} bytes taken while held: no back-pressure"
+    interceptor.set_endpoints({backend_key(target): [backend.addr]})
+    async with asyncio.timeout(60):
+        await pushing
+        raw = await reader.read(-1)
+    writer.close()
+    assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
+    assert f'"sha256": "{pattern_sha256(size)}"'.encode() in raw
+
+
+async def _stalls(progress: Callable[[], int]) -> int:
+    """The count ``progress`` stops at: it stays the same over ten loop turns 20 ms apart."""
+    last, same = -1, 0
+    async with asyncio.timeout(30):
+        while same < 10:
+            now = progress()
+            same = same + 1 if now == last else 0
+            last = now
+            await asyncio.sleep(0.02)
+    return last
