@@ -147,6 +147,7 @@ def test_missing_file_and_no_files(tmp_path: Path) -> None:
         ),
         ({"command": ["x"], "startupTimeout": "0s"}, "spec.startupTimeout", "greater than zero"),
         ({"command": ["x"], "stopGracePeriod": "1 minute"}, "spec.stopGracePeriod", "duration"),
+        ({"command": ["x"], "appProtocol": 2}, "spec.appProtocol", "must be a string"),
     ],
 )
 def test_local_workload_errors(spec: dict[str, object], path: str, fragment: str) -> None:
@@ -160,6 +161,25 @@ def test_local_workload_errors(spec: dict[str, object], path: str, fragment: str
         parse_local_workload(doc)
     assert err.value.path == path
     assert fragment in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("app_protocol", "h2c"),
+    [(None, False), ("http", False), ("kubernetes.io/h2c", True), ("grpc", True), ("H2C", True)],
+)
+def test_local_workload_app_protocol(app_protocol: str | None, h2c: bool) -> None:
+    spec: dict[str, object] = {"command": ["x"]}
+    if app_protocol is not None:
+        spec["appProtocol"] = app_protocol
+    doc = {
+        "apiVersion": "local.wakeway.dev/v1alpha1",
+        "kind": "LocalWorkload",
+        "metadata": {"name": "w"},
+        "spec": spec,
+    }
+    workload = parse_local_workload(doc)
+    assert workload.app_protocol == app_protocol
+    assert workload.h2c is h2c
 
 
 def test_the_shipped_demo_is_valid() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.unit.routing_fixtures import so
 from wakeway.model.service import parse_endpoint_slice, parse_service
-from wakeway.routing.endpoints import backends_of, endpoint_view, index_slices
+from wakeway.routing.endpoints import backends_of, endpoint_view, h2c_backends, index_slices
 
 pytestmark = pytest.mark.unit
 
@@ -146,3 +146,30 @@ def test_the_scaler_follows_draining_interceptors_until_they_stop_serving() -> N
         ],
     )
     assert replicas.addresses([parsed]) == {"10.244.0.5:9090", "10.244.0.6:9090"}
+
+
+@pytest.mark.parametrize(
+    ("app_protocol", "h2c"),
+    [
+        (None, False),
+        ("http", False),
+        ("kubernetes.io/ws", False),
+        ("kubernetes.io/h2c", True),
+        ("h2c", True),
+        ("grpc", True),
+        ("GRPC", True),
+        ("http2", True),
+    ],
+)
+def test_backends_on_an_h2c_port_by_app_protocol(app_protocol: str | None, h2c: bool) -> None:
+    by_number = so("a", scaleTargetRef={"name": "a", "service": "svc", "port": 50051})
+    by_name = so("b", scaleTargetRef={"name": "b", "service": "svc", "portName": "rpc"})
+    other_port = so("c", scaleTargetRef={"name": "c", "service": "svc", "port": 80})
+    missing = so("d", scaleTargetRef={"name": "d", "service": "gone", "port": 80})
+    port: dict[str, Any] = {"name": "rpc", "port": 50051}
+    if app_protocol is not None:
+        port["appProtocol"] = app_protocol
+    services = {"default/svc": service("svc", [port, {"name": "http", "port": 80}])}
+    keys = h2c_backends(backends_of([by_number, by_name, other_port, missing]), services)
+    want = {"default/svc:50051", "default/svc:rpc"} if h2c else set()
+    assert keys == want

@@ -49,6 +49,7 @@ from wakeway.routing import (
     RoutingTable,
     backends_of,
     endpoint_view,
+    h2c_backends,
     index_slices,
 )
 
@@ -174,10 +175,9 @@ class KubeConfigSource:
             self._view_stale = False
             self._check_servable()
             services = {s.key: s for s in self.services.values()}
-            view, _problems = endpoint_view(
-                backends_of(self.scaled.values()), services, index_slices(self.slices.values())
-            )
-            self.interceptor.set_endpoints(view)
+            backends = backends_of(self.scaled.values())
+            view, _problems = endpoint_view(backends, services, index_slices(self.slices.values()))
+            self.interceptor.set_endpoints(view, h2c_backends(backends, services))
             self._view_built = asyncio.get_running_loop().time()
             self.view_refreshes += 1
 

@@ -166,11 +166,14 @@ class LocalRunner:
 
     def _publish_endpoints(self) -> None:
         view: dict[str, list[tuple[str, int]]] = {}
+        h2c: set[str] = set()  # backends of workloads that speak HTTP/2 (spec.appProtocol)
         for slot in self.slots.values():
+            if slot.workload.h2c:
+                h2c.update(slot.endpoint_keys)
             if slot.phase is Phase.READY and slot.process is not None:
                 for key in slot.endpoint_keys:
                     view.setdefault(key, []).append((slot.process.host, slot.process.port))
-        self.interceptor.set_endpoints(view)
+        self.interceptor.set_endpoints(view, h2c)
 
     # --- control loop ---
 

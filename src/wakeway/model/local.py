@@ -14,6 +14,7 @@ from wakeway.model import fields as f
 from wakeway.model.errors import ModelError
 from wakeway.model.httpso import LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND
 from wakeway.model.meta import ObjectMeta, parse_meta
+from wakeway.model.service import H2C_APP_PROTOCOLS
 
 PORT_PLACEHOLDER = "{port}"
 DEFAULT_STARTUP_TIMEOUT = 60.0
@@ -38,10 +39,18 @@ class LocalWorkload:
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     stop_grace_period: float = DEFAULT_STOP_GRACE_PERIOD
     working_dir: str | None = None
+    # What the workload speaks, as a Service port's appProtocol: kubernetes.io/h2c, h2c, grpc
+    # or http2 mean HTTP/2 without TLS; None (or anything else) means HTTP/1.1.
+    app_protocol: str | None = None
 
     @property
     def key(self) -> str:
         return self.meta.key
+
+    @property
+    def h2c(self) -> bool:
+        """Whether the interceptor forwards to this workload over HTTP/2 (h2c)."""
+        return (self.app_protocol or "").lower() in H2C_APP_PROTOCOLS
 
     def argv(self, port: int) -> list[str]:
         return [arg.replace(PORT_PLACEHOLDER, str(port)) for arg in self.command]
@@ -85,6 +94,9 @@ def _parse(doc: Mapping[str, Any], default_namespace: str) -> LocalWorkload:
             DEFAULT_STOP_GRACE_PERIOD,
         ),
         working_dir=f.guard(spec, "workingDir", lambda: f.opt_str(spec, "workingDir", p), None),
+        app_protocol=f.guard(
+            spec, "appProtocol", lambda: f.opt_str(spec, "appProtocol", p) or None, None
+        ),
     )
 
 

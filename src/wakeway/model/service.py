@@ -12,10 +12,21 @@ from wakeway.model.meta import ObjectMeta, parse_meta
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
+# Service port appProtocol values that mean HTTP/2 without TLS (h2c, gRPC): the interceptor
+# forwards over HTTP/2 to such a port (case-insensitive; Kubernetes' standard name first).
+H2C_APP_PROTOCOLS = frozenset({"kubernetes.io/h2c", "h2c", "grpc", "http2"})
+
+
 @dataclass(frozen=True, slots=True)
 class ServicePort:
     name: str
     port: int
+    app_protocol: str | None = None  # spec.ports[].appProtocol
+
+    @property
+    def h2c(self) -> bool:
+        """Whether backends behind this port are spoken to over HTTP/2 without TLS."""
+        return (self.app_protocol or "").lower() in H2C_APP_PROTOCOLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +110,14 @@ def parse_service(doc: Mapping[str, Any]) -> Service:
         item = f.mapping(raw, f"spec.ports[{i}]")
         port = f.opt_int(item, "port", f"spec.ports[{i}]", minimum=1, maximum=65535)
         if port is not None:
-            ports.append(ServicePort(f.opt_str(item, "name", f"spec.ports[{i}]", ""), port))
+            where = f"spec.ports[{i}]"
+            ports.append(
+                ServicePort(
+                    f.opt_str(item, "name", where, ""),
+                    port,
+                    f.opt_str(item, "appProtocol", where, "") or None,
+                )
+            )
     return Service(meta, f.opt_str(spec, "type", "spec", "ClusterIP"), tuple(ports))
 
 

@@ -1,6 +1,12 @@
 """The routing table built from HTTPScaledObjects and HTTPRoutes (pure)."""
 
-from wakeway.routing.endpoints import BackendProblem, backends_of, endpoint_view, index_slices
+from wakeway.routing.endpoints import (
+    BackendProblem,
+    backends_of,
+    endpoint_view,
+    h2c_backends,
+    index_slices,
+)
 from wakeway.routing.grants import NO_GRANTS, RouteGrants
 from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 from wakeway.routing.routes import BoundRule, RouteHit
@@ -30,5 +36,6 @@ __all__ = [
     "backends_of",
     "bind_routes",
     "endpoint_view",
+    "h2c_backends",
     "index_slices",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from wakeway.model.httpso import HTTPScaledObject, PortRef
-from wakeway.model.service import EndpointSlice, Service
+from wakeway.model.service import EndpointSlice, Service, ServicePort
 from wakeway.model.settings import Address
 
 
@@ -41,6 +41,31 @@ def index_slices(slices: Iterable[EndpointSlice]) -> dict[str, list[EndpointSlic
         if s.service:
             by_service.setdefault(s.service_key, []).append(s)
     return by_service
+
+
+def service_port(service: Service, ref: PortRef) -> ServicePort | None:
+    """The port of ``service`` that ``ref`` names, by number or by name."""
+    for p in service.ports:
+        if (ref.port is not None and p.port == ref.port) or (
+            ref.port_name is not None and p.name == ref.port_name
+        ):
+            return p
+    return None
+
+
+def h2c_backends(
+    backends: Iterable[tuple[str, PortRef]], services: Mapping[str, Service]
+) -> frozenset[str]:
+    """The keys of the backends whose Service port's appProtocol means HTTP/2 without TLS
+    (``kubernetes.io/h2c``, ``h2c``, ``grpc``, ``http2``): the interceptor forwards to them
+    over HTTP/2, to every other backend over HTTP/1.1."""
+    keys: set[str] = set()
+    for namespace, ref in backends:
+        service = services.get(f"{namespace}/{ref.service}")
+        port = None if service is None else service_port(service, ref)
+        if port is not None and port.h2c:
+            keys.add(ref.key(namespace))
+    return frozenset(keys)
 
 
 def endpoint_view(
@@ -73,15 +98,7 @@ def endpoint_view(
             )
             view[key] = ()
             continue
-        port = next(
-            (
-                p
-                for p in service.ports
-                if (ref.port is not None and p.port == ref.port)
-                or (ref.port_name is not None and p.name == ref.port_name)
-            ),
-            None,
-        )
+        port = service_port(service, ref)
         if port is None:
             want = ref.port if ref.port is not None else repr(ref.port_name)
             problems.append(
