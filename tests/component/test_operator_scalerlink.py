@@ -8,6 +8,7 @@ of the link's state or of the server's counters.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +41,7 @@ class Scaler(ExternalScalerServicer):
         self.metric = 7.0
         self.slow = asyncio.Event()  # GetMetrics for an object named "slow" waits for it
         self.always: bool | None = None  # set: every stream sends this, every 0.1 s
+        self.polled: Counter[str] = Counter()  # GetMetrics calls, by object name
 
     async def StreamIsActive(
         self, request: pb.ScaledObjectRef, context: Any
@@ -54,6 +56,7 @@ class Scaler(ExternalScalerServicer):
     async def GetMetrics(
         self, request: pb.GetMetricsRequest, context: Any
     ) -> pb.GetMetricsResponse:
+        self.polled[request.scaledObjectRef.name] += 1
         if request.scaledObjectRef.name == "slow":
             await self.slow.wait()
         value = pb.MetricValue(metricName="m", metricValueFloat=self.metric)
@@ -179,3 +182,20 @@ async def test_a_slow_get_metrics_does_not_hold_up_the_others(
     assert link.link.activity(slow).metric is None  # still waiting for its answer
     servicer.slow.set()
     await until(lambda: link.link.activity(slow).metric == 7.0)
+
+
+async def test_metrics_are_polled_only_while_asked_and_forgotten_when_not(
+    scaler: tuple[Scaler, int], link: Link
+) -> None:
+    servicer, _ = scaler
+    servicer.always = False
+    asleep = make_target(name="asleep")
+    link.link.activity(asleep, metrics=False)  # its last pass saw zero replicas
+    link.link.activity(TARGET)
+    await until(lambda: servicer.polled[TARGET.name] >= 3)  # several polling rounds
+    assert link.link.activity(asleep, metrics=False).connected
+    assert servicer.polled[asleep.name] == 0
+    link.link.activity(asleep)  # woken: polled from now on
+    await until(lambda: link.link.activity(asleep).metric == 7.0)
+    # Back at zero: the value is dropped, so a later wake does not start from a stale one.
+    assert link.link.activity(asleep, metrics=False).metric is None

@@ -304,6 +304,39 @@ async def test_stream_is_active_resends_its_state(
         cancel(stream)
 
 
+async def test_an_inactive_state_is_resent_every_stream_heartbeat_when_asked(
+    start_interceptor: StartInterceptor,
+) -> None:
+    interceptor = await cold_interceptor(start_interceptor)
+    settings = replace(SETTINGS, stream_resend=0.05)
+    slow = {**REF.scalerMetadata, "streamHeartbeat": "3"}
+    bad = {**REF.scalerMetadata, "streamHeartbeat": "soon"}
+    async with (
+        Scaler(settings, ReplicaSet([admin_address(interceptor)])) as scaler,
+        grpc.aio.insecure_channel(f"127.0.0.1:{scaler.port}") as channel,
+    ):
+        stub = ExternalScalerStub(channel)
+        plain = stub.StreamIsActive(REF)
+        quiet = stub.StreamIsActive(
+            pb.ScaledObjectRef(name="app", namespace="test", scalerMetadata=slow)
+        )
+        assert (await read(quiet)).result is False  # the state at once
+        second = asyncio.create_task(read(quiet))
+        assert [(await read(plain)).result for _ in range(6)] == [False] * 6  # >= 0.25 s
+        assert not second.done()  # no re-send yet on the stream that asked for fewer
+        assert (await second).result is False  # but one in the end
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await read(
+                stub.StreamIsActive(
+                    pb.ScaledObjectRef(name="app", namespace="test", scalerMetadata=bad)
+                )
+            )
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "streamHeartbeat" in (info.value.details() or "")
+        cancel(plain)
+        cancel(quiet)
+
+
 async def test_request_rate_from_the_counters(
     harness: Harness, start_interceptor: StartInterceptor, backend: Backend
 ) -> None:

@@ -17,6 +17,10 @@ keys into the ScaledObject it generates (and passes the same map to ``StreamIsAc
   seen in flight; this window is what makes steady traffic of short requests look busy.
 - ``interceptorTargetPendingRequests``: instead of ``httpScaledObject``, the add-on's key for the
   interceptor's own autoscaling: concurrency summed over every target, this value the target.
+- ``streamHeartbeat`` (StreamIsActive only): while the target is inactive, its state is re-sent
+  at most this often, a duration; default (and floor): the scaler's ``stream_resend``. The
+  wakeway operator asks for a third of its ``stream_idle_timeout`` and finds a dead connection
+  by gRPC keepalive pings instead, so a quiet fleet of thousands costs few messages.
 
 The concurrency metric is ``max(in flight now, time-average of in flight over window)``. The
 time-average (from the interceptors' monotonic ``busy`` request-seconds) counts every request for
@@ -54,6 +58,7 @@ KEY_WINDOW = "window"
 KEY_GRANULARITY = "granularity"
 KEY_ACTIVITY_WINDOW = "activityWindow"
 KEY_INTERCEPTOR_TARGET = "interceptorTargetPendingRequests"
+KEY_STREAM_HEARTBEAT = "streamHeartbeat"
 
 CONCURRENCY = "concurrency"
 REQUEST_RATE = "requestRate"
@@ -149,6 +154,11 @@ def _windows(metadata: Mapping[str, str], kind: str) -> tuple[float, float, floa
         raise MetadataError(KEY_WINDOW, "must not be shorter than the granularity")
     granularity = max(granularity, window / MAX_BUCKETS)
     return window, granularity, _duration(metadata, KEY_ACTIVITY_WINDOW, ACTIVITY_WINDOW)
+
+
+def stream_heartbeat(metadata: Mapping[str, str]) -> float:
+    """The ``streamHeartbeat`` asked for, in seconds; 0 when none."""
+    return _duration(metadata, KEY_STREAM_HEARTBEAT, 0.0)
 
 
 def scaler_metadata(httpso: HTTPScaledObject) -> dict[str, str]:

@@ -9,6 +9,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from wakeway.kube import Forbidden, Informer, Kube, KubeError, NotFound
@@ -31,6 +33,8 @@ from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
 from wakeway.model.logs import event
 from wakeway.model.service import ReferenceGrant, Service, parse_reference_grant, parse_service
+from wakeway.operator.bindings import Bindings, BindingsCache, Inputs, build_bindings
+from wakeway.operator.dependents import Dependents
 from wakeway.operator.objects import (
     ScaledObjectView,
     Tracked,
@@ -51,16 +55,20 @@ from wakeway.operator.plan import (
 from wakeway.operator.scaling import Activity, Recommendation
 from wakeway.operator.settings import OperatorSettings
 from wakeway.operator.workqueue import ShutDown, WorkQueue
-from wakeway.routing import InterceptorRef, RouteGrants, RouteIdentity, RoutingTable
+from wakeway.routing import InterceptorRef, RouteIdentity
 
 log = logging.getLogger("wakeway.operator")
+
+FIRST_ANSWER_WAIT = 5.0
+"""Seconds a pass waits for a new StreamIsActive's first answer before reporting no scaler."""
 
 
 class ScalerLink(Protocol):
     """What standalone mode needs from the scaler (see :mod:`wakeway.operator.scalerlink`)."""
 
-    def activity(self, httpso: HTTPScaledObject) -> Activity:
-        """The latest word on ``httpso``; subscribes on first use (and when its metric changes)."""
+    def activity(self, httpso: HTTPScaledObject, *, metrics: bool = True) -> Activity:
+        """The latest word on ``httpso``; subscribes on first use (and when its metric changes).
+        ``metrics``: poll its metric too (only worth it with replicas above zero)."""
         ...
 
     def forget(self, key: str) -> None: ...
@@ -71,6 +79,19 @@ async def detect_mode(kube: Kube, setting: str) -> Mode:
         return setting  # type: ignore[return-value]
     keda = await kube.has_resource("keda.sh", "v1alpha1", "scaledobjects")
     return "keda" if keda else "standalone"
+
+
+@dataclass(slots=True)
+class _Pass:
+    """Keys enqueued together (at start, by a resync), to log when the last one is done."""
+
+    reason: str
+    began: float
+    pending: set[str]
+    objects: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.objects = len(self.pending)
 
 
 class Controller:
@@ -112,7 +133,20 @@ class Controller:
         key = settings.route_identity_key
         self.identity = RouteIdentity(key) if key else None
         self.histories: dict[str, tuple[Recommendation, ...]] = {}
-        self._claims: dict[str, set[str]] = {}  # route keys each object binds, as last seen
+        # What each object depends on, so an event finds its objects without a scan; and the
+        # route bindings, built once per change of their inputs (as last seen, per key).
+        self.dependents = Dependents()
+        self.bindings = BindingsCache(
+            self._inputs, self._build_bindings, debounce=settings.bindings_debounce
+        )
+        self._inputs_seen: dict[str, object] = {}
+        self._services_by_ns: dict[str, dict[str, Service]] = {}
+        # The last /scale read per key: whether it found the workload, and when (monotonic);
+        # a resync reads again only what is due (see _due).
+        self._scale_read: dict[str, tuple[bool, float]] = {}
+        self._passes: list[_Pass] = []
+        self._echoes: dict[str, dict[str, Any]] = {}  # the status each key's last write sent
+        self._stream_waits: dict[str, float] = {}  # see _first_answer_pending
         self.reconciles = 0
         self.status_writes = 0
         self.resyncs = 0
@@ -147,8 +181,7 @@ class Controller:
             await asyncio.gather(*(i.synced.wait() for i in self.informers))
             log.info("operator: caches synced (%s mode)", self.mode)
             self.ready.set()
-            for key in list(self.httpsos.items()):
-                self.queue.add(key)
+            self._begin_pass("start", list(self.httpsos.items()))
             workers = [
                 asyncio.create_task(self._worker(), name=f"reconcile-{i}")
                 for i in range(self.settings.workers)
@@ -161,6 +194,7 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.shutdown()
+        await self.bindings.close()
         tasks, self._tasks = self._tasks, [*self._wakes]
         for task in tasks:
             task.cancel()
@@ -212,11 +246,43 @@ class Controller:
         self.queue.add(key)
 
     async def _resync(self) -> None:
+        # Watches say when an object, Service, route or grant changes, and requeue timers when
+        # time alone matters; what nothing tells us is the workload (only /scale is readable):
+        # it is read again every workload_refresh, or every resync while it was not found.
         while True:
             await asyncio.sleep(self.settings.resync)
-            for key in list(self.httpsos.items()):
-                self.queue.add(key)
+            now = time.monotonic()
+            self._begin_pass("resync", [k for k in self.httpsos.items() if self._due(k, now)])
             self.resyncs += 1
+
+    def _due(self, key: str, now: float) -> bool:
+        read = self._scale_read.get(key)
+        if read is None:
+            cached = self.httpsos.get(key)
+            return cached is not None and cached.value is not None
+        found, at = read
+        return not found or now - at >= self.settings.workload_refresh
+
+    def _begin_pass(self, reason: str, keys: list[str]) -> None:
+        """Reconcile ``keys``; once each was, log how long the whole pass took."""
+        if keys:
+            self._passes.append(_Pass(reason, time.monotonic(), set(keys)))
+        for key in keys:
+            self.queue.add(key)
+
+    def _passed(self, key: str) -> None:
+        for p in list(self._passes):
+            p.pending.discard(key)
+            if not p.pending:
+                self._passes.remove(p)
+                took = time.monotonic() - p.began
+                log.info(
+                    "operator: %s pass over %d objects in %.2f s",
+                    p.reason,
+                    p.objects,
+                    took,
+                    extra=event("pass", reason=p.reason, objects=p.objects, seconds=took),
+                )
 
     async def _worker(self) -> None:
         while True:
@@ -235,11 +301,10 @@ class Controller:
                     self.queue.add_after(key, max(requeue, 0.05))
             finally:
                 self.queue.done(key)
+                if self._passes:
+                    self._passed(key)
 
     # --- event -> keys --------------------------------------------------------------------
-
-    def _targets(self) -> list[HTTPScaledObject]:
-        return [t.httpso for t in self.httpsos.values()]
 
     def _api_back(self) -> None:
         # Reconciles that failed while the API server was away grew their keys' backoff (up to
@@ -249,38 +314,73 @@ class Controller:
             self.queue.add(key)
 
     def _httpso_changed(self, key: str) -> None:
-        # Objects claiming the same routes may win or lose a rule by this change: look again.
         cached = self.httpsos.get(key)
-        now: set[str] = set()
-        if cached is not None and cached.value is not None:
-            now = {b.route_key for b in cached.value.httpso.routes}
-        routes = now | self._claims.pop(key, set())
-        if now:
-            self._claims[key] = now
+        httpso = cached.value.httpso if cached is not None and cached.value is not None else None
+        echo = self._echoes.pop(key, None)
+        changed = self._input_changed(key, httpso)
+        status = cached.value.status if cached is not None and cached.value is not None else None
+        if not changed and echo is not None and status == echo:
+            return  # our own status write coming back: the pass that wrote it saw the rest
         self.queue.add(key)
-        if routes:
-            for t in self._targets():
-                if t.key != key and any(b.route_key in routes for b in t.routes):
-                    self.queue.add(t.key)
+        if not changed:
+            return  # a status change: nothing the bindings depend on
+        self.bindings.changed()
+        # Objects claiming the same routes may win or lose a rule by this change: look again.
+        for other in self.dependents.of_routes(self.dependents.update(key, httpso)):
+            self.queue.add(other)
 
     def _route_changed(self, route_key: str) -> None:
-        for t in self._targets():
-            if any(b.route_key == route_key for b in t.routes):
-                self.queue.add(t.key)
+        cached = self.routes.get(route_key)
+        if self._input_changed(route_key, None if cached is None else cached.value, "route"):
+            self.bindings.changed()
+        for key in self.dependents.of_routes({route_key}):
+            self.queue.add(key)
 
     def _service_changed(self, service_key: str) -> None:
         namespace, _, name = service_key.partition("/")
-        for t in self._targets():
-            failover = t.failover.backend.service if t.failover else None
-            if t.namespace == namespace and name in (t.backend.service, failover):
-                self.queue.add(t.key)
+        cached = self.services.get(service_key)
+        services = self._services_by_ns.setdefault(namespace, {})
+        if cached is not None and cached.value is not None:
+            services[name] = cached.value
+        else:
+            services.pop(name, None)
+            if not services:
+                del self._services_by_ns[namespace]
+        for key in self.dependents.of_service(service_key):
+            self.queue.add(key)
 
     def _grant_changed(self, grant_key: str) -> None:
         # A grant lives in the routes' namespace and lets objects of other namespaces bind.
-        namespace = grant_key.partition("/")[0]
-        for t in self._targets():
-            if t.namespace != namespace and any(b.namespace == namespace for b in t.routes):
-                self.queue.add(t.key)
+        cached = self.grants.get(grant_key)
+        if self._input_changed(grant_key, None if cached is None else cached.value, "grant"):
+            self.bindings.changed()
+        for key in self.dependents.of_grants(grant_key.partition("/")[0]):
+            self.queue.add(key)
+
+    def _input_changed(self, key: str, value: object, kind: str = "httpso") -> bool:
+        """Whether ``value`` differs, as the bindings see it, from what was last seen of it: a
+        new resourceVersion alone (a status write) changes nothing they depend on."""
+        meta = getattr(value, "meta", None)
+        if meta is not None:
+            value = replace(value, meta=replace(meta, resource_version=""))  # type: ignore[type-var]
+        seen_key = f"{kind}:{key}"
+        if self._inputs_seen.get(seen_key) == value:
+            return False
+        if value is None:
+            self._inputs_seen.pop(seen_key, None)
+        else:
+            self._inputs_seen[seen_key] = value
+        return True
+
+    def _inputs(self) -> Inputs:
+        return Inputs(
+            tuple(c.httpso for c in self.httpsos.values()),
+            tuple(self.routes.values()),
+            tuple(self.grants.values()),
+        )
+
+    def _build_bindings(self, version: int, inputs: Inputs) -> Bindings:
+        return build_bindings(version, inputs, self.interceptor, self.identity)
 
     # --- reconcile --------------------------------------------------------------------------
 
@@ -292,8 +392,11 @@ class Controller:
         if cached is None:
             self.histories.pop(key, None)
             self._wake_to.pop(key, None)
+            self._scale_read.pop(key, None)
+            self._echoes.pop(key, None)
             if self.scaler is not None:
                 self.scaler.forget(key)
+            self._stream_waits.pop(key, None)
             await self.apply(key, None, plan_removal(key, so_view))
             return None
         now = self.clock()
@@ -304,28 +407,29 @@ class Controller:
             result = plan(InvalidSpec(cached.meta, cached.error), observed, now, self.policy)
             await self.apply(key, None, result)
             return None
+        bindings = await self.bindings.current()
+        # The cache may have moved on while the bindings were built: read it again.
+        cached = self.httpsos.get(key)
+        if cached is None or cached.value is None:
+            self.queue.add(key)
+            return None
         httpso = cached.value.httpso
-        table = RoutingTable(
-            self._targets(),
-            self.routes.values(),
-            self.interceptor,
-            RouteGrants.of(self.grants.values()),
-            identity=self.identity,
-        )
+        workload = await self._workload(httpso)
+        self._scale_read[key] = (isinstance(workload, int), time.monotonic())
+        awake = isinstance(workload, int) and workload > 0
+        activity = self.scaler.activity(httpso, metrics=awake) if self.scaler is not None else None
+        if activity is not None and self._first_answer_pending(key, activity.connected):
+            return FIRST_ANSWER_WAIT  # its first answer pokes the key
         observed = Observed(
             self.mode,
-            workload=await self._workload(httpso),
+            workload=workload,
             status=cached.value.status,
-            services={
-                c.value.name: c.value
-                for k, c in self.services.items().items()
-                if c.value is not None and k.partition("/")[0] == httpso.namespace
-            },
-            problems=tuple(table.problems_of(key)),
-            conflicts=tuple(table.conflicts_of(key)),
-            identities=table.identities_of(key),
+            services=MappingProxyType(self._services_by_ns.get(httpso.namespace, {})),
+            problems=bindings.problems_of(key),
+            conflicts=bindings.conflicts_of(key),
+            identities=bindings.identities_of(key),
             scaled_object=so_view,
-            activity=self.scaler.activity(httpso) if self.scaler is not None else None,
+            activity=activity,
             history=self.histories.get(key, ()),
             woken_at=self._woken_at.pop(key, None),
         )
@@ -340,6 +444,21 @@ class Controller:
             self.histories.pop(key, None)
         await self.apply(key, httpso, result)
         return result.requeue_after
+
+    def _first_answer_pending(self, key: str, connected: bool) -> bool:
+        """Whether ``key``'s new StreamIsActive has not answered yet, for at most
+        FIRST_ANSWER_WAIT: a pass now would write Active=Unknown only to take it back a moment
+        later (at every operator start, for every object), so it waits for the answer."""
+        deadline = self._stream_waits.get(key)
+        if deadline is None:  # first sight of the key
+            if connected:
+                self._stream_waits[key] = 0.0
+                return False
+            self._stream_waits[key] = deadline = time.monotonic() + FIRST_ANSWER_WAIT
+        if connected or time.monotonic() >= deadline:
+            self._stream_waits[key] = 0.0  # from now on, a silent scaler is reported
+            return False
+        return True
 
     def _scaled_object(self, key: str) -> ScaledObjectView | None:
         if self.scaledobjects is None:
@@ -394,17 +513,23 @@ class Controller:
             # yet): keep each condition's transition time as stored, so that replaying the
             # same state writes nothing.
             stamp = timestamp(self.clock())
+            sent: list[dict[str, Any]] = []
+
+            def rebase(status: dict[str, Any], stored: Any) -> dict[str, Any]:
+                sent.append(rebase_status(status, stored, stamp))
+                return sent[-1]
+
             try:
                 written = await self.kube.update_status(
-                    HTTPSCALEDOBJECTS,
-                    namespace,
-                    name,
-                    p.status.to_json(),
-                    rebase=lambda status, stored: rebase_status(status, stored, stamp),
+                    HTTPSCALEDOBJECTS, namespace, name, p.status.to_json(), rebase=rebase
                 )
             except NotFound:
                 return  # deleted meanwhile; the next event says so
             self.status_writes += written
+            if written and p.scale is None:
+                # Its echo needs no pass of its own, unless the replicas just changed: the pass
+                # after a scale sees them (and arms the wake fast path at zero).
+                self._echoes[key] = sent[-1]
         if httpso is not None:
             involved = {
                 "apiVersion": API_VERSION,

@@ -1,9 +1,13 @@
 """Standalone mode's link to the scaler, over KEDA's external-scaler gRPC protocol.
 
 Exactly what KEDA would do: one ``StreamIsActive`` per HTTPScaledObject (its ``scalerMetadata``
-built like the ScaledObject trigger's), reopened with backoff when it breaks or goes silent for
-``stream_idle_timeout`` (a connection that died without a reset sends nothing, and its last word
-must not stand), and ``GetMetrics`` every ``metrics_interval`` for 1 -> N. A change is passed on
+built like the ScaledObject trigger's, plus ``streamHeartbeat``: a third of
+``stream_idle_timeout``), reopened with backoff when it breaks or goes silent for
+``stream_idle_timeout``; the channel's keepalive pings (every ``stream_keepalive``) find a
+connection that died without a reset sooner, and break every stream on it (its last word must
+not stand), and ``GetMetrics`` every ``metrics_interval`` for 1 -> N, only for objects whose
+last pass saw replicas above zero (at zero the metric decides nothing; a quiet fleet costs no
+calls). A change is passed on
 at once by poking the object's key into the work queue; the planner decides what it means. A
 turn to active calls ``wake`` first, so a workload at zero is scaled without waiting for a
 reconcile; when ``wake`` takes it (returns true) it pokes once its write is done.
@@ -26,7 +30,7 @@ import grpc
 
 from wakeway.model.httpso import HTTPScaledObject
 from wakeway.model.logs import event
-from wakeway.model.trigger import parse_metadata, scaler_metadata
+from wakeway.model.trigger import KEY_STREAM_HEARTBEAT, parse_metadata, scaler_metadata
 from wakeway.operator.scaling import Activity
 from wakeway.operator.settings import OperatorSettings
 from wakeway.protocol import externalscaler_pb2 as pb
@@ -48,6 +52,7 @@ class _Subscription:
     active: bool = False
     metric: float | None = None
     last_active: float | None = None
+    metrics: bool = True  # poll GetMetrics for it
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def activity(self) -> Activity:
@@ -69,14 +74,24 @@ class GrpcScalerLink:
         self.poke = poke
         self.wake = wake
         self.clock = clock
-        self._channel = grpc.aio.insecure_channel(settings.scaler_address)
+        keepalive = int(settings.stream_keepalive * 1000)
+        self._channel = grpc.aio.insecure_channel(
+            settings.scaler_address,
+            options=[
+                ("grpc.keepalive_time_ms", keepalive),
+                ("grpc.keepalive_timeout_ms", keepalive),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.max_pings_without_data", 0),
+            ],
+        )
+        self._heartbeat = {KEY_STREAM_HEARTBEAT: f"{settings.stream_idle_timeout / 3:g}"}
         self._stub = ExternalScalerStub(self._channel)
         self._subs: dict[str, _Subscription] = {}
         self._poller: asyncio.Task[None] | None = None
         self._rng = random.Random()
 
-    def activity(self, httpso: HTTPScaledObject) -> Activity:
-        metadata = scaler_metadata(httpso)
+    def activity(self, httpso: HTTPScaledObject, *, metrics: bool = True) -> Activity:
+        metadata = {**scaler_metadata(httpso), **self._heartbeat}
         sub = self._subs.get(httpso.key)
         if sub is None or sub.metadata != metadata:
             if sub is not None and sub.task is not None:
@@ -90,6 +105,9 @@ class GrpcScalerLink:
                 self._follow(httpso.key, sub), name=f"stream-{httpso.key}"
             )
             self._subs[httpso.key] = sub
+        if not metrics:
+            sub.metric = None  # a value from before would be stale when polling starts again
+        sub.metrics = metrics
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll_metrics(), name="scaler-metrics")
         return sub.activity()
@@ -168,7 +186,7 @@ class GrpcScalerLink:
         # up, and thousands of objects must fit in one metrics_interval.
         limit = asyncio.Semaphore(METRICS_IN_FLIGHT)
         while True:
-            connected = [(k, s) for k, s in self._subs.items() if s.connected]
+            connected = [(k, s) for k, s in self._subs.items() if s.connected and s.metrics]
             await asyncio.gather(*(self._poll_one(k, s, limit) for k, s in connected))
             await asyncio.sleep(self.settings.metrics_interval)
 
@@ -182,6 +200,6 @@ class GrpcScalerLink:
                 return
         values = answer.metricValues
         value = (values[0].metricValueFloat or float(values[0].metricValue)) if values else 0.0
-        if sub.connected and value != sub.metric:
+        if sub.connected and sub.metrics and value != sub.metric:
             sub.metric = value
             self.poke(key)

@@ -52,14 +52,20 @@ class OperatorSettings:
     # /livez and /readyz (ready after the first full sync); port 0: no health server.
     health_host: str = "0.0.0.0"
     health_port: int = port(8081)
-    # Reconcile workers (one key is never reconciled by two at once).
-    workers: int = count(4)
+    # Reconcile workers (one key is never reconciled by two at once). A pass mostly waits on
+    # the API server, so thousands of objects sync only with many passes in flight.
+    workers: int = count(16)
     # Requeue after a failed reconcile: doubles from min to max per key.
     retry_min: float = seconds(0.1)
     retry_max: float = seconds(60.0)
-    # Every object is reconciled again at least this often (what no watch tells us: the
-    # workload's replicas, a workload created after its HTTPScaledObject).
+    # How often to look for what no watch tells us: a workload created after its
+    # HTTPScaledObject (looked for every resync while missing), or replicas changed by someone
+    # else (the workload's /scale is read again once it is workload_refresh old).
     resync: float = seconds(60.0)
+    workload_refresh: float = seconds(600.0)
+    # Route bindings are rebuilt once per change of HTTPScaledObjects, HTTPRoutes or
+    # ReferenceGrants, this long (or the last build's duration, if longer) after the first.
+    bindings_debounce: float = seconds(0.05)
     # Standalone: the HPA-style scale-down stabilisation window (seconds).
     scale_down_stabilization: float = setting(300.0, min=0)
     # Standalone: how often GetMetrics is asked for objects with replicas above zero.
@@ -69,9 +75,13 @@ class OperatorSettings:
     stream_retry_min: float = seconds(0.1)
     stream_retry_max: float = seconds(5.0)
     grpc_timeout: float = seconds(5.0)
-    # Standalone: a StreamIsActive that sends nothing for this long is taken as broken (the
-    # scaler re-sends its state every 2 s by default: three missed) and reopened.
-    stream_idle_timeout: float = seconds(6.0)
+    # Standalone: a StreamIsActive that sends nothing for this long is taken as broken and
+    # reopened; the scaler is asked to re-send an inactive state every third of it
+    # (streamHeartbeat), so a quiet fleet costs few messages. A dead connection is found
+    # sooner by keepalive pings: one every stream_keepalive, closed when one goes unanswered
+    # for as long.
+    stream_idle_timeout: float = seconds(300.0)
+    stream_keepalive: float = seconds(3.0)
     # Standalone: the Active condition turns False only after this long without activity, so
     # bursts of traffic do not write status each time.
     active_condition_hold: float = setting(30.0, min=0)

@@ -62,7 +62,15 @@ class Scaler:
 
     async def start(self) -> None:
         s = self.settings
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        options = [
+            ("grpc.so_reuseport", 0),
+            # Clients may find a dead connection by keepalive pings (the wakeway operator pings
+            # every few seconds rather than having every stream re-send): never refuse them.
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+        ]
+        server = grpc.aio.server(options=options)
         add_ExternalScalerServicer_to_server(self.service, server)
         address = f"[{s.listen_host}]" if ":" in s.listen_host else s.listen_host
         if s.listen_port:

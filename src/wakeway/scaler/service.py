@@ -5,8 +5,10 @@ within the trigger's activity window (see :mod:`wakeway.scaler.aggregate`). ``St
 sends the current state at once, then each change the moment the count streams report it (and
 ``false`` the moment an activity window runs out) (a cold target's first held request arrives as a
 ``wake`` line, pushed without coalescing), and the current state again every ``stream_resend``
-seconds: KEDA calls RequestScale for each message it receives, which keeps its last-active time
-fresh while a target stays busy, and brings a request-rate target's aging window to ``false``.
+seconds while active: KEDA calls RequestScale for each message it receives, which keeps its
+last-active time fresh while a target stays busy, and brings a request-rate target's aging window
+to ``false``. While inactive the state is re-sent every ``stream_resend`` too, or every
+``streamHeartbeat`` (trigger metadata) when the client asks for longer.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from wakeway.model.trigger import MetadataError, MetricTarget, parse_metadata
+from wakeway.model.trigger import MetadataError, MetricTarget, parse_metadata, stream_heartbeat
 from wakeway.protocol import externalscaler_pb2 as pb
 from wakeway.protocol.externalscaler_pb2_grpc import ExternalScalerServicer
 
@@ -70,6 +72,12 @@ class ExternalScalerService(ExternalScalerServicer):
             )
         self._live.watch_metric(target)
         resend = self._settings.stream_resend
+        # While inactive, the client may ask for fewer re-sends (KEDA needs them only while
+        # active, to keep its last-active time fresh).
+        try:
+            heartbeat = max(resend, stream_heartbeat(request.scalerMetadata))
+        except MetadataError as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         self.streams += 1
         try:
             with self._live.watch(target.key) as changed:
@@ -80,7 +88,7 @@ class ExternalScalerService(ExternalScalerServicer):
                     active, until, now = self._live.active_and_until(target)
                     if active != sent or now >= due:
                         yield pb.IsActiveResponse(result=active)
-                        sent, due = active, now + resend
+                        sent, due = active, now + (resend if active else heartbeat)
                     # Active only through the activity window: look again when it runs out.
                     wake_at = due if until is None else min(due, until)
                     try:
