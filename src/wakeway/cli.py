@@ -248,9 +248,12 @@ def _scaler(args: argparse.Namespace) -> int:
         print(f"wakeway: scaler: {exc}", file=sys.stderr)
         return 2
     listen = HostPort(settings.listen_host, settings.listen_port)
-    return _serve(
-        run_scaler(settings, replicas), [(listen, "--listen (or WAKEWAY_SCALER_LISTEN_HOST/_PORT)")]
-    )
+    metrics = HostPort(settings.metrics_host, settings.metrics_port)
+    listeners = [
+        (listen, "--listen (or WAKEWAY_SCALER_LISTEN_HOST/_PORT)"),
+        (metrics, "WAKEWAY_SCALER_METRICS_HOST/_PORT (port 0: no metrics server)"),
+    ]
+    return _serve(run_scaler(settings, replicas), listeners)
 
 
 def _operator(args: argparse.Namespace) -> int:

@@ -54,6 +54,7 @@ from wakeway.operator.plan import (
 )
 from wakeway.operator.scaling import Activity, Recommendation
 from wakeway.operator.settings import OperatorSettings
+from wakeway.operator.stats import OperatorStats
 from wakeway.operator.workqueue import ShutDown, WorkQueue
 from wakeway.routing import InterceptorRef, RouteIdentity
 
@@ -148,6 +149,7 @@ class Controller:
         self._echoes: dict[str, dict[str, Any]] = {}  # the status each key's last write sent
         self._stream_waits: dict[str, float] = {}  # see _first_answer_pending
         self.reconciles = 0
+        self.stats = OperatorStats()
         self.status_writes = 0
         self.resyncs = 0
         # Standalone wake fast path: objects whose last pass left them at zero, and how far to
@@ -225,6 +227,7 @@ class Controller:
         except KubeError as exc:
             log.warning("%s: waking %s %s failed: %s", key, t.kind, t.name, exc)
             done = False
+        self.stats.woke(done)
         if done:
             self._woken_at[key] = self.clock()
             write = time.monotonic() - began
@@ -287,15 +290,18 @@ class Controller:
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
+            began = time.monotonic()
             try:
                 requeue = await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.stats.reconciled(time.monotonic() - began, exc)
                 delay = self.queue.add_rate_limited(key)
                 level = logging.WARNING if isinstance(exc, KubeError) else logging.ERROR
                 log.log(level, "reconcile %s failed (retry in %.1fs): %s", key, delay, exc)
             else:
+                self.stats.reconciled(time.monotonic() - began)
                 self.queue.forget(key)
                 if requeue is not None:
                     self.queue.add_after(key, max(requeue, 0.05))
@@ -495,6 +501,7 @@ class Controller:
             t = httpso.scale_target
             resource = workload_resource(t.api_version, t.kind)
             await self.kube.set_scale(resource, namespace, t.name, p.scale)
+            self.stats.scaled(p.scale)
             log.info("%s: scaled %s %s to %d", key, t.kind, t.name, p.scale)
         change = p.scaled_object
         if change is not None:

@@ -9,11 +9,16 @@ import signal
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from wakeway.kube import Kube
+from wakeway.observe.metrics import build_info, metrics_handler
 from wakeway.operator.controller import Controller, ScalerLink, detect_mode
 from wakeway.operator.settings import OperatorSettings
 
@@ -71,15 +76,12 @@ async def _health(controller: Controller, settings: OperatorSettings) -> web.App
 
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_Metrics(controller))
-
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    registry.register(build_info("operator"))
 
     app = web.Application()
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", metrics_handler(registry))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.health_host, settings.health_port).start()
@@ -107,4 +109,43 @@ class _Metrics(Collector):
             "wakeway_operator_status_writes",
             "HTTPScaledObject status writes that changed the stored status",
             value=self.controller.status_writes,
+        )
+        stats = self.controller.stats
+        duration = HistogramMetricFamily(
+            "wakeway_operator_reconcile_duration_seconds",
+            "Time one reconcile pass over a key took, failed passes included",
+        )
+        hist = stats.reconcile_seconds
+        duration.add_metric([], hist.buckets(), hist.total)
+        yield duration
+        errors = CounterMetricFamily(
+            "wakeway_operator_reconcile_errors",
+            "Reconcile passes that raised, by kind: the API error's class (NotFound, Conflict, "
+            "Forbidden, Invalid, Unavailable, ...) or internal",
+            labels=["kind"],
+        )
+        for kind, n in sorted(stats.errors.items()):
+            errors.add_metric([kind], n)
+        yield errors
+        scales = CounterMetricFamily(
+            "wakeway_operator_scale_writes",
+            "Replica writes by a reconcile pass (standalone mode): sleep (to 0) or scale (to N)",
+            labels=["action"],
+        )
+        for action, n in sorted(stats.scales.items()):
+            scales.add_metric([action], n)
+        yield scales
+        wakes = CounterMetricFamily(
+            "wakeway_operator_fast_wakes",
+            "Wakes on the fast path (the scaler's stream said active while the workload was at "
+            "0): done, or not (another writer was first, or the write failed)",
+            labels=["done"],
+        )
+        for done, n in sorted(stats.fast_wakes.items()):
+            wakes.add_metric([str(done).lower()], n)
+        yield wakes
+        yield GaugeMetricFamily(
+            "wakeway_operator_queue_depth",
+            "Keys waiting in the work queue (not counting those being reconciled)",
+            value=len(self.controller.queue),
         )

@@ -212,6 +212,10 @@ class Aggregator:
     def held(self, key: str) -> int:
         return self._held.get(key, 0)
 
+    def busy(self) -> tuple[int, int]:
+        """How many targets have requests in flight, and how many have requests held."""
+        return len(self._in_flight), len(self._held)
+
     def rate(self, target: MetricTarget, now: float) -> float:
         """Per second over the target's window (starts counting on the first ask): requests for
         requestRate, request-seconds (the average concurrency) for concurrency."""

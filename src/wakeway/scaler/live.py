@@ -30,6 +30,7 @@ class LiveCounts:
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.wakes = 0  # targets seen going from no held request to some
 
     # -- fed by subscribers ----------------------------------------------------------------
 
@@ -39,6 +40,7 @@ class LiveCounts:
         if applied.changed:
             self._notify(applied.changed)
         for key in self.aggregator.take_woken():
+            self.wakes += 1
             log.info(
                 "wake %s: requests held at %s",
                 key,

@@ -9,12 +9,15 @@ import signal
 import socket
 
 import grpc
+from aiohttp import web
 
+from wakeway.observe.metrics import serve_metrics
 from wakeway.protocol.externalscaler_pb2_grpc import add_ExternalScalerServicer_to_server
 
 from .aggregate import Aggregator
 from .kube_replicas import KubeReplicas
 from .live import LiveCounts
+from .metrics import CallStats, scaler_registry
 from .replicas import ReplicaSource, StaticReplicas
 from .service import ExternalScalerService
 from .settings import ScalerSettings
@@ -59,6 +62,8 @@ class Scaler:
         self._server: grpc.aio.Server | None = None
         self._subscribers_task: asyncio.Task[None] | None = None
         self._port = 0
+        self.calls = CallStats()
+        self.registry = scaler_registry(self.service, self.subscribers, self.live, self.calls)
 
     async def start(self) -> None:
         s = self.settings
@@ -70,7 +75,7 @@ class Scaler:
             ("grpc.http2.max_ping_strikes", 0),
             ("grpc.http2.min_ping_interval_without_data_ms", 1000),
         ]
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=options, interceptors=[self.calls])
         add_ExternalScalerServicer_to_server(self.service, server)
         address = f"[{s.listen_host}]" if ":" in s.listen_host else s.listen_host
         if s.listen_port:
@@ -120,9 +125,23 @@ async def run_scaler(settings: ScalerSettings, replicas: ReplicaSource | None = 
         loop.add_signal_handler(sig, stop.set)
     scaler = Scaler(settings, replicas)
     await scaler.start()
+    metrics: web.AppRunner | None = None
     try:
+        if settings.metrics_port:
+            metrics = await serve_metrics(
+                scaler.registry, settings.metrics_host, settings.metrics_port
+            )
+        log.info(
+            "scaler: started; gRPC on %s:%d, metrics on %s",
+            settings.listen_host,
+            scaler.port,
+            f"{settings.metrics_host}:{settings.metrics_port}" if metrics else "off",
+        )
         await stop.wait()
     finally:
         log.info("scaler: stopping")
+        if metrics is not None:
+            await metrics.cleanup()
         await scaler.stop()
+        log.info("scaler: stopped")
     return 0

@@ -64,6 +64,9 @@ class ScalerSettings:
     max_line_bytes: int = count(4 * 1024 * 1024)
     # Rate windows not asked about for this long are forgotten.
     window_idle: float = seconds(600.0)
+    # Prometheus /metrics (and /livez) over HTTP; port 0: not served.
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = port(9092)
     # Graceful stop: how long in-flight RPCs get.
     shutdown_grace: float = setting(2.0, min=0)
 
