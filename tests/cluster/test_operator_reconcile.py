@@ -345,8 +345,10 @@ async def test_keda_mode_owns_one_scaled_object(
             end["wakeway_operator_status_writes_total"]
             == start["wakeway_operator_status_writes_total"]
         )
-        duration = "wakeway_operator_reconcile_duration_seconds_count"
-        assert end[duration] >= start[duration] + 1  # each resync reconciles the object
+        # Every pass is timed, failed or not; the queue depth is there.
+        passes = end["wakeway_operator_reconcile_duration_seconds_count"]
+        assert passes == end["wakeway_operator_reconciles_total"]
+        assert passes >= 1
         assert end["wakeway_operator_queue_depth"] >= 0
         after = await kube.get(SCALEDOBJECTS, ns, "api")
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]

@@ -11,11 +11,16 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 import wakeway
@@ -68,6 +73,33 @@ class Histogram:
             out.append((repr(bound), running))
         out.append(("+Inf", running + self.counts[-1]))
         return out
+
+
+def labelled(
+    kind: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    labels: Sequence[str],
+    values: Mapping[tuple[str, ...], float],
+) -> Metric:
+    """A counter or gauge family with one sample per label-value tuple in ``values``."""
+    family = kind(name, documentation, labels=labels)
+    for key, n in sorted(values.items()):
+        family.add_metric(key, n)
+    return family
+
+
+def histograms(
+    name: str,
+    documentation: str,
+    labels: Sequence[str],
+    values: Mapping[tuple[str, ...], Histogram],
+) -> Metric:
+    """A histogram family with one histogram per label-value tuple in ``values``."""
+    family = HistogramMetricFamily(name, documentation, labels=labels)
+    for key, hist in sorted(values.items()):
+        family.add_metric(key, hist.buckets(), hist.total)
+    return family
 
 
 def version() -> str:

@@ -9,16 +9,11 @@ import signal
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from wakeway.kube import Kube
-from wakeway.observe.metrics import build_info, metrics_handler
+from wakeway.observe.metrics import build_info, histograms, labelled, metrics_handler
 from wakeway.operator.controller import Controller, ScalerLink, detect_mode
 from wakeway.operator.settings import OperatorSettings
 
@@ -111,39 +106,35 @@ class _Metrics(Collector):
             value=self.controller.status_writes,
         )
         stats = self.controller.stats
-        duration = HistogramMetricFamily(
+        yield histograms(
             "wakeway_operator_reconcile_duration_seconds",
             "Time one reconcile pass over a key took, failed passes included",
+            [],
+            {(): stats.reconcile_seconds},
         )
-        hist = stats.reconcile_seconds
-        duration.add_metric([], hist.buckets(), hist.total)
-        yield duration
-        errors = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_operator_reconcile_errors",
             "Reconcile passes that raised, by kind: the API error's class (NotFound, Conflict, "
             "Forbidden, Invalid, Unavailable, ...) or internal",
-            labels=["kind"],
+            ["kind"],
+            {(kind,): n for kind, n in stats.errors.items()},
         )
-        for kind, n in sorted(stats.errors.items()):
-            errors.add_metric([kind], n)
-        yield errors
-        scales = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_operator_scale_writes",
             "Replica writes by a reconcile pass (standalone mode): sleep (to 0) or scale (to N)",
-            labels=["action"],
+            ["action"],
+            {(action,): n for action, n in stats.scales.items()},
         )
-        for action, n in sorted(stats.scales.items()):
-            scales.add_metric([action], n)
-        yield scales
-        wakes = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_operator_fast_wakes",
             "Wakes on the fast path (the scaler's stream said active while the workload was at "
             "0): done, or not (another writer was first, or the write failed)",
-            labels=["done"],
+            ["done"],
+            {(str(done).lower(),): n for done, n in stats.fast_wakes.items()},
         )
-        for done, n in sorted(stats.fast_wakes.items()):
-            wakes.add_metric([str(done).lower()], n)
-        yield wakes
         yield GaugeMetricFamily(
             "wakeway_operator_queue_depth",
             "Keys waiting in the work queue (not counting those being reconciled)",

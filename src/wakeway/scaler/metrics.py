@@ -14,15 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from wakeway.observe.metrics import FAST_BUCKETS, Histogram, build_info
+from wakeway.observe.metrics import FAST_BUCKETS, Histogram, build_info, histograms, labelled
 
 from .live import LiveCounts
 from .service import ExternalScalerService
@@ -45,7 +40,7 @@ class CallStats(_Interceptor):
     """Counts each RPC by method and final status code, and times unary ones."""
 
     def __init__(self) -> None:
-        self.calls: dict[tuple[str, str], int] = {}
+        self.calls: dict[tuple[str, ...], int] = {}  # (method, code)
         self.latency: dict[str, Histogram] = {}
 
     def record(self, method: str, code: grpc.StatusCode | None, seconds: float | None) -> None:
@@ -133,22 +128,19 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         calls = self.calls
-        total = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_scaler_grpc_calls",
             "External-scaler RPCs finished (streams: when they end), by method and status code",
-            labels=["method", "code"],
+            ["method", "code"],
+            calls.calls,
         )
-        for (method, code), n in sorted(calls.calls.items()):
-            total.add_metric([method, code], n)
-        yield total
-        latency = HistogramMetricFamily(
+        yield histograms(
             "wakeway_scaler_grpc_call_duration_seconds",
             "Time to answer a unary RPC that succeeded (IsActive, GetMetrics, GetMetricSpec)",
-            labels=["method"],
+            ["method"],
+            {(method,): hist for method, hist in calls.latency.items()},
         )
-        for method, hist in sorted(calls.latency.items()):
-            latency.add_metric([method], hist.buckets(), hist.total)
-        yield latency
         yield GaugeMetricFamily(
             "wakeway_scaler_active_streams",
             "StreamIsActive streams open now",
@@ -172,14 +164,13 @@ class _Collector(Collector):
             value=sum(s.connects for s in subscribers.subscribers.values()),
         )
         in_flight, held = aggregator.busy()
-        targets = GaugeMetricFamily(
+        yield labelled(
+            GaugeMetricFamily,
             "wakeway_scaler_targets",
             "Targets with requests in flight, and with requests held, summed over replicas",
-            labels=["state"],
+            ["state"],
+            {("in_flight",): in_flight, ("held",): held},
         )
-        targets.add_metric(["in_flight"], in_flight)
-        targets.add_metric(["held"], held)
-        yield targets
         yield CounterMetricFamily(
             "wakeway_scaler_wakes_seen",
             "Times a target went from no held request to some (a wake pushed to the streams)",
