@@ -3,7 +3,7 @@ scaler and the operator in standalone mode, each a process under its own Service
 
 Requests go through the interceptors to pods that really answer; the operator scales through
 the Deployment's /scale subresource when the scaler's stream says so. Wake latency (first
-request -> /scale written) and the cold-start overhead are printed for the README.
+request -> /scale written) and the cold-start overhead are printed for docs/testing.md.
 """
 
 from __future__ import annotations

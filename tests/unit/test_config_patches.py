@@ -1,6 +1,6 @@
 """Every patch file of every kustomization under config/ holds one YAML document: kustomize
 v5.5, built into kubectl releases still in use, panics on a file holding two `$patch: delete`
-documents, so `kubectl apply -k` (the README's install) would crash. The cluster tier renders each
+documents, so `kubectl apply -k` (docs/install.md) would crash. The cluster tier renders each
 kustomization with kubectl's own kustomize too (tests/cluster/test_install.py)."""
 
 from __future__ import annotations

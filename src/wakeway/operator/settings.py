@@ -1,7 +1,7 @@
 """Operator settings: every default in one frozen dataclass, parsed once from the environment.
 
 :func:`settings_from_env` is the only place that reads the environment; everything else receives
-an :class:`OperatorSettings`. The README's "Operator" section lists every field with its default.
+an :class:`OperatorSettings`. docs/operator.md ("Settings") lists every field with its default.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Scaler settings: every default in one frozen dataclass, parsed once from the environment.
 
 :func:`settings_from_env` is the only place that reads the environment; everything else receives
-a :class:`ScalerSettings`. The README's "Scaler" section lists every field with its default.
+a :class:`ScalerSettings`. docs/scaler.md ("Scaler settings") lists every field with its default.
 """
 
 from __future__ import annotations
