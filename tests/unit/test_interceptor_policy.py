@@ -38,6 +38,10 @@ pytestmark = pytest.mark.unit
         ),
         pytest.param(b"*", b"h", ("h", "*", ""), id="asterisk-form stays a path"),
         pytest.param(b"/x://y", b"h", ("h", "/x://y", ""), id=":// inside an origin-form path"),
+        pytest.param(b"http://h/x://y", b"o", ("h", "/x://y", ""), id=":// again in the path"),
+        pytest.param(
+            b"http://h/a://b://c?q", b"o", ("h", "/a://b://c", "q"), id="twice in the path"
+        ),
         pytest.param(b"/caf\xc3\xa9", b"h", ("h", "/caf\xc3\xa9", ""), id="bytes kept (latin-1)"),
     ],
 )
@@ -151,6 +155,8 @@ def test_resolve_takes_the_global_settings_without_overrides() -> None:
     assert (p.key, p.backend_key, p.failover_key) == ("ns/app", "ns/app:8080", None)
     assert (p.connect_timeout, p.response_header_timeout, p.request_timeout) == (5.0, 60.0, None)
     assert (p.hold_wait, p.max_held, p.cold_header) == (20.0, 1000, True)
+    assert (p.failover_describe, p.statics) == ("", None)
+    assert p.placeholder == _httpso().cold_start.placeholder
 
 
 def test_resolve_prefers_the_targets_overrides() -> None:
@@ -170,6 +176,20 @@ def test_resolve_with_failover_holds_for_the_failover_timeout() -> None:
     )
     p = resolve(target, SETTINGS)
     assert (p.failover_key, p.hold_wait) == ("ns/static:80", 9.0)
+    assert p.failover_describe == target.failover.backend.describe() != ""  # type: ignore[union-attr]
+
+
+def test_resolve_compiles_the_targets_static_answers_once() -> None:
+    target = _httpso(
+        wakeExclusions=[{"paths": [{"type": "Exact", "value": "/healthz"}]}],
+        coldStart={"placeholder": {"enabled": True, "status": 503}},
+    )
+    p = resolve(target, SETTINGS)
+    assert p.statics is not None
+    assert len(p.statics.rules) == 1
+    assert p.statics.maintenance is None
+    assert p.placeholder == target.cold_start.placeholder
+    assert p.placeholder.enabled
 
 
 def test_the_global_cold_start_header_switch_wins() -> None:
