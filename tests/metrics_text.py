@@ -14,9 +14,9 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return out
 
 
-def value(text: str, name: str, **labels: str) -> float | None:
-    """The sample ``name`` with exactly ``labels``, or None when there is none."""
-    return samples(text).get((name, frozenset(labels.items())))
+def value(text: str, metric: str, /, **labels: str) -> float | None:
+    """The sample ``metric`` with exactly ``labels``, or None when there is none."""
+    return samples(text).get((metric, frozenset(labels.items())))
 
 
 def build_info(text: str) -> dict[str, str]:

@@ -26,6 +26,7 @@ from tests.cluster.wakeway_setup import (
     stamped_route,
     start_interceptor,
 )
+from tests.metrics_text import value
 from wakeway.kube import Kube
 from wakeway.kube.resources import DEPLOYMENTS, HTTPROUTES, HTTPSCALEDOBJECTS, NAMESPACES, SERVICES
 from wakeway.routing.identity import IDENTITY_HEADER
@@ -205,10 +206,9 @@ async def test_forged_host_never_crosses_tenants(
 
 
 def _held(cluster: Cluster, target: str) -> int:
-    for line in admin(cluster, "/metrics").body.splitlines():
-        if line.startswith("wakeway_held_requests") and f'target="{target}"' in line:
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
+    namespace, _, name = target.partition("/")
+    text = admin(cluster, "/metrics").body
+    return int(value(text, "wakeway_held_requests", namespace=namespace, name=name) or 0)
 
 
 def _wait_routed_then_request(cluster: Cluster, host: str) -> Answer:

@@ -34,6 +34,7 @@ from tests.cluster.tenants import (
     workload,
 )
 from tests.cluster.wakeway_setup import IDENTITY, stamped_route
+from tests.metrics_text import value
 from wakeway.kube import Forbidden, Kube, NotFound
 from wakeway.kube.resources import (
     DEPLOYMENTS,
@@ -153,10 +154,8 @@ async def served_by(
 
 async def held(cluster: Cluster, target: str) -> bool:
     answer = await http_request(cluster, "admin", ADMIN, path="/metrics", timeout=5)
-    for line in answer.body.splitlines():
-        if line.startswith("wakeway_held_requests") and f'target="{target}"' in line:
-            return float(line.rsplit(" ", 1)[1]) > 0
-    return False
+    namespace, _, name = target.partition("/")
+    return (value(answer.body, "wakeway_held_requests", namespace=namespace, name=name) or 0) > 0
 
 
 # --- 1. the route identity goes only where the route's owner let it go ---------------------------

@@ -18,6 +18,7 @@ from tests.interceptor_helpers import (
     until,
     warm_proxy,
 )
+from tests.metrics_text import build_info, value
 from wakeway.interceptor import Interceptor
 
 pytestmark = pytest.mark.component
@@ -58,15 +59,33 @@ async def test_metrics_expose_requests_durations_and_cold_starts(
     (await cold).release()
     async with session.get(f"{base}/status/418") as resp:
         assert resp.status == 418
+    async with session.post(f"{base}/echo", data=b"x") as resp:
+        assert resp.status == 200
+    async with session.request("PROPFIND", f"{base}/echo") as resp:
+        assert resp.status == 200
     async with session.get(admin(interceptor, "/metrics")) as resp:
         text = await resp.text()
-    assert 'wakeway_requests_total{code="200",target="test/app"} 1.0' in text
-    assert 'wakeway_requests_total{code="418",target="test/app"} 1.0' in text
-    assert 'wakeway_request_duration_seconds_count{target="test/app"} 2.0' in text
-    assert 'wakeway_in_flight_requests{target="test/app"} 0.0' in text
-    assert 'wakeway_held_requests{target="test/app"} 0.0' in text
-    assert 'wakeway_cold_starts_total{target="test/app"} 1.0' in text
-    assert 'wakeway_cold_start_wait_seconds_count{target="test/app"} 1.0' in text
+    app = {"namespace": "test", "name": "app"}
+
+    def requests(method: str, code: str, cold: str) -> float | None:
+        labels = {**app, "method": method, "code": code, "cold": cold}
+        return value(text, "wakeway_requests_total", **labels)
+
+    assert requests("GET", "200", "true") == 1  # held, then forwarded
+    assert requests("GET", "418", "false") == 1
+    assert requests("POST", "200", "false") == 1
+    assert requests("other", "200", "false") == 1  # no label per method token
+    duration = "wakeway_request_duration_seconds"
+    warm = {**app, "method": "GET", "code": "418", "cold": "false"}
+    assert value(text, f"{duration}_count", **warm) == 1
+    # Sub-millisecond buckets at the low end, and buckets past the hold deadline (20 s).
+    assert value(text, f"{duration}_bucket", **warm, le="0.0001") is not None
+    assert value(text, f"{duration}_bucket", **warm, le="60.0") == 1
+    assert value(text, "wakeway_in_flight_requests", **app) == 0
+    assert value(text, "wakeway_held_requests", **app) == 0
+    assert value(text, "wakeway_cold_starts_total", **app) == 1
+    assert value(text, "wakeway_cold_start_wait_seconds_count", **app) == 1
+    assert build_info(text)["component"] == "interceptor"
     sub.close()
 
 

@@ -28,12 +28,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from enum import Enum
+from time import perf_counter
 from typing import Any, Protocol
 
 from wakeway.gateway.request import Request
 from wakeway.model.httpso import HTTPScaledObject
 
 from .headers import Framing, HeadFacts, RawHeaders, body_framing, request_head, scan
+from .metrics import Metrics
 from .pages import Page, placeholder_page
 from .policy import (
     Admission,
@@ -103,6 +105,7 @@ class Proxy(Protocol):
     router: Router | None
     pool: Pool
     draining: bool
+    metrics: Metrics
 
     def policy_of(self, target: HTTPScaledObject) -> TargetPolicy: ...
     def pick(self, key: str) -> Address | None: ...
@@ -192,6 +195,7 @@ class Exchange:
         "addr",
         "attempts",
         "backend_key",
+        "began",
         "body",
         "body_done",
         "body_framing",
@@ -231,6 +235,7 @@ class Exchange:
     def __init__(self, conn: ClientSide, proxy: Proxy) -> None:
         self.conn = conn
         self.proxy = proxy
+        self.began = perf_counter()  # for the metrics: loop.time() may count whole ms
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.header_bytes = 0
@@ -786,6 +791,7 @@ class Exchange:
         if self.req_timer is not None:
             self.req_timer.cancel()
             self.req_timer = None
+        self.proxy.metrics.finished(self)
         self.proxy.done(self)
         self.conn.exchange_done(self)
 
@@ -807,6 +813,7 @@ class Exchange:
         if self.req_timer is not None:
             self.req_timer.cancel()
             self.req_timer = None
+        self.proxy.metrics.finished(self)
         self.proxy.done(self)
 
     def time_limit(self) -> float | None:

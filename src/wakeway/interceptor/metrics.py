@@ -1,48 +1,47 @@
 """Prometheus metrics kept as plain numbers on the hot path and exposed by a custom collector.
 
-prometheus-client's own Counter/Histogram take a lock per update; here each request costs a few
-dict operations, and the collector turns the numbers into metric families at scrape time.
+prometheus-client's own Counter/Histogram take a lock per update; here a finished request costs
+one set lookup, one dict lookup and a bisect, and the collector turns the numbers into metric
+families at scrape time. Target keys (``namespace/name``, ``""`` when no route matched) are split
+into ``namespace`` and ``name`` labels only then.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from time import perf_counter
+from typing import Protocol
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from wakeway.observe.metrics import FAST_BUCKETS, Histogram, build_info, histograms, labelled
 
 from .counts import Counters
 
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# From 0.1 ms (a warm forward on loopback) to 60 s: past the default hold deadline
+# (conditionWait, 20 s) and the longest a held request is usually let wait.
+DURATION_BUCKETS = (*FAST_BUCKETS, 20.0, 30.0, 60.0)
 COLD_WAIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 
+# Methods with a label of their own; any other is counted as "other" (a client may send any
+# token as an HTTP/2 :method, and a label per token would grow without bound).
+METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH")
+)
+OTHER = b"other"
 
-class _Histogram:
-    __slots__ = ("bounds", "counts", "total")
+RequestKey = tuple[str, bytes, int, bool]  # target, method, status, cold
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
 
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
+class Finished(Protocol):
+    """A finished request as the metrics read it (the interceptor's Exchange)."""
 
-    def buckets(self) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        running = 0
-        for bound, n in zip(self.bounds, self.counts, strict=False):
-            running += n
-            out.append((repr(bound), running))
-        out.append(("+Inf", running + self.counts[-1]))
-        return out
+    tkey: str
+    method: bytes
+    status: int
+    cold: bool
+    began: float  # perf_counter() when its head began to arrive
 
 
 class Metrics:
@@ -50,21 +49,28 @@ class Metrics:
 
     def __init__(self, counters: Counters) -> None:
         self.counters = counters
-        self.responses: dict[tuple[str, int], int] = {}
-        self.durations: dict[str, _Histogram] = {}
+        self.requests: dict[RequestKey, Histogram] = {}
         self.cold_starts: dict[str, int] = {}
-        self.cold_waits: dict[str, _Histogram] = {}
+        self.cold_waits: dict[str, Histogram] = {}
         self.exempts: dict[tuple[str, str], int] = {}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
+        self.registry.register(build_info("interceptor"))
+
+    def finished(self, ex: Finished) -> None:
+        """``ex`` got its whole answer (or its client went away: status 499)."""
+        method = ex.method
+        if method not in METHODS:
+            method = OTHER
+        key = (ex.tkey, method, ex.status or 499, ex.cold)
+        hist = self.requests.get(key)
+        if hist is None:
+            hist = self.requests[key] = Histogram(DURATION_BUCKETS)
+        hist.observe(perf_counter() - ex.began)
 
     def response(self, target: str, status: int, seconds: float) -> None:
-        key = (target, status)
-        self.responses[key] = self.responses.get(key, 0) + 1
-        hist = self.durations.get(target)
-        if hist is None:
-            hist = self.durations[target] = _Histogram(DURATION_BUCKETS)
-        hist.observe(seconds)
+        """Superseded by :meth:`finished`, which the exchange calls with the method and
+        whether the request waited for a cold start; kept while a caller remains."""
 
     def cold_start(self, target: str) -> None:
         self.cold_starts[target] = self.cold_starts.get(target, 0) + 1
@@ -77,8 +83,17 @@ class Metrics:
     def cold_wait(self, target: str, seconds: float) -> None:
         hist = self.cold_waits.get(target)
         if hist is None:
-            hist = self.cold_waits[target] = _Histogram(COLD_WAIT_BUCKETS)
+            hist = self.cold_waits[target] = Histogram(COLD_WAIT_BUCKETS)
         hist.observe(seconds)
+
+
+def _split(target: str) -> tuple[str, str]:
+    namespace, _, name = target.partition("/")
+    return namespace, name
+
+
+def _by_target(values: Mapping[str, float]) -> dict[tuple[str, ...], float]:
+    return {_split(target): n for target, n in values.items()}
 
 
 class _Collector(Collector):
@@ -87,55 +102,53 @@ class _Collector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.m
-        requests = CounterMetricFamily(
+        requests: dict[tuple[str, ...], Histogram] = {}
+        for (target, method, status, cold), hist in m.requests.items():
+            labels = (*_split(target), method.decode("latin-1"), str(status), str(cold).lower())
+            requests[labels] = hist
+        target_labels = ["namespace", "name"]
+        request_labels = [*target_labels, "method", "code", "cold"]
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_requests",
-            "Requests answered, by target and status code (no route: target '')",
-            labels=["target", "code"],
+            "Requests answered, by target (no route: namespace and name ''), method, status "
+            "code and whether they waited for a cold start",
+            request_labels,
+            {labels: hist.count for labels, hist in requests.items()},
         )
-        for (target, code), n in sorted(m.responses.items()):
-            requests.add_metric([target, str(code)], n)
-        yield requests
-        duration = HistogramMetricFamily(
+        yield histograms(
             "wakeway_request_duration_seconds",
             "Time from a request's head to the end of its response, including any hold",
-            labels=["target"],
+            request_labels,
+            requests,
         )
-        for target, hist in sorted(m.durations.items()):
-            duration.add_metric([target], hist.buckets(), hist.total)
-        yield duration
-        in_flight = GaugeMetricFamily(
-            "wakeway_in_flight_requests", "Requests held or being forwarded", labels=["target"]
-        )
-        held = GaugeMetricFamily(
-            "wakeway_held_requests", "Requests waiting for a ready endpoint", labels=["target"]
-        )
-        for target, counts in sorted(m.counters.snapshot().items()):
-            in_flight.add_metric([target], counts.in_flight)
-            held.add_metric([target], counts.held)
-        yield in_flight
-        yield held
-        cold = CounterMetricFamily(
+        snapshot = m.counters.snapshot()
+        for metric, documentation, held in (
+            ("wakeway_in_flight_requests", "Requests held or being forwarded", False),
+            ("wakeway_held_requests", "Requests waiting for a ready endpoint", True),
+        ):
+            counts = {t: c.held if held else c.in_flight for t, c in snapshot.items()}
+            yield labelled(
+                GaugeMetricFamily, metric, documentation, target_labels, _by_target(counts)
+            )
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_cold_starts",
             "Times a target went from no held request to one (each is a wake signal)",
-            labels=["target"],
+            target_labels,
+            _by_target(m.cold_starts),
         )
-        for target, n in sorted(m.cold_starts.items()):
-            cold.add_metric([target], n)
-        yield cold
-        wait = HistogramMetricFamily(
+        yield histograms(
             "wakeway_cold_start_wait_seconds",
             "How long held requests waited until released, expired or abandoned",
-            labels=["target"],
+            target_labels,
+            {_split(t): hist for t, hist in m.cold_waits.items()},
         )
-        for target, hist in sorted(m.cold_waits.items()):
-            wait.add_metric([target], hist.buckets(), hist.total)
-        yield wait
-        exempt = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "wakeway_exempt_requests",
             "Requests that woke nothing and counted as no activity (wake exclusions and "
             "maintenance), by answer: static, maintenance, or passthrough (forwarded)",
-            labels=["target", "kind"],
+            [*target_labels, "kind"],
+            {(*_split(t), kind): n for (t, kind), n in m.exempts.items()},
         )
-        for (target, kind), n in sorted(m.exempts.items()):
-            exempt.add_metric([target, kind], n)
-        yield exempt
