@@ -47,7 +47,8 @@ class H2Client:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pending: dict[int, tuple[bytearray, bool]] = {}  # request bodies the windows hold
+        # Request bodies the windows hold back: data, end the stream after it, trailers.
+        self._pending: dict[int, tuple[bytearray, bool, Fields | None]] = {}
 
     async def connect(self, *, upgrade_path: str | None = None) -> H2Response | None:
         """Prior knowledge, or ``Upgrade: h2c`` on a GET of ``upgrade_path`` (its response,
@@ -93,16 +94,16 @@ class H2Client:
         response = self.streams[sid] = H2Response()
         only_head = body is None and trailers is None and end
         self.h2.send_headers(sid, fields, end_stream=only_head)
-        if body is not None:
-            self.send_body(sid, body, end=end and trailers is None)
-        if trailers is not None:
-            self.h2.send_headers(sid, trailers, end_stream=True)
+        if body is not None or trailers is not None:
+            self.send_body(sid, body or b"", end=end, trailers=trailers)
         self._flush()
         return sid, response
 
-    def send_body(self, sid: int, body: bytes, *, end: bool) -> None:
-        """Sends what the windows admit now; the rest when they open (see :meth:`pump`)."""
-        self._pending[sid] = (bytearray(body), end)
+    def send_body(
+        self, sid: int, body: bytes, *, end: bool, trailers: Fields | None = None
+    ) -> None:
+        """Sends what the windows admit now, the rest (then the trailers) as they open."""
+        self._pending[sid] = (bytearray(body), end, trailers)
         self._pump_stream(sid)
 
     def reset(self, sid: int) -> None:
@@ -133,16 +134,19 @@ class H2Client:
         pending = self._pending
         if sid not in pending:
             return
-        data, end = pending[sid]
+        data, end, trailers = pending[sid]
         while data:
             room = min(self.h2.local_flow_control_window(sid), self.h2.max_outbound_frame_size)
             if room <= 0:
                 return
             piece = bytes(data[:room])
             del data[:room]
-            self.h2.send_data(sid, piece, end_stream=end and not data)
-        if end and not data:
-            del pending[sid]
+            self.h2.send_data(sid, piece)
+        del pending[sid]
+        if trailers is not None:
+            self.h2.send_headers(sid, trailers, end_stream=True)
+        elif end:
+            self.h2.end_stream(sid)
 
     def _flush(self) -> None:
         out = self.h2.data_to_send()

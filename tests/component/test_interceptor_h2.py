@@ -1,6 +1,7 @@
 """HTTP/2 clients (h2c) through a real interceptor to HTTP/1.1 backends: prior knowledge and
 Upgrade, many streams on one connection, flow control both ways, trailers, RST_STREAM, the
-stream limit, GOAWAY on drain, and a cold start."""
+stream limit, GOAWAY on drain, and a cold start; and HTTP/1.1 and HTTP/2 clients to an h2c
+backend (its Service port's appProtocol says so)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.h2_backend import H2Backend
 from tests.h2_client import H2Client
 from tests.interceptor_helpers import (
     Backend,
@@ -233,3 +235,66 @@ async def test_errors_of_our_own_reach_an_h2_client_as_pages(
     assert response.status == 504
     assert b"did not become ready" in response.body
     assert response.headers[b"content-length"] == str(len(response.body)).encode()
+
+
+@pytest.fixture
+async def h2_backend() -> AsyncIterator[H2Backend]:
+    server = H2Backend(goaway_after=1)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def h2c_proxy(start: StartInterceptor, backend: H2Backend) -> Interceptor:
+    target = make_target(service="h2-svc", port=80)
+    interceptor = await start()
+    interceptor.set_router(HostRouter({"*": target}))
+    key = backend_key(target)
+    interceptor.set_endpoints({key: [("127.0.0.1", backend.port)]}, h2c={key})
+    return interceptor
+
+
+async def test_http11_clients_reach_an_h2c_backend(
+    start_interceptor: StartInterceptor, h2_backend: H2Backend
+) -> None:
+    interceptor = await h2c_proxy(start_interceptor, h2_backend)
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    for n in range(2):  # the backend sends GOAWAY after each answer: a new connection each
+        writer.write(
+            b"POST /h1?n=%d HTTP/1.1\r\nHost: app.example.com\r\nTransfer-Encoding: chunked\r\n"
+            b"X-Kept: yes\r\n\r\n5\r\nhello\r\n0\r\n\r\n" % n
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert b"Transfer-Encoding: chunked" in head
+        body = b""
+        while not body.endswith(b"0\r\n\r\n"):
+            body += await reader.read(65536)
+        data = json.loads(body.split(b"\r\n")[1])
+        fields = dict(data["headers"])
+        assert fields[":path"] == f"/h1?n={n}"
+        assert fields[":authority"] == "app.example.com"
+        assert fields[":method"] == "POST"
+        assert fields["x-kept"] == "yes"
+        assert "transfer-encoding" not in fields
+        assert data["body"] == "hello"
+    writer.close()
+    assert h2_backend.connections == 2
+
+
+async def test_h2_clients_reach_an_h2c_backend_with_trailers_and_large_bodies(
+    start_interceptor: StartInterceptor, h2_backend: H2Backend, clients: list[H2Client]
+) -> None:
+    interceptor = await h2c_proxy(start_interceptor, h2_backend)
+    client = await h2_client(interceptor.proxy_port, clients)
+    body = bytes(range(256)) * 4096  # 1 MiB: more than the backend's windows
+    _, response = client.request(
+        "POST", "/big", body=body, trailers=[(b"x-request-sum", b"7")], end=True
+    )
+    await asyncio.wait_for(response.done.wait(), 20)
+    assert response.status == 200
+    data = json.loads(bytes(response.body))
+    assert data["size"] == len(body)
+    assert data["sha256"] == hashlib.sha256(body).hexdigest()
+    assert data["trailers"] == [["x-request-sum", "7"]]
+    assert response.trailers == {b"x-echo-trailer": b"yes"}

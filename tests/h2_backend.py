@@ -1,0 +1,90 @@
+"""A small h2c backend for the tests (the ``h2`` library on asyncio streams): every request is
+answered with what it was, as JSON, followed by a trailer field; ``goaway_after`` makes each
+connection send GOAWAY after that many answers (and stay open)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
+
+
+@dataclass
+class _Request:
+    headers: list[tuple[bytes, bytes]]
+    body: bytearray = field(default_factory=bytearray)
+    trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class H2Backend:
+    def __init__(self, *, goaway_after: int | None = None) -> None:
+        self.goaway_after = goaway_after
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        h2.initiate_connection()
+        writer.write(h2.data_to_send())
+        requests: dict[int, _Request] = {}
+        answered = 0
+        try:
+            while data := await reader.read(65536):
+                for event in h2.receive_data(data):
+                    sid = getattr(event, "stream_id", 0) or 0
+                    if isinstance(event, RequestReceived):
+                        requests[sid] = _Request(list(event.headers or []))
+                    elif isinstance(event, DataReceived):
+                        requests[sid].body += event.data or b""
+                        h2.acknowledge_received_data(event.flow_controlled_length or 0, sid)
+                    elif isinstance(event, TrailersReceived):
+                        requests[sid].trailers = list(event.headers or [])
+                    elif isinstance(event, StreamEnded):
+                        self._answer(h2, sid, requests.pop(sid))
+                        answered += 1
+                        if answered == self.goaway_after:
+                            h2.close_connection(last_stream_id=sid)
+                writer.write(h2.data_to_send())
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    @staticmethod
+    def _answer(h2: H2Connection, sid: int, request: _Request) -> None:
+        def text(fields: list[tuple[bytes, bytes]]) -> list[list[str]]:
+            return [[n.decode(), v.decode()] for n, v in fields]
+
+        body = json.dumps(
+            {
+                "headers": text(request.headers),
+                "body": request.body.decode("latin-1") if len(request.body) < 4096 else "",
+                "size": len(request.body),
+                "sha256": hashlib.sha256(request.body).hexdigest(),
+                "trailers": text(request.trailers),
+            }
+        ).encode()
+        h2.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/json")])
+        h2.send_data(sid, body)  # small enough for the default windows
+        h2.send_headers(sid, [(b"x-echo-trailer", b"yes")], end_stream=True)
