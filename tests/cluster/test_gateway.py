@@ -13,10 +13,14 @@ interceptor Service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster.harness.cluster import SPARE_IPS, Cluster
 from tests.cluster.helpers import Answer, eventually
@@ -37,8 +41,8 @@ from tests.cluster.traefik import (
     traefik_binary,
     traefik_gateway,
 )
-from tests.cluster.wakeway_setup import apply
-from wakeway.kube import Kube
+from tests.cluster.wakeway_setup import apply, resource_of
+from wakeway.kube import Kube, NotFound
 from wakeway.kube.resources import HTTPROUTES, HTTPSCALEDOBJECTS
 from wakeway.routing.identity import IDENTITY_HEADER
 
@@ -48,6 +52,7 @@ PROXY, GATEWAY_PORT = 18781, 18782
 ADMIN, SCALER, PING = 19781, 19782, 19783
 INTERCEPTOR_IP = SPARE_IPS[1]  # where the interceptor listens; its EndpointSlice says so
 NO_ROUTE = "no route for host"  # the interceptor's 404 (Traefik's own says "page not found")
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +237,59 @@ async def _parent_status(
         )
 
     return await eventually(check, f"{ns}/{name} ResolvedRefs={resolved_refs}", within=60)
+
+
+# --- (d) the README's Kubernetes quick start, step by step --------------------------------------
+
+
+async def test_the_readmes_quick_start_is_true(
+    cluster: Cluster, stack: Standalone, gateway: Gateway, kube: Kube
+) -> None:
+    """The README's manifests and steps, on this tier: its Gateway is this tier's Traefik (the
+    route's parentRef follows), the rest is applied as written; the identity is copied in as its
+    `sed` line does, and the first request through the Gateway wakes the Deployment at zero."""
+    readme = README.read_text()
+    (manifests,) = re.findall(r"^```yaml\n(.*?)^```", readme, re.M | re.S)
+    (placeholder,) = re.findall(r'sed -i "s\|([^|]+)\|\$ID\|" hello\.yaml', readme)
+    (host,) = re.findall(r"curl -i -H 'Host: ([^']+)' http://\$GATEWAY/", readme)
+
+    def documents(text: str) -> list[dict[str, Any]]:
+        docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] != "Gateway"]
+        for d in docs:
+            if d["kind"] == "HTTPRoute":
+                d["spec"]["parentRefs"] = [{"name": NAME, "namespace": NAMESPACE}]
+        return docs
+
+    docs = documents(manifests)
+    (so,) = [d for d in docs if d["kind"] == "HTTPScaledObject"]
+    ns, name = so["metadata"]["namespace"], so["metadata"]["name"]
+    target = so["spec"]["scaleTargetRef"]["name"]
+    try:
+        await apply(kube, docs)
+
+        async def identity() -> str | None:
+            st = (await kube.get(HTTPSCALEDOBJECTS, ns, name)).get("status") or {}
+            return (st.get("routes") or [{}])[0].get("identity") or None
+
+        published = await eventually(identity, f"{ns}/{name} to publish its identity", within=60)
+        assert placeholder in manifests
+        # Applying the file again changes only the route (a server-side apply; here, a replace).
+        changed = [d for d in documents(manifests.replace(placeholder, published)) if d not in docs]
+        assert [d["kind"] for d in changed] == ["HTTPRoute"]
+        await apply(kube, changed)
+        await status_where(kube, ns, name, "Bound", BOUND)
+        assert await replicas(kube, ns, target) == 0
+
+        async def answered() -> Answer | None:
+            a = await gateway.get(host, timeout=60)  # a 404 (not caught up yet) wakes nothing
+            return a if a.status != 404 else None
+
+        answer = await eventually(answered, f"{host} to be routed through the gateway", within=60)
+        assert answer.status == 200, answer
+        assert answer.body.startswith(f"{target}-"), answer
+        assert await replicas(kube, ns, target) >= 1
+    finally:
+        for d in reversed(docs):
+            with contextlib.suppress(NotFound):
+                res = resource_of(d)
+                await kube.delete(res, d["metadata"].get("namespace"), d["metadata"]["name"])
