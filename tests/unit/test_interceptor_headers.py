@@ -7,12 +7,19 @@ import pytest
 from wakeway.interceptor.exchange import LazyHeaders
 from wakeway.interceptor.headers import (
     body_framing,
+    grpc_timeout,
     request_head,
     request_refusal,
     response_head,
     scan,
 )
-from wakeway.interceptor.pages import accepts_html, placeholder_response, simple_response
+from wakeway.interceptor.pages import (
+    accepts_html,
+    grpc_status,
+    grpc_trailers_only,
+    placeholder_response,
+    simple_response,
+)
 from wakeway.interceptor.settings import InterceptorSettings, settings_from_env
 from wakeway.model.httpso import Placeholder
 
@@ -305,3 +312,50 @@ def test_routing_sees_a_repeated_header_as_one_comma_joined_value() -> None:
     assert headers.get("missing") is None
     assert sorted(headers) == ["other", "x-version"]
     assert len(headers) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"10S", 10.0),
+        (b"300m", 0.3),
+        (b"2M", 120.0),
+        (b"1H", 3600.0),
+        (b"5u", 1e-3),  # below a millisecond: a millisecond
+        (b"", None),
+        (b"10", None),
+        (b"10x", None),
+        (b"123456789S", None),  # more than 8 digits
+        (b"-1S", None),
+    ],
+)
+def test_grpc_timeout(value: bytes, seconds: float | None) -> None:
+    got = grpc_timeout([(b"content-type", b"application/grpc"), (b"grpc-timeout", value)])
+    assert got == (None if seconds is None else pytest.approx(seconds))
+    assert grpc_timeout([(b"content-type", b"application/grpc")]) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "deadline", "code"),
+    [
+        (504, True, 4),
+        (503, True, 4),
+        (504, False, 14),
+        (503, False, 14),
+        (502, False, 14),
+        (404, False, 12),
+        (400, False, 13),
+        (431, False, 2),
+    ],
+)
+def test_grpc_status_of_our_answers(status: int, deadline: bool, code: int) -> None:
+    assert grpc_status(status, deadline=deadline) == code
+
+
+def test_grpc_trailers_only_percent_encodes_the_message() -> None:
+    fields = dict(grpc_trailers_only(14, b"app: 50% ready \xc3\xa9\n", cold_start=True))
+    assert fields[b":status"] == b"200"
+    assert fields[b"content-type"] == b"application/grpc"
+    assert fields[b"grpc-status"] == b"14"
+    assert fields[b"grpc-message"] == b"app: 50%25 ready %C3%A9"
+    assert fields[b"x-wakeway-cold-start"] == b"true"

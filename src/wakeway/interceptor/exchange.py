@@ -119,7 +119,7 @@ class Proxy(Protocol):
 
 class ClientSide(Protocol):
     """What an exchange uses of its client: an HTTP/1.1 connection (``ClientConnection``) or
-    one HTTP/2 stream (``h2connection.H2Stream``). The response goes out as events (head,
+    one HTTP/2 stream (``h2stream.H2Stream``). The response goes out as events (head,
     body, end with trailers, or a page of our own); each client kind frames them itself."""
 
     client_ip: bytes

@@ -207,3 +207,15 @@ def header_value(headers: Iterable[tuple[bytes, bytes]], lower_name: bytes) -> b
     """The values of a field joined with ", " (RFC 9110 section 5.3), or None when absent."""
     values = [v for n, v in headers if n.lower() == lower_name]
     return b", ".join(values) if values else None
+
+
+def grpc_timeout(headers: RawHeaders) -> float | None:
+    """The ``grpc-timeout`` field in seconds (gRPC over HTTP/2: digits and a unit)."""
+    for name, value in headers:
+        if name == b"grpc-timeout":
+            units = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+            digits, unit = value[:-1], value[-1:]
+            if unit in units and digits.isdigit() and 0 < len(digits) <= 8:
+                return max(int(digits) * units[unit], 1e-3)
+            return None
+    return None
