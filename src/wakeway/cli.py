@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wakeway import __version__
+from wakeway.ctl.commands import COMMANDS, add_commands, run_command
 from wakeway.model import logs
 from wakeway.model.settings import HostPort, parse_addresses, parse_host_port
 
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin",
         type=host_port,
         default=host_port(DEFAULT_LOCAL_ADMIN),
-        help=f"admin address: /livez /readyz /metrics /counts (default {DEFAULT_LOCAL_ADMIN})",
+        help=f"admin address: /livez /readyz /metrics /counts, and /objects and /explain for "
+        f"wakeway status|wake|sleep|explain --local (default {DEFAULT_LOCAL_ADMIN})",
     )
 
     scaler = sub.add_parser(
@@ -121,13 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
         "kind/name and field; exit 1 when there is any.",
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    add_commands(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser()
+    if prog is not None:
+        parser.prog = prog
     args = parser.parse_args(argv)
     logs.configure(args.log_level, args.log_format)
+    if args.command in COMMANDS:
+        return run_command(args)
     if args.command == "local":
         return _local(args)
     if args.command == "validate":
@@ -306,6 +313,11 @@ def _interceptor(args: argparse.Namespace) -> int:
         ),
     ]
     return _serve(main(), listeners)
+
+
+def kubectl_plugin() -> int:
+    """``kubectl-wakeway``: the same commands as ``kubectl wakeway ...``."""
+    return main(prog="kubectl wakeway")
 
 
 if __name__ == "__main__":

@@ -400,9 +400,20 @@ async def test_status_subresource_accepts_conditions_and_keeps_them_apart_from_s
 
         table = await _table(api, ns, "web")
     columns = [c["name"] for c in table["columnDefinitions"]]
-    assert columns == ["Name", "TargetWorkload", "TargetService", "Min", "Max", "Ready", "Age"]
+    assert columns == [
+        "Name",
+        "TargetWorkload",
+        "TargetService",
+        "Min",
+        "Max",
+        "Ready",
+        "Active",
+        "Bound",
+        "Age",
+    ]
     (row,) = table["rows"]
     assert row["cells"][1:6] == ["apps/v1/Deployment/web", "web:80", 0, 100, "True"]
+    assert row["cells"][7] == "False"  # Bound; Active (6) is not written here
 
 
 async def test_short_name_is_served(cluster: Cluster, ns: str) -> None:

@@ -232,7 +232,16 @@ def test_crd_identity() -> None:
     assert version["storage"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["TargetWorkload", "TargetService", "Min", "Max", "Ready", "Age"]
+    assert columns == [
+        "TargetWorkload",
+        "TargetService",
+        "Min",
+        "Max",
+        "Ready",
+        "Active",
+        "Bound",
+        "Age",
+    ]
 
 
 def test_schema_is_structural_every_node_has_a_type() -> None:

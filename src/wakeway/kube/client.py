@@ -104,12 +104,22 @@ class Kube:
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | None = None, request_timeout: float = DEFAULT_TIMEOUT
+        cls,
+        kubeconfig: str | None = None,
+        request_timeout: float = DEFAULT_TIMEOUT,
+        context: str | None = None,
     ) -> Kube:
-        """From a kubeconfig file, or from the pod's service account when ``kubeconfig`` is None."""
+        """From a kubeconfig file (its current context, or ``context``), or from the pod's
+        service account when ``kubeconfig`` is None. ValueError names a kubeconfig that cannot
+        be used."""
         cfg = k8s.Configuration()
         if kubeconfig:
-            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            try:
+                await k8s_config.load_kube_config(
+                    config_file=kubeconfig, context=context, client_configuration=cfg
+                )
+            except (k8s_config.ConfigException, OSError, ValueError) as exc:
+                raise ValueError(f"kubeconfig {kubeconfig}: {exc}") from None
         else:
             k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         return cls(k8s.ApiClient(cfg), request_timeout)

@@ -14,15 +14,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from wakeway.interceptor.counts import CountUpdate
+from aiohttp import web
+
+from wakeway.interceptor.admin import build_admin_app
+from wakeway.interceptor.counts import CountUpdate, TargetCounts
 from wakeway.interceptor.server import Interceptor
 from wakeway.interceptor.settings import InterceptorSettings
 from wakeway.local.config import ConfigError, LocalConfig, load_config
+from wakeway.local.control import add_control_routes
 from wakeway.local.plan import (
     Action,
     Phase,
@@ -67,6 +72,8 @@ class Slot:
     starts: int = 0  # successful starts, for logs and tests
     failures: int = 0  # failed starts and unasked exits in a row (restart backoff)
     not_before: float = 0.0  # no start before this time (restart backoff)
+    last_wake: float | None = None  # wall-clock time it last became ready
+    last_sleep: float | None = None  # wall-clock time it last stopped
 
 
 class LocalRunner:
@@ -81,7 +88,12 @@ class LocalRunner:
         self.settings = settings
         self.wall_clock = wall_clock  # what warm windows are read against
         self.config = load_config(self.paths)  # raises ConfigError before anything starts
-        self.interceptor = Interceptor(settings)
+        # The interceptor's own admin listener stays on loopback, unannounced; local mode's
+        # admin port serves the same routes plus local mode's own (wakeway.local.control).
+        self.interceptor = Interceptor(replace(settings, admin_host="127.0.0.1", admin_port=0))
+        self.admin_port = 0
+        self._admin: web.AppRunner | None = None
+        self.routes_to = LOCAL_INTERCEPTOR
         self.slots: dict[str, Slot] = {}
         self._kick = asyncio.Event()
         self._stopping = False
@@ -180,19 +192,20 @@ class LocalRunner:
     async def start(self) -> None:
         """Listen, and begin acting on counts (workloads with replicas.min >= 1 start now)."""
         await self.interceptor.start()
+        await self._serve_admin()
         s, i = self.settings, self.interceptor
         log.info(
             "local mode listening on %s:%d, admin on %s:%d",
             s.listen_host,
             i.proxy_port,
             s.admin_host,
-            i.admin_port,
+            self.admin_port,
             extra=event(
                 "listening",
                 host=s.listen_host,
                 port=i.proxy_port,
                 admin_host=s.admin_host,
-                admin_port=i.admin_port,
+                admin_port=self.admin_port,
             ),
         )
         self._control_task = asyncio.create_task(self._control(), name="wakeway-local-control")
@@ -205,7 +218,55 @@ class LocalRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._control_task
         await self.interceptor.drain_and_stop()
+        if self._admin is not None:
+            await self._admin.cleanup()
         await self._stop_all()
+
+    async def _serve_admin(self) -> None:
+        app = build_admin_app(self.interceptor)
+        add_control_routes(app, self)
+        self._admin = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
+        await self._admin.setup()
+        sock = socket.create_server((self.settings.admin_host, self.settings.admin_port))
+        self.admin_port = sock.getsockname()[1]
+        await web.SockSite(self._admin, sock).start()
+
+    # --- control (wakeway wake / sleep) ---
+
+    def slot_of(self, workload_key: str) -> Slot | None:
+        return self.slots.get(workload_key)
+
+    def counts(self) -> dict[str, TargetCounts]:
+        return self.interceptor.counts()
+
+    def wake(self, workload_key: str) -> str:
+        """Start the workload now, as a first request would; it sleeps again after its
+        scaledownPeriod without requests."""
+        slot = self.slots[workload_key]
+        if slot.phase is not Phase.STOPPED:
+            return f"already {slot.phase.value}"
+        slot.phase = Phase.STARTING
+        slot.woken_at = time.monotonic()
+        slot.not_before = 0.0
+        slot.task = asyncio.create_task(self._start(slot))
+        return "starting its workload"
+
+    def sleep(self, workload_key: str) -> str | None:
+        """Stop the workload now; why not, when it may not be."""
+        slot = self.slots[workload_key]
+        if slot.phase is Phase.STOPPED or slot.phase is Phase.STOPPING:
+            return None
+        if slot.keep_warm or warm_windows(slot.windows, self.wall_clock(), 0.0).in_force:
+            return "replicas.min or a warm window keeps it awake; it would start again at once"
+        busy = self._observe(time.monotonic())[workload_key]
+        if busy:
+            return f"{busy} request(s) in flight; it sleeps after its scaledownPeriod"
+        if slot.phase is Phase.STARTING:
+            return "it is starting; ask again once it is ready"
+        self._begin_stop(slot, reason="asked")
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -315,6 +376,7 @@ class LocalRunner:
         slot.stale = slot.removed or slot.workload != workload
         slot.idle_since = None
         slot.ready_at = time.monotonic()
+        slot.last_wake = self.wall_clock()
         self._publish_endpoints()
         waited = time.monotonic() - woken_at
         log.info(
@@ -409,6 +471,7 @@ class LocalRunner:
         slot.phase = Phase.STOPPED
         slot.idle_since = None
         slot.failures = 0  # it ended because it was asked to
+        slot.last_sleep = self.wall_clock()
         slot.not_before = 0.0
         stopped = time.monotonic() - began
         log.info(

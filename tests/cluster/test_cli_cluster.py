@@ -1,0 +1,213 @@
+"""``wakeway status|wake|sleep|explain`` against a real API server with wakeway in standalone
+mode: the commands run as processes with the harness's kubeconfig, as a user runs them; and
+``kubectl get httpso`` (the tier's Go-built kubectl) shows the Active and Bound columns, and
+``kubectl wakeway`` runs the commands as a plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.harness.binaries import Binaries
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.helpers import eventually
+from tests.cluster.standalone import (
+    Standalone,
+    conditions,
+    make_app,
+    ready,
+    replicas,
+    start_standalone,
+)
+from tests.cluster.wakeway_setup import stamped_route
+from wakeway.kube import Kube
+from wakeway.kube.resources import HTTPROUTES, HTTPSCALEDOBJECTS
+
+pytestmark = pytest.mark.cluster
+
+PROXY, ADMIN, SCALER = 18683, 18684, 18685
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster) -> Iterator[Standalone]:
+    s = asyncio.run(start_standalone(cluster, "cli", PROXY, ADMIN, SCALER))
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def run(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAKEWAY_", "KUBE"))}
+    return subprocess.run(
+        [sys.executable, "-m", "wakeway.cli", *args, "--kubeconfig", str(cluster.kubeconfig)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(run, cluster, *args)
+
+
+async def status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    done = await cli(cluster, "status", name, "-n", ns, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    (item,) = json.loads(done.stdout)["items"]
+    return dict(item)
+
+
+async def test_status_wake_and_sleep_through_the_scale_subresource(
+    stack: Standalone, cluster: Cluster, kube: Kube
+) -> None:
+    ns = await make_app(kube, "shop", scaledownPeriod=300)
+    await ready(kube, ns, "shop")
+
+    async def inactive() -> bool:
+        return (await conditions(kube, ns, "shop")).get("Active") == "False"
+
+    await eventually(inactive, "the operator to say it is not Active", within=30)
+    asleep = await status(cluster, ns, "shop")
+    assert asleep | {"lastSleep": None} == {
+        "namespace": ns,
+        "name": "shop",
+        "state": "asleep",
+        "replicas": 0,
+        "ready": 0,
+        "inFlight": None,
+        "held": None,
+        "routesBound": 0,
+        "routes": 0,
+        "lastWake": None,
+        "lastSleep": None,
+        "mode": "standalone",
+        "workload": "Deployment/shop",
+    }
+    assert asleep["lastSleep"] is not None  # since when Active is False
+
+    woke = await cli(cluster, "wake", "shop", "-n", ns)
+    assert woke.returncode == 0, woke.stderr
+    assert woke.stdout.splitlines() == [
+        f"{ns}/shop: scaled Deployment {ns}/shop to 1",
+        "it sleeps again after 300s without requests (scaledownPeriod)",
+    ]
+    assert await replicas(kube, ns, "shop") == 1
+
+    async def awake() -> bool:
+        return bool((await status(cluster, ns, "shop"))["state"] == "awake")
+
+    await eventually(awake, "the pod to be ready", within=60)
+    table = await cli(cluster, "status", "-n", ns)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split()[:3] == ["NAME", "STATE", "REPLICAS"]
+    assert row.split()[:5] == ["shop", "awake", "1/1", "-", "-"]
+
+    slept = await cli(cluster, "sleep", "shop", "-n", ns, "-o", "json")
+    assert slept.returncode == 0, slept.stderr
+    assert json.loads(slept.stdout)["messages"][0] == f"{ns}/shop: scaled Deployment {ns}/shop to 0"
+    assert await replicas(kube, ns, "shop") == 0
+
+    everywhere = await cli(cluster, "status", "-A")
+    assert everywhere.returncode == 0, everywhere.stderr
+    assert any(line.split()[:2] == [ns, "shop"] for line in everywhere.stdout.splitlines())
+
+
+async def test_errors_name_what_is_wrong(stack: Standalone, cluster: Cluster) -> None:
+    missing = await cli(cluster, "wake", "nope", "-n", "default")
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "wakeway wake: HTTPScaledObject default/nope not found\n",
+    )
+    context = await cli(cluster, "status", "--context", "nope")
+    assert context.returncode == 2
+    assert "no context named 'nope'" in context.stderr
+    assert "Traceback" not in missing.stderr + context.stderr
+
+
+async def test_explain_names_the_winning_httproute_rule(
+    stack: Standalone, cluster: Cluster, kube: Kube
+) -> None:
+    ns = await make_app(kube, "web", routes=[{"name": "storefront"}])
+    host = f"shop.{ns}.test"
+    await kube.create(HTTPROUTES, ns, stamped_route(ns, "storefront", host))
+    await ready(kube, ns, "web")
+
+    async def bound() -> bool:
+        return (await conditions(kube, ns, "web")).get("Bound") == "True"
+
+    await eventually(bound, "the route binding to carry traffic", within=30)
+    done = await cli(cluster, "explain", "--host", host, "--path", "/cart", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    winner = doc["winner"]
+    assert (winner["object"], winner["route"], winner["rule"]) == (
+        f"{ns}/web",
+        f"{ns}/storefront",
+        "#0",
+    )
+    # The object's own host claim matches too, and says why it did not win.
+    why = {(c["object"], c["claim"]): c["verdict"] for c in doc["candidates"]}
+    assert why[(f"{ns}/web", f"host web.{ns}.test path /")] == "host"
+
+    text = await cli(cluster, "explain", "--host", f"web.{ns}.test")
+    assert text.returncode == 0, text.stderr
+    assert f"goes to: {ns}/web\n  via host web.{ns}.test path /\n" in text.stdout
+
+
+async def test_kubectl_get_httpso_shows_active_and_bound_and_the_plugin_runs(
+    stack: Standalone, cluster: Cluster, kube: Kube, binaries: Binaries
+) -> None:
+    ns = await make_app(kube, "site", routes=[{"name": "absent"}])
+
+    async def bound_known() -> bool:
+        return "Bound" in await conditions(kube, ns, "site")
+
+    await eventually(bound_known, "the operator to write Bound", within=30)
+    obj = await kube.get(HTTPSCALEDOBJECTS, ns, "site")
+    want = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+    kubectl = [binaries.path("kubectl"), "--kubeconfig", str(cluster.kubeconfig)]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [*kubectl, "get", "httpso", "-n", ns],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    header, row = done.stdout.splitlines()
+    columns = header.split()
+    assert columns[-3:] == ["ACTIVE", "BOUND", "AGE"]
+    cells = dict(zip(columns, row.split(), strict=True))
+    assert (cells["ACTIVE"], cells["BOUND"]) == (want["Active"], want["Bound"])
+    assert cells["BOUND"] == "False"  # the route it names does not exist
+
+    # The same commands as a kubectl plugin: kubectl finds `kubectl-wakeway` on PATH (the
+    # console script pyproject.toml declares) and the plugin reads $KUBECONFIG as kubectl does.
+    scripts = Path(sys.executable).parent
+    assert (scripts / "kubectl-wakeway").exists(), "install the package: scripts/bootstrap"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WAKEWAY_", "KUBE"))}
+    env |= {"PATH": f"{scripts}{os.pathsep}{env['PATH']}", "KUBECONFIG": str(cluster.kubeconfig)}
+    plugin = await asyncio.to_thread(
+        subprocess.run,
+        [binaries.path("kubectl"), "wakeway", "status", "site", "-n", ns, "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert plugin.returncode == 0, plugin.stderr
+    (item,) = json.loads(plugin.stdout)["items"]
+    assert (item["namespace"], item["name"], item["routesBound"]) == (ns, "site", 0)
