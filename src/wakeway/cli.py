@@ -233,7 +233,16 @@ def _local(args: argparse.Namespace) -> int:
         admin_port=args.admin.port,
     )
     listeners = [(args.listen, "--listen"), (args.admin, "--admin")]
+    _access_log(settings.access_log)
     return _serve(run_local(args.paths, settings), listeners)
+
+
+def _access_log(on: bool) -> None:
+    """The interceptor's JSON access log on stdout, when the access_log setting asks for it."""
+    if on:
+        from wakeway.observe import accesslog
+
+        accesslog.enable()
 
 
 def _scaler(args: argparse.Namespace) -> int:
@@ -294,6 +303,7 @@ def _interceptor(args: argparse.Namespace) -> int:
         settings = replace(settings, listen_host=args.listen.host, listen_port=args.listen.port)
     if args.admin is not None:
         settings = replace(settings, admin_host=args.admin.host, admin_port=args.admin.port)
+    _access_log(settings.access_log)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

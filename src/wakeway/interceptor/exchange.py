@@ -220,6 +220,7 @@ class Exchange:
         "req_timer",
         "req_trailers",
         "resp_framing",
+        "sent",
         "start",
         "status",
         "target",
@@ -264,6 +265,7 @@ class Exchange:
         self.held_since = 0.0
         self.hold_deadline = 0.0  # set by the first hold; a request held again keeps it
         self.status = 0
+        self.sent = 0  # response body bytes (the access log's)
         self.final = False
         self.up_framing: Framing = "none"
         self.resp_framing: Framing = "none"
@@ -558,6 +560,7 @@ class Exchange:
     def on_response_body(self, data: bytes) -> None:
         if not data or self.phase is not SENDING:
             return
+        self.sent += len(data)
         self.conn.send_body(data, self.resp_framing == "chunked")
 
     def on_response_end(self, up: UpstreamConnection) -> None:
@@ -702,6 +705,8 @@ class Exchange:
             )
             self.status = policy.placeholder.status
             self.phase = SENDING
+            if self.method != b"HEAD":
+                self.sent = len(answer.body)
             self.conn.send_page(
                 answer,
                 keep_alive=keep,
@@ -766,8 +771,11 @@ class Exchange:
         self.keep_alive = keep
         self.status = status
         self.final = True
+        page = Page(status, body.encode(), content_type, extra)
+        if self.method != b"HEAD":
+            self.sent = len(page.body)
         self.conn.send_page(
-            Page(status, body.encode(), content_type, extra),
+            page,
             keep_alive=keep,
             cold_start=self._cold_header(),
             head_only=self.method == b"HEAD",

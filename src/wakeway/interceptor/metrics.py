@@ -9,15 +9,18 @@ into ``namespace`` and ``name`` labels only then.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from time import perf_counter
+from time import perf_counter, time
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from wakeway.model.settings import Address
+from wakeway.observe import accesslog
 from wakeway.observe.metrics import FAST_BUCKETS, Histogram, build_info, histograms, labelled
 
 from .counts import Counters
+from .headers import HeadFacts
 
 # From 0.1 ms (a warm forward on loopback) to 60 s: past the default hold deadline
 # (conditionWait, 20 s) and the longest a held request is usually let wait.
@@ -42,6 +45,11 @@ class Finished(Protocol):
     status: int
     cold: bool
     began: float  # perf_counter() when its head began to arrive
+    # For the access log:
+    url: bytes
+    facts: HeadFacts | None
+    sent: int  # response body bytes
+    addr: Address | None
 
 
 class Metrics:
@@ -56,6 +64,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
         self.registry.register(build_info("interceptor"))
+        self.access = accesslog.active()
 
     def finished(self, ex: Finished) -> None:
         """``ex`` got its whole answer (or its client went away: status 499)."""
@@ -66,7 +75,27 @@ class Metrics:
         hist = self.requests.get(key)
         if hist is None:
             hist = self.requests[key] = Histogram(DURATION_BUCKETS)
-        hist.observe(perf_counter() - ex.began)
+        seconds = perf_counter() - ex.began
+        hist.observe(seconds)
+        access = self.access
+        if access is not None:
+            facts = ex.facts
+            host = None if facts is None else facts.host
+            status = key[2]
+            access.record(
+                (
+                    time(),
+                    ex.method,
+                    host,
+                    ex.url,
+                    status,
+                    seconds,
+                    ex.sent,
+                    ex.tkey,
+                    ex.cold,
+                    ex.addr,
+                )
+            )
 
     def response(self, target: str, status: int, seconds: float) -> None:
         """Superseded by :meth:`finished`, which the exchange calls with the method and

@@ -71,6 +71,8 @@ class InterceptorSettings:
     # Response and request decoration.
     cold_start_header: bool = True
     via: bool = False
+    # One JSON line per finished request on stdout (docs/observability.md#access-log).
+    access_log: bool = False
     # Upstream keep-alive pool: idle connections kept per (address, port), and how long.
     pool_size_per_upstream: int = setting(128, min=0)
     pool_idle_timeout: float = seconds(30.0)
