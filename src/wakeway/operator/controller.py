@@ -261,8 +261,7 @@ class Controller:
     def _due(self, key: str, now: float) -> bool:
         read = self._scale_read.get(key)
         if read is None:
-            cached = self.httpsos.get(key)
-            return cached is not None and cached.value is not None
+            return False  # never passed yet: it is queued already (start, or its own event)
         found, at = read
         return not found or now - at >= self.settings.workload_refresh
 
