@@ -450,6 +450,13 @@ async def _check_component_rights(cluster: Cluster, admin: Rest, app: str) -> No
     for verb in ("create", "update", "delete", "watch"):
         assert await _sar(admin, _sa("operator"), verb, "keda.sh", "scaledobjects", namespace=app)
     assert not await _sar(admin, _sa("interceptor"), "create", "keda.sh", "scaledobjects")
+    # HTTPRoutes: the operator may patch them (the identity filter of opted-in routes), no more.
+    gw = "gateway.networking.k8s.io"
+    assert await _sar(admin, _sa("operator"), "patch", gw, "httproutes", namespace=app)
+    for verb in ("create", "update", "delete"):
+        assert not await _sar(admin, _sa("operator"), verb, gw, "httproutes", namespace=app)
+    assert not await _sar(admin, _sa("operator"), "patch", gw, "referencegrants", namespace=app)
+    assert not await _sar(admin, _sa("interceptor"), "patch", gw, "httproutes", namespace=app)
 
     # Another scalable kind is added the documented way: a ClusterRole with the aggregation label.
     extra = {

@@ -52,6 +52,7 @@ from wakeway.operator.plan import (
     plan_removal,
     timestamp,
 )
+from wakeway.operator.routewiring import RouteWiring
 from wakeway.operator.scaling import Activity, Recommendation
 from wakeway.operator.settings import OperatorSettings
 from wakeway.operator.stats import OperatorStats
@@ -140,6 +141,8 @@ class Controller:
         self.bindings = BindingsCache(
             self._inputs, self._build_bindings, debounce=settings.bindings_debounce
         )
+        # Opted-in HTTPRoutes get their identity written into their bound rules.
+        self.wiring = RouteWiring(kube, self.routes, self.bindings, self.identity)
         self._inputs_seen: dict[str, object] = {}
         self._services_by_ns: dict[str, dict[str, Service]] = {}
         # The last /scale read per key: whether it found the workload, and when (monotonic);
@@ -190,6 +193,7 @@ class Controller:
             ]
             self._tasks.extend(workers)
             self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+            self._tasks.append(asyncio.create_task(self.wiring.run(), name="route-wiring"))
             await asyncio.gather(*self._tasks)
         finally:
             await self.stop()
@@ -330,6 +334,7 @@ class Controller:
         if not changed:
             return  # a status change: nothing the bindings depend on
         self.bindings.changed()
+        self.wiring.changed()
         # Objects claiming the same routes may win or lose a rule by this change: look again.
         for other in self.dependents.of_routes(self.dependents.update(key, httpso)):
             self.queue.add(other)
@@ -338,6 +343,7 @@ class Controller:
         cached = self.routes.get(route_key)
         if self._input_changed(route_key, None if cached is None else cached.value, "route"):
             self.bindings.changed()
+            self.wiring.changed()
         for key in self.dependents.of_routes({route_key}):
             self.queue.add(key)
 
@@ -359,6 +365,7 @@ class Controller:
         cached = self.grants.get(grant_key)
         if self._input_changed(grant_key, None if cached is None else cached.value, "grant"):
             self.bindings.changed()
+            self.wiring.changed()
         for key in self.dependents.of_grants(grant_key.partition("/")[0]):
             self.queue.add(key)
 

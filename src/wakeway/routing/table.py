@@ -78,7 +78,16 @@ class Resolution:
 
 
 class RoutingTable:
-    __slots__ = ("_identity", "_owned", "_routes", "_scaled", "conflicts", "problems", "targets")
+    __slots__ = (
+        "_bound_rules",
+        "_identity",
+        "_owned",
+        "_routes",
+        "_scaled",
+        "conflicts",
+        "problems",
+        "targets",
+    )
 
     def __init__(
         self,
@@ -93,9 +102,12 @@ class RoutingTable:
         self._identity = identity
         bound, problems, conflicts = bind_routes(by_key.values(), routes, interceptor, grants)
         owned: dict[str, set[str]] = {}
+        rules: dict[str, set[int]] = {}
         for b in bound:
             owned.setdefault(b.target.key, set()).add(b.route.key)
+            rules.setdefault(b.route.key, set()).add(b.rule_index)
         self._owned = owned
+        self._bound_rules = {route: frozenset(indices) for route, indices in rules.items()}
         if identity is not None:
             problems.extend(_unstamped(bound, identity))
         self._routes = RouteIndex(bound)
@@ -138,6 +150,11 @@ class RoutingTable:
             return {}
         stamp = self._identity.stamp
         return {route: stamp(route) for route in sorted(self._owned.get(target_key, ()))}
+
+    def bound_rules(self, route_key: str) -> frozenset[int]:
+        """The indices of ``route_key``'s rules bound to some object (refused bindings and
+        rules that do not exist are not)."""
+        return self._bound_rules.get(route_key, frozenset())
 
     def problems_of(self, target_key: str) -> Sequence[BindingProblem]:
         return [p for p in self.problems if p.target == target_key]
