@@ -42,8 +42,15 @@ EndpointView = Mapping[str, Sequence[tuple[str, int]]]
 class Interceptor:
     """Reverse proxy with a cold-start gate; one per process (one event loop)."""
 
-    def __init__(self, settings: InterceptorSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: InterceptorSettings | None = None,
+        admin_routes: Callable[[web.Application], None] | None = None,
+    ) -> None:
+        """``admin_routes`` adds routes of the caller's own to the admin app (local mode's
+        control API) before it serves."""
         self.settings = settings or InterceptorSettings()
+        self._admin_routes = admin_routes
         self._state: ProxyState | None = None
         self._server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
@@ -75,8 +82,11 @@ class Interceptor:
         sock = self._server.sockets[0]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._proxy_port = sock.getsockname()[1]
+        app = build_admin_app(self)
+        if self._admin_routes is not None:
+            self._admin_routes(app)
         self._runner = web.AppRunner(
-            build_admin_app(self), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
         admin_sock = socket.create_server((s.admin_host, s.admin_port), reuse_port=False)

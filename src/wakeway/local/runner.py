@@ -14,15 +14,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
-
-from wakeway.interceptor.admin import build_admin_app
 from wakeway.interceptor.counts import CountUpdate, TargetCounts
 from wakeway.interceptor.server import Interceptor
 from wakeway.interceptor.settings import InterceptorSettings
@@ -88,11 +84,10 @@ class LocalRunner:
         self.settings = settings
         self.wall_clock = wall_clock  # what warm windows are read against
         self.config = load_config(self.paths)  # raises ConfigError before anything starts
-        # The interceptor's own admin listener stays on loopback, unannounced; local mode's
-        # admin port serves the same routes plus local mode's own (wakeway.local.control).
-        self.interceptor = Interceptor(replace(settings, admin_host="127.0.0.1", admin_port=0))
-        self.admin_port = 0
-        self._admin: web.AppRunner | None = None
+        # The interceptor's admin port also serves local mode's own routes (wakeway.local.control).
+        self.interceptor = Interceptor(
+            settings, admin_routes=lambda app: add_control_routes(app, self)
+        )
         self.routes_to = LOCAL_INTERCEPTOR
         self.slots: dict[str, Slot] = {}
         self._kick = asyncio.Event()
@@ -192,20 +187,19 @@ class LocalRunner:
     async def start(self) -> None:
         """Listen, and begin acting on counts (workloads with replicas.min >= 1 start now)."""
         await self.interceptor.start()
-        await self._serve_admin()
         s, i = self.settings, self.interceptor
         log.info(
             "local mode listening on %s:%d, admin on %s:%d",
             s.listen_host,
             i.proxy_port,
             s.admin_host,
-            self.admin_port,
+            i.admin_port,
             extra=event(
                 "listening",
                 host=s.listen_host,
                 port=i.proxy_port,
                 admin_host=s.admin_host,
-                admin_port=self.admin_port,
+                admin_port=i.admin_port,
             ),
         )
         self._control_task = asyncio.create_task(self._control(), name="wakeway-local-control")
@@ -218,20 +212,7 @@ class LocalRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._control_task
         await self.interceptor.drain_and_stop()
-        if self._admin is not None:
-            await self._admin.cleanup()
         await self._stop_all()
-
-    async def _serve_admin(self) -> None:
-        app = build_admin_app(self.interceptor)
-        add_control_routes(app, self)
-        self._admin = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=1.0
-        )
-        await self._admin.setup()
-        sock = socket.create_server((self.settings.admin_host, self.settings.admin_port))
-        self.admin_port = sock.getsockname()[1]
-        await web.SockSite(self._admin, sock).start()
 
     # --- control (wakeway wake / sleep) ---
 
