@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster.harness.cluster import SPARE_IPS, Cluster
 from tests.cluster.helpers import eventually
@@ -24,18 +26,22 @@ from tests.cluster.tenants import BOUND, Tenant, httpso, status_where, tenant, w
 from tests.cluster.test_gateway import route, rule, served_through
 from tests.cluster.traefik import (
     GATEWAY_GROUP,
+    NAME,
+    NAMESPACE,
     Gateway,
     routes_to_interceptor,
     traefik_binary,
     traefik_gateway,
 )
-from tests.cluster.wakeway_setup import IDENTITY, apply
-from wakeway.kube import Conflict, Kube
+from tests.cluster.wakeway_setup import IDENTITY, apply, documents
+from wakeway.kube import Conflict, Kube, NotFound
 from wakeway.kube.patch import field_managers
-from wakeway.kube.resources import HTTPROUTES, HTTPSCALEDOBJECTS, REFERENCEGRANTS
+from wakeway.kube.resources import HTTPROUTES, HTTPSCALEDOBJECTS, NAMESPACES, REFERENCEGRANTS
 from wakeway.operator.routefilter import ANNOTATION, FIELD_MANAGER, identity_filter
 
 pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
 
 PROXY, GATEWAY_PORT = 18981, 18982
 ADMIN, SCALER, PING = 19981, 19982, 19983
@@ -221,3 +227,36 @@ async def test_a_route_claimed_without_its_owners_grant_is_never_written(
         await rules_become(kube, owner.ns, "prize", stamped(rules, prize_id, 0), "granted")
         await owner.kube.delete(REFERENCEGRANTS, owner.ns, "claimant-may-bind")
         await rules_become(kube, owner.ns, "prize", rules, "the grant withdrawn")
+
+
+async def test_the_kubernetes_example_is_routed_by_applying_it(
+    cluster: Cluster, stack: Standalone, gateway: Gateway, kube: Kube
+) -> None:
+    """examples/kubernetes as it is, but for its Gateway (this one is Traefik's): applied,
+    and nothing else done, a request for its host is answered by its workload."""
+    folder = REPO / "examples" / "kubernetes"
+    listed = yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"]
+    docs = [d for d in documents(*(folder / f for f in listed)) if d["kind"] != "Gateway"]
+    (hello,) = [d for d in docs if d["kind"] == "HTTPRoute"]
+    hello["spec"]["parentRefs"] = [{"name": NAME, "namespace": NAMESPACE}]
+    ns = hello["metadata"]["namespace"]
+    try:
+        await apply(kube, docs)
+        identity = IDENTITY.stamp(f"{ns}/hello")
+        rules = hello["spec"]["rules"]
+        stored = await rules_of(kube, ns, "hello")
+        await rules_become(kube, ns, "hello", stamped(stored, identity, 0), "stamped")
+        assert [r["name"] for r in stored] == [r["name"] for r in rules]
+        answer = await served_through(gateway, "hello.example.com", "hello-")
+        assert answer.status == 200
+    finally:
+        await kube.delete(NAMESPACES, None, ns)
+
+        async def gone() -> bool:
+            try:
+                await kube.get(NAMESPACES, None, ns)
+            except NotFound:
+                return True
+            return False
+
+        await eventually(gone, f"namespace {ns} to be deleted", within=60)
