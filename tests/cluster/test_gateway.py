@@ -246,38 +246,24 @@ async def test_the_readmes_quick_start_is_true(
     cluster: Cluster, stack: Standalone, gateway: Gateway, kube: Kube
 ) -> None:
     """The README's manifests and steps, on this tier: its Gateway is this tier's Traefik (the
-    route's parentRef follows), the rest is applied as written; the identity is copied in as its
-    `sed` line does, and the first request through the Gateway wakes the Deployment at zero."""
+    route's parentRef follows), the rest is applied as written; the operator stamps the annotated
+    route, and the first request through the Gateway wakes the Deployment at zero."""
     readme = README.read_text()
     (manifests,) = re.findall(r"^```yaml\n(.*?)^```", readme, re.M | re.S)
-    (placeholder,) = re.findall(r'sed -i "s\|([^|]+)\|\$ID\|" hello\.yaml', readme)
     (host,) = re.findall(r"curl -i -H 'Host: ([^']+)' http://\$GATEWAY/", readme)
-
-    def documents(text: str) -> list[dict[str, Any]]:
-        docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] != "Gateway"]
-        for d in docs:
-            if d["kind"] == "HTTPRoute":
-                d["spec"]["parentRefs"] = [{"name": NAME, "namespace": NAMESPACE}]
-        return docs
-
-    docs = documents(manifests)
+    docs = [d for d in yaml.safe_load_all(manifests) if d and d["kind"] != "Gateway"]
+    (route_doc,) = [d for d in docs if d["kind"] == "HTTPRoute"]
+    route_doc["spec"]["parentRefs"] = [{"name": NAME, "namespace": NAMESPACE}]
     (so,) = [d for d in docs if d["kind"] == "HTTPScaledObject"]
     ns, name = so["metadata"]["namespace"], so["metadata"]["name"]
     target = so["spec"]["scaleTargetRef"]["name"]
     try:
         await apply(kube, docs)
-
-        async def identity() -> str | None:
-            st = (await kube.get(HTTPSCALEDOBJECTS, ns, name)).get("status") or {}
-            return (st.get("routes") or [{}])[0].get("identity") or None
-
-        published = await eventually(identity, f"{ns}/{name} to publish its identity", within=60)
-        assert placeholder in manifests
-        # Applying the file again changes only the route (a server-side apply; here, a replace).
-        changed = [d for d in documents(manifests.replace(placeholder, published)) if d not in docs]
-        assert [d["kind"] for d in changed] == ["HTTPRoute"]
-        await apply(kube, changed)
-        await status_where(kube, ns, name, "Bound", BOUND)
+        st = await status_where(kube, ns, name, "Bound", BOUND)
+        stamp = {"name": IDENTITY_HEADER, "value": st["routes"][0]["identity"]}
+        stored = await kube.get(HTTPROUTES, ns, route_doc["metadata"]["name"])
+        (written,) = stored["spec"]["rules"][0]["filters"]
+        assert written["requestHeaderModifier"]["set"] == [stamp]
         assert await replicas(kube, ns, target) == 0
 
         async def answered() -> Answer | None:
