@@ -300,7 +300,7 @@ def _keyed(docs: list[Any]) -> dict[tuple[str, str], Any]:
 def test_kubectl_builtin_kustomize_renders_each_kustomization_as_kustomize_does(
     binaries: Binaries, folder: str
 ) -> None:
-    # `kubectl apply -k` is how the README installs: kubectl's own (older) kustomize must
+    # `kubectl apply -k` is how docs/install.md installs: kubectl's own (older) kustomize must
     # render every kustomization, and render it the same.
     assert _keyed(documents(kubectl_kustomize(binaries, folder))) == _keyed(
         documents(kustomize_build(binaries, folder))
