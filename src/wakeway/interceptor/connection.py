@@ -13,8 +13,9 @@ FIN and discards (a bounded amount of) what the client still sends, so that a re
 destroy the answer before the client reads it (RFC 9112 section 9.6). Upgrades (``tunnel``,
 ``upgrading``) and the client's EOF are kept beside it: they are facts, not stages.
 
-(A little over 400 lines: the httptools callbacks, the pipelining queue and the close and
-linger rules share the connection's state and read best in one place.)
+(About 600 lines: the httptools callbacks, the pipelining queue, the close and linger rules
+and the HTTP/1.1 framing of the exchange's response events share the connection's state and
+read best in one place.)
 """
 
 from __future__ import annotations

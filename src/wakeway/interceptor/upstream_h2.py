@@ -16,6 +16,9 @@ room. Response DATA is acknowledged as the client takes it: while the exchange h
 :class:`MixedPool` is the pool the proxy state uses: HTTP/1.1 endpoints are pooled by
 :class:`~.upstream.Pool`, h2c endpoints (``h2c``, set with the endpoint view) get a stream on
 their shared connection (a second connection only when the first has no stream left).
+
+About 500 lines: the stream, its shared connection and the pool that chooses between h2c and
+HTTP/1.1 hand flow-control state to each other and are kept together.
 """
 
 from __future__ import annotations

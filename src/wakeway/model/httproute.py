@@ -4,6 +4,9 @@ The parser applies the defaults the CRD schema applies (a rule without matches m
 ``PathPrefix /``, a backendRef weighs 1, ...) and rejects what the schema, its CEL rules and
 the limits reject where it matters to matching, so that everything past this module can trust
 its input. Regular expressions are checked with RE2, the engine matching uses.
+
+Longer than most modules on purpose: it is one reading of one CRD, and its checks follow the
+Gateway API's schema field by field, so they are kept together in the schema's order.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ cold-start response header), ``spec.warmWindows`` (kept warm by schedule),
 ``spec.wakeExclusions`` and ``spec.maintenance`` (requests answered without waking anything) and
 extra keys of ``spec.timeouts`` (connect, request).
 Durations given as ``None`` mean "the interceptor's global default".
+
+Slightly over 400 lines: the parser of every field of the spec, in the CRD's order, in one place.
 """
 
 from __future__ import annotations

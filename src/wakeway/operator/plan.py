@@ -6,6 +6,10 @@ ScaledObject, the scaler's activity) and the time, and returns effects as data: 
 write (None when it would not change), the ScaledObject to create, update or delete, the
 replicas to set, the Events to record and when to look again. The shell applies them in that
 order and does nothing else; a steady state plans no writes at all.
+
+Kept as one module (a little under 500 lines) because every part of the status — conditions,
+routes, conflicts, the KEDA ScaledObject, standalone scaling — is decided from the same
+observation in one pass, and reads best beside the others.
 """
 
 from __future__ import annotations
