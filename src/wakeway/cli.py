@@ -14,6 +14,8 @@ from typing import Any
 
 from wakeway import __version__
 from wakeway.ctl.commands import COMMANDS, add_commands, run_command
+from wakeway.ctl.routefilter import COMMAND as ROUTE_FILTER
+from wakeway.ctl.routefilter import add_route_filter, run_route_filter
 from wakeway.model import logs
 from wakeway.model.settings import HostPort, parse_addresses, parse_host_port
 
@@ -124,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     add_commands(sub)
+    add_route_filter(sub)
     return parser
 
 
@@ -135,6 +138,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     logs.configure(args.log_level, args.log_format)
     if args.command in COMMANDS:
         return run_command(args)
+    if args.command == ROUTE_FILTER:
+        return run_route_filter(args)
     if args.command == "local":
         return _local(args)
     if args.command == "validate":

@@ -23,6 +23,7 @@ from tests.cluster.harness.cluster import SPARE_IPS, Cluster
 from tests.cluster.helpers import eventually
 from tests.cluster.standalone import Standalone, start_standalone
 from tests.cluster.tenants import BOUND, Tenant, httpso, status_where, tenant, workload
+from tests.cluster.test_cli_cluster import cli
 from tests.cluster.test_gateway import route, rule, served_through
 from tests.cluster.traefik import (
     GATEWAY_GROUP,
@@ -195,6 +196,10 @@ async def test_a_route_claimed_without_its_owners_grant_is_never_written(
         claim = httpso("app", routes=[{"name": "prize", "namespace": owner.ns}])
         await claimant.kube.create(HTTPSCALEDOBJECTS, claimant.ns, claim)
         await status_where(claimant.kube, claimant.ns, "app", "Bound", ("False", "RefNotPermitted"))
+        # Nothing to paste for it either: the CLI says why.
+        refused = await cli(cluster, "route-filter", "app", "-n", claimant.ns)
+        assert refused.returncode == 1, refused
+        assert f"HTTPRoute {owner.ns}/prize: no identity published" in refused.stderr, refused
 
         # A later route the claimant may bind (its own) is written: the operator has looked
         # at the refused one since, and left it alone.
@@ -225,6 +230,12 @@ async def test_a_route_claimed_without_its_owners_grant_is_never_written(
         prize_id = IDENTITY.stamp(f"{owner.ns}/prize")
         rules = before["spec"]["rules"]
         await rules_become(kube, owner.ns, "prize", stamped(rules, prize_id, 0), "granted")
+        # What the operator wrote is what `wakeway route-filter` gives GitOps users to paste.
+        printed = await cli(
+            cluster, "route-filter", "app", "-n", claimant.ns, "--route", f"{owner.ns}/prize"
+        )
+        assert printed.returncode == 0, printed
+        assert yaml.safe_load(printed.stdout) == [identity_filter(prize_id)], printed.stdout
         await owner.kube.delete(REFERENCEGRANTS, owner.ns, "claimant-may-bind")
         await rules_become(kube, owner.ns, "prize", rules, "the grant withdrawn")
 
