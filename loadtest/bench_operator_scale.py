@@ -213,6 +213,7 @@ async def measure(
     count: int,
     idle: float,
     ready_within: float,
+    extra_env: Mapping[str, str],
 ) -> Figures:
     figures = Figures(label, count)
     ns = f"scale-{label}-{count}"
@@ -228,6 +229,7 @@ async def measure(
         "WAKEWAY_OPERATOR_SCALER_ADDRESS": f"{LO}:{SCALER}",
         "WAKEWAY_OPERATOR_HEALTH_PORT": "0",
         "WAKEWAY_OPERATOR_RESYNC": str(RESYNC),
+        **extra_env,
     }
     try:
         procs["scaler"] = start(
@@ -341,13 +343,21 @@ async def run(cluster: Cluster, args: argparse.Namespace) -> list[Figures]:
                         count,
                         args.idle,
                         args.ready_within,
+                        {},
                     )
                 )
                 # The interceptor watches every namespace: leave it only the measured objects.
                 await delete_namespace(kube, f"scale-baseline-{count}")
             rows.append(
                 await measure(
-                    cluster, kube, "current", REPO / "src", count, args.idle, args.ready_within
+                    cluster,
+                    kube,
+                    "current",
+                    REPO / "src",
+                    count,
+                    args.idle,
+                    args.ready_within,
+                    dict(args.operator_env),
                 )
             )
             print(report(rows), flush=True)
@@ -363,6 +373,14 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=60.0, help="idle window (s)")
     parser.add_argument("--ready-within", type=float, default=600.0, help="bound per sync (s)")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        type=lambda kv: tuple(kv.split("=", 1)),
+        metavar="NAME=VALUE",
+        help="an operator setting for the current tree (e.g. WAKEWAY_OPERATOR_WORKERS=64)",
+    )
     args = parser.parse_args()
     args.objects = args.objects or [500]
     if not all(1 <= n <= 10000 for n in args.objects):
