@@ -9,8 +9,12 @@ from typing import Any
 
 import pytest
 
+from tests.unit.routing_fixtures import INTERCEPTOR, reference_grant, route, so
 from wakeway.model.httproute import parse_httproute
+from wakeway.model.httpso import HTTPScaledObject
+from wakeway.model.service import ReferenceGrant
 from wakeway.operator.routefilter import ANNOTATION, PatchOp, identity_filter, plan_route_filter
+from wakeway.routing import RouteGrants, RoutingTable
 from wakeway.routing.identity import IDENTITY_HEADER
 
 pytestmark = pytest.mark.unit
@@ -204,3 +208,37 @@ def test_only_an_unbound_rules_stamp_goes_while_the_bound_ones_stay() -> None:
 def test_patch_ops_in_json() -> None:
     assert PatchOp("remove", "/a").to_json() == {"op": "remove", "path": "/a"}
     assert PatchOp("add", "/a", [1]).to_json() == {"op": "add", "path": "/a", "value": [1]}
+
+
+@pytest.mark.parametrize(
+    ("targets", "grants", "bound"),
+    [
+        pytest.param([so("web", ns="shop", routes=[{"name": "r"}])], [], {0, 1}, id="every rule"),
+        pytest.param(
+            [so("web", ns="shop", routes=[{"name": "r", "ruleName": "b"}])],
+            [],
+            {1},
+            id="one rule by name",
+        ),
+        pytest.param(
+            [so("web", ns="thief", routes=[{"name": "r", "namespace": "shop"}])],
+            [],
+            set(),
+            id="refused: another namespace without the owner's grant",
+        ),
+        pytest.param(
+            [so("web", ns="thief", routes=[{"name": "r", "namespace": "shop"}])],
+            [reference_grant("shop", from_ns="thief")],
+            {0, 1},
+            id="granted",
+        ),
+        pytest.param([], [], set(), id="no object binds it"),
+    ],
+)
+def test_the_rules_the_operator_stamps_are_the_bound_ones(
+    targets: list[HTTPScaledObject], grants: list[ReferenceGrant], bound: set[int]
+) -> None:
+    r = route("r", [{"name": "a"}, {"name": "b"}], ns="shop")
+    table = RoutingTable(targets, [r], INTERCEPTOR, RouteGrants.of(grants))
+    assert table.bound_rules("shop/r") == bound
+    assert table.bound_rules("shop/other") == frozenset()
