@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 
 from h2.config import H2Configuration
@@ -50,10 +51,18 @@ class H2Client:
         # Request bodies the windows hold back: data, end the stream after it, trailers.
         self._pending: dict[int, tuple[bytearray, bool, Fields | None]] = {}
 
-    async def connect(self, *, upgrade_path: str | None = None) -> H2Response | None:
+    async def connect(
+        self, *, upgrade_path: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> H2Response | None:
         """Prior knowledge, or ``Upgrade: h2c`` on a GET of ``upgrade_path`` (its response,
-        stream 1, is returned)."""
-        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        stream 1, is returned); ``tls``: h2 over TLS (the context offers ALPN ``h2``) to the
+        server name app.example.com."""
+        self._reader, self._writer = await asyncio.open_connection(
+            "127.0.0.1",
+            self.port,
+            ssl=tls,
+            server_hostname=None if tls is None else "app.example.com",
+        )
         if upgrade_path is None:
             self.h2.initiate_connection()
             self._flush()

@@ -78,6 +78,7 @@ class ClientConnection(asyncio.Protocol):
         "life",
         "parser",
         "paused",
+        "proto",
         "queue",
         "reading_paused",
         "state",
@@ -101,6 +102,7 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: Exchange | None = None
         self.upgrading: Exchange | None = None
         self.client_ip = b"unknown"
+        self.proto = b"http"
         self.deadline = Deadline(state.loop, self._on_timeout)
         self._advancing = False
         self._discarded = 0
@@ -125,6 +127,11 @@ class ClientConnection(asyncio.Protocol):
             self.client_ip = str(peer[0]).encode("latin-1")
         self.state.connections.add(self)
         self.deadline.arm(self.state.settings.header_read_timeout)
+        tls = self.transport.get_extra_info("ssl_object")
+        if tls is not None:
+            self.proto = b"https"
+            if tls.selected_alpn_protocol() == "h2":  # negotiated: HTTP/2 from the first byte
+                self._to_h2(b"", None)
 
     def data_received(self, data: bytes) -> None:
         if self._fresh:
@@ -505,7 +512,7 @@ class ClientConnection(asyncio.Protocol):
         self.state.connections.discard(self)
         if transport is None:
             return
-        h2c = H2ClientConnection(self.state, self.client_ip)
+        h2c = H2ClientConnection(self.state, self.client_ip, self.proto)
         transport.set_protocol(h2c)
         if self.reading_paused:
             self.reading_paused = False

@@ -123,6 +123,7 @@ class ClientSide(Protocol):
     body, end with trailers, or a page of our own); each client kind frames them itself."""
 
     client_ip: bytes
+    proto: bytes  # b"https" over TLS, else b"http"
     write_paused: bool
 
     def send_head(
@@ -403,6 +404,7 @@ class Exchange:
             self.headers,
             facts,
             client_ip=conn.client_ip,
+            proto=conn.proto,
             framing=self.body_framing,
             upgrade=self.upgrade,
             via=self.proxy.settings.via,

@@ -58,11 +58,12 @@ MAX_WINDOW = (1 << 31) - 1
 
 
 class H2ClientConnection(asyncio.Protocol):
-    """One client connection speaking HTTP/2 without TLS (h2c)."""
+    """One client connection speaking HTTP/2: h2c, or h2 when TLS negotiated it by ALPN."""
 
-    def __init__(self, state: ProxyState, client_ip: bytes) -> None:
+    def __init__(self, state: ProxyState, client_ip: bytes, proto: bytes = b"http") -> None:
         self.state = state
         self.client_ip = client_ip
+        self.proto = proto
         settings = state.settings
         self.window = min(settings.max_buffered_body, MAX_WINDOW)
         self.h2 = H2Connection(

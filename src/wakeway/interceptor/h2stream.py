@@ -27,6 +27,7 @@ class StreamOwner(Protocol):
 
     h2: H2Connection
     client_ip: bytes
+    proto: bytes
     write_paused: bool
 
     def flush(self) -> None: ...
@@ -55,6 +56,7 @@ class H2Stream:
         "out_done",
         "paused",
         "pending",
+        "proto",
         "reset",
         "sid",
         "trailers",
@@ -67,6 +69,7 @@ class H2Stream:
         self.conn = conn
         self.sid = sid
         self.client_ip = conn.client_ip
+        self.proto = conn.proto
         self.write_paused = conn.write_paused
         self.ex: Exchange | None = None
         self.grpc = False

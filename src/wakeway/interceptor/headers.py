@@ -107,11 +107,13 @@ def request_head(
     facts: HeadFacts,
     *,
     client_ip: bytes,
+    proto: bytes = b"http",
     framing: Framing,
     upgrade: bool,
     via: bool,
 ) -> bytes:
-    """The head sent upstream (always HTTP/1.1): end-to-end fields plus this hop's own."""
+    """The head sent upstream (always HTTP/1.1): end-to-end fields plus this hop's own.
+    ``proto``: the client's scheme, ``https`` when it came over TLS, for X-Forwarded-Proto."""
     out: list[bytes] = [method, b" ", target, b" HTTP/1.1\r\n"]
     xff: list[bytes] = []
     has_proto = False
@@ -134,7 +136,7 @@ def request_head(
     xff.append(client_ip)
     out += (b"X-Forwarded-For: ", b", ".join(xff), b"\r\n")
     if not has_proto:
-        out.append(b"X-Forwarded-Proto: http\r\n")
+        out += (b"X-Forwarded-Proto: ", proto, b"\r\n")
     if not has_fhost and facts.host is not None:
         out += (b"X-Forwarded-Host: ", facts.host, b"\r\n")
     if via:

@@ -33,6 +33,7 @@ from .router import Router
 from .settings import InterceptorSettings
 from .state import ColdCallback, ProxyState
 from .stream import CountSubscription
+from .tls import CertificateFiles, Terminator, stop
 
 log = logging.getLogger("wakeway.interceptor")
 
@@ -58,6 +59,8 @@ class Interceptor:
         self._endpoints: EndpointView = {}
         self._h2c: frozenset[str] = frozenset()
         self._cold: list[ColdCallback] = []
+        self._tls: Terminator | None = None
+        self._tls_watch: asyncio.Task[None] | None = None
         self._proxy_port = 0
         self._admin_port = 0
         self._draining = False
@@ -72,13 +75,19 @@ class Interceptor:
         state.set_endpoints(self._endpoints, self._h2c)
         self._state = state
         s = self.settings
+        if s.tls_certificates:
+            files = CertificateFiles(s.tls_certificates)
+            self._tls = Terminator(files.load())
         self._server = await loop.create_server(
             lambda: ClientConnection(state),
             s.listen_host,
             s.listen_port,
             backlog=1024,
             reuse_address=True,
+            ssl=None if self._tls is None else self._tls.context,
         )
+        if self._tls is not None:
+            self._tls_watch = loop.create_task(files.watch(self._tls, s.tls_reload_interval))
         sock = self._server.sockets[0]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._proxy_port = sock.getsockname()[1]
@@ -93,9 +102,10 @@ class Interceptor:
         self._admin_port = admin_sock.getsockname()[1]
         await web.SockSite(self._runner, admin_sock).start()
         log.info(
-            "interceptor listening on %s:%d, admin on %s:%d",
+            "interceptor listening on %s:%d%s, admin on %s:%d",
             s.listen_host,
             self._proxy_port,
+            "" if self._tls is None else " (TLS)",
             s.admin_host,
             self._admin_port,
         )
@@ -113,6 +123,7 @@ class Interceptor:
         state.draining = True
         if self._server is not None:
             self._server.close()
+        await stop(self._tls_watch)
         for conn in list(state.connections):
             conn.drain()
         limit = self.settings.drain_timeout if drain_timeout is None else drain_timeout
@@ -195,6 +206,12 @@ class Interceptor:
     @property
     def proxy_port(self) -> int:
         return self._proxy_port
+
+    @property
+    def tls(self) -> Terminator | None:
+        """The listener's TLS side (None without TLS): :meth:`Terminator.swap` replaces its
+        certificates."""
+        return self._tls
 
     @property
     def admin_port(self) -> int:

@@ -27,6 +27,20 @@ from wakeway.model.settings import (
 )
 from wakeway.model.settings import settings_from_env as read_env
 
+
+def parse_cert_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """``CERT:KEY,CERT:KEY`` (file paths) as (cert, key) pairs. Raises ``ValueError``."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        cert, colon, key = item.partition(":")
+        if not colon or not cert or not key or ":" in key:
+            raise ValueError(f"{item!r} is not CERT_FILE:KEY_FILE")
+        pairs.append((cert, key))
+    return tuple(pairs)
+
+
 ENV_PREFIX = "WAKEWAY_INTERCEPTOR_"
 KUBE_ENV_PREFIX = "WAKEWAY_"
 
@@ -80,6 +94,11 @@ class InterceptorSettings:
     counts_coalesce: float = seconds(0.005)
     counts_heartbeat: float = seconds(5.0)
     counts_queue_size: int = count(256)
+    # TLS on the proxy listener (docs/protocols.md#tls): certificate and key files as
+    # "CERT:KEY,CERT:KEY" (the first pair is the default certificate); none: plain TCP.
+    tls_certificates: tuple[tuple[str, str], ...] = setting((), parse=parse_cert_pairs)
+    # How often the certificate files are checked for changes (seconds).
+    tls_reload_interval: float = seconds(10.0)
     # Processes; only 1 is implemented (one uvloop process reaches the throughput goal).
     workers: int = 1
 
