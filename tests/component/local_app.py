@@ -1,7 +1,7 @@
 """A workload for local-mode tests: answers with its pid; can crash, or linger after SIGTERM.
 
 python3 local_app.py --port P [--crash] [--term-delay S] [--startup-delay S] [--child]
-    [--tag T]
+    [--tag T] [--say TEXT]
 
 ``--child`` starts a child process that only sleeps (its pid is in each answer, as ``child``);
 ``--tag`` is echoed in each answer.
@@ -100,10 +100,14 @@ def main() -> None:
     ap.add_argument("--startup-delay", type=float, default=0.0)
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--say", default="", help="print this line, then one on stderr, at start")
     args = ap.parse_args()
     if args.crash:
         sys.exit(3)
     EXTRA["tag"] = args.tag
+    if args.say:
+        print(args.say, flush=True)
+        print(f"{args.say} (stderr)", file=sys.stderr, flush=True)
     if args.child:
         sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
         EXTRA["child"] = subprocess.Popen(sleeper).pid

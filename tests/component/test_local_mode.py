@@ -7,6 +7,7 @@ import http.client
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -422,3 +423,33 @@ async def test_a_fixed_port_taken_by_another_process_fails_the_start_with_502(
         assert h.runner.slots["default/app"].starts == 0
     finally:
         foreign.close()
+
+
+async def test_workload_output_is_prefixed_with_its_name(
+    local: Start, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    h = await local(config(args="--say hello-from-app"))
+    assert (await h.get("app.localhost", "/"))[0] == 200
+    seen: list[bytes] = []
+
+    def said() -> bool:  # on its stdout and its stderr
+        seen.append(capsysbinary.readouterr().out)
+        return b"(stderr)" in b"".join(seen)
+
+    await h.until(said, within=10)
+    lines = [line for line in b"".join(seen).splitlines() if b"hello-from-app" in line]
+    assert lines == [b"app | hello-from-app", b"app | hello-from-app (stderr)"]
+
+
+async def test_debug_lines_say_what_changed_and_a_summary_starts(
+    local: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="wakeway")
+    h = await local(config())
+    assert (await h.get("app.localhost", "/cold"))[0] == 200
+    text = caplog.text
+    assert "1 HTTPScaledObjects, 0 HTTPRoutes, 1 LocalWorkloads; access log off" in text
+    assert "routing table swapped: 1 targets, 0 problems, 0 conflicts; added: default/app" in text
+    assert "default/app: holding GET /cold for backend" in text
+    assert re.search(r"endpoints of \S+: 1 ready \(127\.0\.0\.1:\d+\); added", text), text
+    assert re.search(r"default/app: released GET /cold after [\d.]+ s to 127\.0\.0\.1:\d+", text)

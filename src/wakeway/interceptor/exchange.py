@@ -26,6 +26,7 @@ transitions (request side, response side, cold start, ending) are meant to be re
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator, Mapping
 from enum import Enum
 from time import perf_counter
@@ -95,6 +96,9 @@ def final_chunk(trailers: RawHeaders | None) -> bytes:
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
     return b"".join(lines)
+
+
+log = logging.getLogger("wakeway.interceptor")
 
 
 class Proxy(Protocol):
@@ -661,6 +665,9 @@ class Exchange:
         self.held_since = proxy.loop.time()
         self.hold_deadline = admission.deadline
         proxy.held(self)
+        if log.isEnabledFor(logging.DEBUG):
+            left = admission.deadline - self.held_since
+            log.debug("%s: holding %s for backend %s, at most %.1f s", *self._said(), left)
 
     def on_released(self) -> None:
         """The gate let this held exchange go: its backend has a ready endpoint now."""
@@ -672,7 +679,16 @@ class Exchange:
             self.phase = QUEUED
             self._hold()
             return
+        if log.isEnabledFor(logging.DEBUG):
+            waited = self.proxy.loop.time() - self.held_since
+            to = format_address(addr)
+            log.debug("%s: released %s after %.3f s to %s", *self._said()[:2], waited, to)
         self.connect(addr)
+
+    def _said(self) -> tuple[str, str, str]:
+        """Target, ``METHOD path`` and backend, for a DEBUG line."""
+        request = f"{self.method.decode('latin-1')} {self.url.decode('latin-1')}"
+        return self.tkey, request, self.backend_key
 
     def on_expired(self) -> None:
         """The readiness deadline passed: failover, placeholder, or an error."""
@@ -681,6 +697,7 @@ class Exchange:
         proxy = self.proxy
         policy = self.policy
         assert policy is not None
+        log.debug("%s: a held request reached its deadline", self.tkey)
         addr = None if policy.failover_key is None else proxy.pick(policy.failover_key)
         action = at_deadline(
             failover=policy.failover_key is not None,

@@ -42,6 +42,7 @@ from wakeway.model.service import (
     parse_reference_grant,
     parse_service,
 )
+from wakeway.observe.debug import EndpointChanges, log_table_swap
 from wakeway.routing import (
     InterceptorRef,
     RouteGrants,
@@ -89,6 +90,7 @@ class KubeConfigSource:
         self.slices: Informer[EndpointSlice] = Informer(kube, ENDPOINTSLICES, parse_endpoint_slice)
         self._table_stale = True
         self._view_stale = True
+        self._endpoint_changes = EndpointChanges(log)
         self._pending: asyncio.Task[None] | None = None  # the routing-table rebuild
         self._view_task: asyncio.Task[None] | None = None  # the endpoint-view refresh
         self._view_built = float("-inf")  # loop time of the last endpoint-view rebuild
@@ -177,6 +179,7 @@ class KubeConfigSource:
             services = {s.key: s for s in self.services.values()}
             backends = backends_of(self.scaled.values())
             view, _problems = endpoint_view(backends, services, index_slices(self.slices.values()))
+            self._endpoint_changes.swapped(view)  # logged before it releases held requests
             self.interceptor.set_endpoints(view, h2c_backends(backends, services))
             self._view_built = asyncio.get_running_loop().time()
             self.view_refreshes += 1
@@ -196,6 +199,7 @@ class KubeConfigSource:
                 RoutingTable, targets, routes, self.ref, grants, self.identity
             )
             self.interceptor.set_router(self.table)
+            log_table_swap(log, before, self.table)
             if before is not None:
                 for key in before.targets.keys() - self.table.targets.keys():
                     self._fail(
@@ -249,9 +253,18 @@ async def run_in_kubernetes(
     try:
         await interceptor.start()  # /livez answers at once; /readyz once the first sync is in
         await source.start()
+        log.info(
+            "interceptor started: proxy on %s:%d, admin on %s:%d, access log %s",
+            settings.listen_host,
+            interceptor.proxy_port,
+            settings.admin_host,
+            interceptor.admin_port,
+            "on" if settings.access_log else "off",
+        )
         await stop.wait()
         log.info("stopping: draining in-flight and held requests")
         await interceptor.drain_and_stop()
+        log.info("interceptor stopped")
     finally:
         await source.stop()
         await kube.close()

@@ -16,8 +16,10 @@ import functools
 import os
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from wakeway.model.local import LocalWorkload
 
@@ -67,6 +69,7 @@ class WorkloadProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._leader: asyncio.subprocess.Process | None = None
         self._lifeline: int | None = None  # write end of the group leader's pipe
+        self._output: asyncio.Task[None] | None = None  # relays its output, prefixed
 
     @property
     def pid(self) -> int | None:
@@ -93,11 +96,17 @@ class WorkloadProcess:
                 env=env,
                 cwd=w.working_dir,
                 stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
                 preexec_fn=functools.partial(os.setpgid, 0, leader),  # uvloop: no process_group
             )
         except OSError as exc:
             await self._end_group()
             raise StartFailed(f"cannot run {w.command[0]!r}: {exc.strerror or exc}") from None
+        assert self._proc.stdout is not None
+        self._output = asyncio.create_task(
+            relay_lines(self._proc.stdout, f"{w.meta.name} | ".encode(), sys.stdout.buffer)
+        )
         deadline = began + w.startup_timeout
         try:
             while True:
@@ -169,6 +178,10 @@ class WorkloadProcess:
         self._close_lifeline()
         if self._leader is not None:
             await self._leader.wait()
+        output, self._output = self._output, None
+        if output is not None:  # the group is gone: its output ends (or is cut off) now
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(output, 1.0)
 
     def _close_lifeline(self) -> None:
         if self._lifeline is not None:
@@ -207,3 +220,16 @@ class WorkloadProcess:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+async def relay_lines(source: asyncio.StreamReader, prefix: bytes, sink: BinaryIO) -> None:
+    """Copy ``source`` to ``sink`` line by line, each line after ``prefix``, until its end."""
+    while True:
+        try:
+            line = await source.readline()
+        except ValueError:  # a line over the reader's limit, which drops it: go on
+            continue
+        if not line:
+            return
+        sink.write(prefix + (line if line.endswith(b"\n") else line + b"\n"))
+        sink.flush()

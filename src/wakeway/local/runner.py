@@ -37,6 +37,7 @@ from wakeway.local.process import StartFailed, WorkloadProcess
 from wakeway.model.local import LocalWorkload
 from wakeway.model.logs import event
 from wakeway.model.warm import WarmWindow
+from wakeway.observe.debug import EndpointChanges, log_table_swap
 from wakeway.routing import InterceptorRef, RoutingTable
 
 log = logging.getLogger("wakeway.local")
@@ -94,6 +95,8 @@ class LocalRunner:
         self._stopping = False
         self._control_task: asyncio.Task[None] | None = None
         self._started_at = time.monotonic()
+        self._table: RoutingTable | None = None
+        self._endpoint_changes = EndpointChanges(log)
         self._apply_config(self.config)
 
     # --- configuration ---
@@ -142,6 +145,8 @@ class LocalRunner:
             )
         self.config = config
         self.interceptor.set_router(table)
+        log_table_swap(log, self._table, table)
+        self._table = table
         self._publish_endpoints()
 
     def reload(self) -> bool:
@@ -180,6 +185,7 @@ class LocalRunner:
             if slot.phase is Phase.READY and slot.process is not None:
                 for key in slot.endpoint_keys:
                     view.setdefault(key, []).append((slot.process.host, slot.process.port))
+        self._endpoint_changes.swapped(view)  # logged before it releases held requests
         self.interceptor.set_endpoints(view, h2c)
 
     # --- control loop ---
@@ -188,12 +194,18 @@ class LocalRunner:
         """Listen, and begin acting on counts (workloads with replicas.min >= 1 start now)."""
         await self.interceptor.start()
         s, i = self.settings, self.interceptor
+        c = self.config
         log.info(
-            "local mode listening on %s:%d, admin on %s:%d",
+            "local mode listening on %s:%d, admin on %s:%d; %d HTTPScaledObjects, "
+            "%d HTTPRoutes, %d LocalWorkloads; access log %s",
             s.listen_host,
             i.proxy_port,
             s.admin_host,
             i.admin_port,
+            len(c.scaled_objects),
+            len(c.routes),
+            len(c.workloads),
+            "on" if s.access_log else "off",
             extra=event(
                 "listening",
                 host=s.listen_host,
@@ -213,6 +225,7 @@ class LocalRunner:
                 await self._control_task
         await self.interceptor.drain_and_stop()
         await self._stop_all()
+        log.info("local mode stopped")
 
     # --- control (wakeway wake / sleep) ---
 

@@ -45,9 +45,11 @@ async def run_operator(settings: OperatorSettings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         task = asyncio.create_task(controller.run(), name="controller")
+        started = asyncio.create_task(_started(controller, mode, settings))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
+        started.cancel()
         if task not in done:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -58,6 +60,19 @@ async def run_operator(settings: OperatorSettings) -> None:
         if runner is not None:
             await runner.cleanup()
         await kube.close()
+        log.info("operator stopped")
+
+
+async def _started(controller: Controller, mode: str, settings: OperatorSettings) -> None:
+    """The startup summary, once the caches are synced and the first passes queued."""
+    await controller.ready.wait()
+    health = settings.health_port
+    log.info(
+        "operator started: %s mode, %d HTTPScaledObjects, health and metrics on %s",
+        mode,
+        len(controller.httpsos.items()),
+        f"{settings.health_host}:{health}" if health else "off",
+    )
 
 
 async def _health(controller: Controller, settings: OperatorSettings) -> web.AppRunner:
