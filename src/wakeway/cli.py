@@ -76,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"admin address: /livez /readyz /metrics /counts, and /objects and /explain for "
         f"wakeway status|wake|sleep|explain --local (default {DEFAULT_LOCAL_ADMIN})",
     )
+    local.add_argument(
+        "--tls-cert",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="serve TLS on the proxy address with this PEM certificate (chain); repeat with "
+        "--tls-key for more certificates, chosen by SNI from their names; the first is the "
+        "default. Reloaded when the files change",
+    )
+    local.add_argument(
+        "--tls-key", action="append", default=[], metavar="FILE", help="the key of each --tls-cert"
+    )
 
     scaler = sub.add_parser(
         "scaler",
@@ -191,13 +203,19 @@ Listener = tuple[HostPort, str]
 
 def _serve(main: Coroutine[Any, Any, int | None], listeners: Sequence[Listener]) -> int:
     """Run ``main`` on uvloop; an address that cannot be bound is one line naming it and the
-    flag or setting that changes it (exit 2), not a traceback."""
+    flag or setting that changes it (exit 2), not a traceback; so is a TLS certificate that
+    cannot be used."""
     import uvloop
+
+    from wakeway.interceptor.tls import TlsError
 
     try:
         return uvloop.run(main) or 0
     except KeyboardInterrupt:
         return 130
+    except TlsError as exc:  # a certificate or key that cannot be used, naming its file
+        print(f"wakeway: TLS: {exc}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as exc:
         line = _cannot_listen(exc, listeners)
         if line is None:
@@ -237,6 +255,16 @@ def _local(args: argparse.Namespace) -> int:
         admin_host=args.admin.host,
         admin_port=args.admin.port,
     )
+    if args.tls_cert or args.tls_key:
+        if len(args.tls_cert) != len(args.tls_key):
+            print(
+                f"wakeway: {len(args.tls_cert)} --tls-cert but {len(args.tls_key)} --tls-key: "
+                "each certificate needs its key",
+                file=sys.stderr,
+            )
+            return 2
+        pairs = tuple(zip(args.tls_cert, args.tls_key, strict=True))
+        settings = replace(settings, tls_certificates=pairs)
     listeners = [(args.listen, "--listen"), (args.admin, "--admin")]
     _access_log(settings.access_log)
     return _serve(run_local(args.paths, settings), listeners)
