@@ -66,6 +66,17 @@ class Tls:
         self.conns.append(conn)
         return conn
 
+    async def new_connections_get(self, port: int, serial: int) -> set[int]:
+        """Connect until a new connection gets the certificate numbered ``serial`` (10 s at
+        most); the serials seen on the way."""
+        seen: list[int] = []
+        for _ in range(200):
+            seen.append(peer_serial(peer_der(await self.connect(port))))
+            if seen[-1] == serial:
+                return set(seen)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"still served {seen[-1]}, not {serial}")
+
 
 @pytest.fixture
 async def tls(
@@ -193,19 +204,7 @@ async def test_changed_files_serve_new_connections_while_old_ones_keep_working(
     assert peer_serial(peer_der(old)) == first
     _, _, second = tls.ca.write(tls.dir, "app", "app.example.com")
     assert second != first
-    serials: list[int] = []
-
-    async def new_serial() -> bool:
-        conn = await tls.connect(port)
-        serials.append(peer_serial(peer_der(conn)))
-        return serials[-1] == second
-
-    for _ in range(200):  # 10 s at most
-        if await new_serial():
-            break
-        await asyncio.sleep(0.05)
-    assert serials[-1] == second
-    assert set(serials) <= {first, second}
+    assert await tls.new_connections_get(port, second) <= {first, second}
     status, _ = await get(old)  # the connection made before the reload carries on
     assert status.startswith(b"HTTP/1.1 200 ")
     assert peer_serial(peer_der(old)) == first
@@ -236,3 +235,32 @@ async def test_request_over_tls_is_held_for_a_cold_backend(tls: Tls) -> None:
     assert status.startswith(b"HTTP/1.1 200 ")
     assert echo["path"] == "/echo?cold=1"
     assert forwarded_proto(echo) == "https"
+
+
+async def test_a_secret_volume_updated_by_the_kubelet_is_reloaded(tls: Tls) -> None:
+    """A Secret mounted as a volume: the kubelet writes a new timestamped folder and swaps the
+    ``..data`` link to it in one rename; the file names stay links through it."""
+    volume = tls.dir / "secret"
+    volume.mkdir()
+
+    def publish(version: str) -> int:
+        folder = volume / f"..{version}"
+        folder.mkdir()
+        cert, key, serial = tls.ca.issue("app.example.com")
+        (folder / "tls.crt").write_bytes(cert)
+        (folder / "tls.key").write_bytes(key)
+        (volume / "..data_tmp").symlink_to(folder.name)
+        (volume / "..data_tmp").rename(volume / "..data")
+        return serial
+
+    first = await asyncio.to_thread(publish, "v1")
+    for name in ("tls.crt", "tls.key"):
+        (volume / name).symlink_to(f"..data/{name}")
+    pair = (str(volume / "tls.crt"), str(volume / "tls.key"))
+    port = (await tls.proxy(pair, tls_reload_interval=0.05)).proxy_port
+    old = await tls.connect(port)
+    assert peer_serial(peer_der(old)) == first
+    second = await asyncio.to_thread(publish, "v2")
+    assert await tls.new_connections_get(port, second) <= {first, second}
+    status, _ = await get(old)
+    assert status.startswith(b"HTTP/1.1 200 ")
