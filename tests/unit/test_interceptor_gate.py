@@ -28,11 +28,11 @@ def admit(
     )
 
 
-def test_first_held_request_of_a_target_is_a_wake() -> None:
+def test_held_requests_are_counted_per_target_and_overall() -> None:
     gate: GateCore[str] = GateCore(global_limit=100)
-    assert admit(gate, "r1") == Held(deadline=20.0, first=True)
-    assert admit(gate, "r2") == Held(deadline=20.0, first=False)
-    assert admit(gate, "r3", target="ns/b", backend="ns/b-svc:80") == Held(20.0, first=True)
+    assert admit(gate, "r1") == Held(deadline=20.0)
+    assert admit(gate, "r2") == Held(deadline=20.0)
+    assert admit(gate, "r3", target="ns/b", backend="ns/b-svc:80") == Held(20.0)
     assert (gate.held(), gate.held("ns/a"), gate.held("ns/b")) == (3, 2, 1)
 
 
@@ -185,7 +185,7 @@ def test_gate_matches_a_naive_model(operations: list[tuple[object, ...]]) -> Non
             if count >= per_target or len(model.held) >= overall:
                 assert isinstance(decision, Rejected)
             else:
-                assert decision == Held(now + wait, first=count == 0)
+                assert decision == Held(now + wait)
                 model.held.append((item, target, backend, now + wait))
         elif op[0] == "release":
             backend = op[1]

@@ -20,10 +20,10 @@ T = TypeVar("T", bound=Hashable)
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """The item waits; ``first`` is true when its target had nothing held before (a wake)."""
+    """The item waits until ``deadline``. (Whether it is its target's first, the wake, the
+    shell's counters say: they also see requests held again.)"""
 
     deadline: float
-    first: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +108,7 @@ class GateCore(Generic[T]):
         self._per_target[target] = count + 1
         self._seq += 1
         heapq.heappush(self._heap, (deadline, self._seq, item))
-        return Held(deadline, first=count == 0)
+        return Held(deadline)
 
     def release(self, backend: str) -> list[T]:
         """Every item held for ``backend``, in arrival order; they are no longer held."""
