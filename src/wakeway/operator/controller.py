@@ -426,12 +426,16 @@ class Controller:
             self.queue.add(key)
             return None
         httpso = cached.value.httpso
+        if self.scaler is not None and self._stream_waits.get(key) != 0.0:
+            # A new subscription: open it before reading anything, then wait for its first
+            # answer (which pokes the key).
+            first = self.scaler.activity(httpso, metrics=False)
+            if self._first_answer_pending(key, first.connected):
+                return FIRST_ANSWER_WAIT
         workload = await self._workload(httpso)
         self._scale_read[key] = (isinstance(workload, int), time.monotonic())
         awake = isinstance(workload, int) and workload > 0
         activity = self.scaler.activity(httpso, metrics=awake) if self.scaler is not None else None
-        if activity is not None and self._first_answer_pending(key, activity.connected):
-            return FIRST_ANSWER_WAIT  # its first answer pokes the key
         observed = Observed(
             self.mode,
             workload=workload,
