@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -266,16 +267,25 @@ def _local(args: argparse.Namespace) -> int:
         pairs = tuple(zip(args.tls_cert, args.tls_key, strict=True))
         settings = replace(settings, tls_certificates=pairs)
     listeners = [(args.listen, "--listen"), (args.admin, "--admin")]
-    _access_log(settings.access_log)
+    _observe(settings.access_log)
     return _serve(run_local(args.paths, settings), listeners)
 
 
-def _access_log(on: bool) -> None:
-    """The interceptor's JSON access log on stdout, when the access_log setting asks for it."""
-    if on:
+def _observe(access_log: bool) -> None:
+    """The interceptor's JSON access log on stdout, when the access_log setting asks for it,
+    and OpenTelemetry tracing, when the standard OTEL_* variables do."""
+    if access_log:
         from wakeway.observe import accesslog
 
         accesslog.enable()
+    from wakeway.observe import tracing
+
+    if tracing.wanted(os.environ):
+        try:
+            tracing.enable("wakeway-interceptor")
+        except ValueError as exc:  # an exporter we do not ship
+            print(f"wakeway: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def _scaler(args: argparse.Namespace) -> int:
@@ -336,7 +346,7 @@ def _interceptor(args: argparse.Namespace) -> int:
         settings = replace(settings, listen_host=args.listen.host, listen_port=args.listen.port)
     if args.admin is not None:
         settings = replace(settings, admin_host=args.admin.host, admin_port=args.admin.port)
-    _access_log(settings.access_log)
+    _observe(settings.access_log)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

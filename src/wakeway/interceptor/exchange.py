@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from wakeway.gateway.request import Request
 from wakeway.model.httpso import HTTPScaledObject
+from wakeway.observe import tracing
 
 from .headers import Framing, HeadFacts, RawHeaders, body_framing, request_head, scan
 from .metrics import Metrics
@@ -230,6 +231,7 @@ class Exchange:
         "status",
         "target",
         "tkey",
+        "trace",
         "tunnel_tail",
         "up_framing",
         "up_reusable",
@@ -271,6 +273,7 @@ class Exchange:
         self.hold_deadline = 0.0  # set by the first hold; a request held again keeps it
         self.status = 0
         self.sent = 0  # response body bytes (the access log's)
+        self.trace: tracing.RequestTrace | None = None  # while tracing is on
         self.final = False
         self.up_framing: Framing = "none"
         self.resp_framing: Framing = "none"
@@ -291,6 +294,21 @@ class Exchange:
         if router is None:
             self.respond(503, "no routing table loaded yet\n", extra=(("Retry-After", "1"),))
             return
+        if tracing.tracer is None:
+            self._route(router, facts)
+        else:
+            self._begin_traced(router, facts)
+
+    def _begin_traced(self, router: Router, facts: HeadFacts) -> None:
+        began = perf_counter()
+        trace = self.trace = tracing.RequestTrace(
+            self.method, self.url, self.headers, began - self.began
+        )
+        self._route(router, facts)
+        trace.routed(self.tkey, perf_counter() - began)
+
+    def _route(self, router: Router, facts: HeadFacts) -> None:
+        proxy = self.proxy
         where = parse_request_target(self.url, facts.host)
         req = Request(
             self.method.decode("latin-1"),
@@ -323,6 +341,9 @@ class Exchange:
     def connect(self, addr: Address) -> None:
         proxy = self.proxy
         self.addr = addr
+        trace = self.trace
+        if trace is not None and trace.forward is None:
+            self.headers = trace.forwarding(addr, self.headers)
         up = proxy.pool.acquire(addr)
         if up is not None:
             self.attach(up)
@@ -664,6 +685,9 @@ class Exchange:
         self.cold = True
         self.held_since = proxy.loop.time()
         self.hold_deadline = admission.deadline
+        trace = self.trace
+        if trace is not None:
+            trace.held(self.backend_key, first=not proxy.metrics.counters.held.get(self.tkey))
         proxy.held(self)
         if log.isEnabledFor(logging.DEBUG):
             left = admission.deadline - self.held_since
@@ -683,6 +707,8 @@ class Exchange:
             waited = self.proxy.loop.time() - self.held_since
             to = format_address(addr)
             log.debug("%s: released %s after %.3f s to %s", *self._said()[:2], waited, to)
+        if self.trace is not None:
+            self.trace.released("released")
         self.connect(addr)
 
     def _said(self) -> tuple[str, str, str]:
@@ -698,6 +724,8 @@ class Exchange:
         policy = self.policy
         assert policy is not None
         log.debug("%s: a held request reached its deadline", self.tkey)
+        if self.trace is not None:
+            self.trace.released("expired")
         addr = None if policy.failover_key is None else proxy.pick(policy.failover_key)
         action = at_deadline(
             failover=policy.failover_key is not None,
@@ -819,6 +847,8 @@ class Exchange:
             self.req_timer.cancel()
             self.req_timer = None
         self.proxy.metrics.finished(self)
+        if self.trace is not None:
+            self.trace.finished(self.status)
         self.proxy.done(self)
         self.conn.exchange_done(self)
 
@@ -841,6 +871,8 @@ class Exchange:
             self.req_timer.cancel()
             self.req_timer = None
         self.proxy.metrics.finished(self)
+        if self.trace is not None:
+            self.trace.finished(self.status)
         self.proxy.done(self)
 
     def time_limit(self) -> float | None:
