@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import json
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +41,7 @@ HELM_LABELS = {
     "helm.sh/chart",
 }
 SECRET = ("Secret", "wakeway-route-identity")
+OBSERVABILITY = Path(__file__).parents[2] / "docs" / "observability.md"
 
 
 def _comparable(doc: Any) -> Any:
@@ -189,3 +193,64 @@ async def test_install_then_upgrade_applies_the_objects_and_keeps_the_identity_k
             await rest.delete(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
+
+
+def test_monitoring_is_off_by_default(binaries: Binaries) -> None:
+    kinds = {kind for kind, _ in _keyed(documents(helm_template(binaries)))}
+    assert "PodMonitor" not in kinds
+    assert ("ConfigMap", "wakeway-dashboard") not in _keyed(documents(helm_template(binaries)))
+
+
+def test_the_pod_monitor_scrapes_each_component_on_its_metrics_port(binaries: Binaries) -> None:
+    docs = _keyed(
+        documents(
+            helm_template(
+                binaries,
+                "metrics.podMonitor.enabled=true",
+                "metrics.podMonitor.interval=15s",
+                "metrics.podMonitor.labels.release=prometheus",
+            )
+        )
+    )
+    monitor = docs[("PodMonitor", "wakeway")]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    endpoints = monitor["spec"]["podMetricsEndpoints"]
+    assert {(e["port"], e["path"], e["interval"]) for e in endpoints} == {
+        (port, "/metrics", "15s") for port in ("admin", "metrics", "health")
+    }
+    (selector,) = monitor["spec"]["selector"]["matchExpressions"]
+    # Each component's pods match the selector and have one of the ports, by that name and
+    # on the port its process serves /metrics on (docs/observability.md).
+    served = {
+        "interceptor": ("admin", 9090),
+        "scaler": ("metrics", 9092),
+        "operator": ("health", 8081),
+    }
+    for component, (name, number) in served.items():
+        pod = docs[("Deployment", f"wakeway-{component}")]["spec"]["template"]
+        assert pod["metadata"]["labels"]["app.kubernetes.io/name"] in selector["values"]
+        (container,) = pod["spec"]["containers"]
+        assert {"name": name, "containerPort": number} in container["ports"], component
+
+
+def test_the_dashboard_configmap_holds_a_dashboard_of_documented_metrics(
+    binaries: Binaries,
+) -> None:
+    docs = _keyed(documents(helm_template(binaries, "metrics.dashboard.enabled=true")))
+    config_map = docs[("ConfigMap", "wakeway-dashboard")]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["wakeway.json"])
+    assert dashboard["uid"] == "wakeway"
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(exprs) >= 15
+    documented = set(re.findall(r"^\| `(wakeway_\w+)`", OBSERVABILITY.read_text(), re.M))
+    used = {
+        re.sub(r"_(total|bucket|count|sum)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"\bwakeway_\w+", expr)
+    }
+    assert used, exprs
+    assert used <= documented, used - documented
+    # Every documented family of the three components is on the dashboard.
+    assert documented - used == set(), documented - used
