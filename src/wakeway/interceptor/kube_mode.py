@@ -54,6 +54,7 @@ from wakeway.routing import (
     index_slices,
 )
 
+from .kube_tls import SecretCertificates
 from .server import Interceptor
 from .settings import InterceptorSettings, KubeModeSettings
 
@@ -250,8 +251,13 @@ async def run_in_kubernetes(
     kube = await Kube.connect(kube_settings.kubeconfig)
     interceptor = Interceptor(settings)
     source = KubeConfigSource(kube, interceptor, kube_settings)
+    secrets: SecretCertificates | None = None
     try:
         await interceptor.start()  # /livez answers at once; /readyz once the first sync is in
+        if interceptor.tls is not None and settings.tls_secrets:
+            namespace = kube_settings.interceptor_service.namespace
+            secrets = SecretCertificates(kube, namespace, interceptor.tls)
+            await secrets.start()
         await source.start()
         log.info(
             "interceptor started: proxy on %s:%d, admin on %s:%d, access log %s",
@@ -267,4 +273,6 @@ async def run_in_kubernetes(
         log.info("interceptor stopped")
     finally:
         await source.stop()
+        if secrets is not None:
+            await secrets.stop()
         await kube.close()

@@ -75,9 +75,11 @@ class Interceptor:
         state.set_endpoints(self._endpoints, self._h2c)
         self._state = state
         s = self.settings
-        if s.tls_certificates:
-            files = CertificateFiles(s.tls_certificates)
+        files = CertificateFiles(s.tls_certificates) if s.tls_certificates else None
+        if files is not None:
             self._tls = Terminator(files.load())
+        elif s.tls_secrets:
+            self._tls = Terminator(None)  # Kubernetes mode swaps the Secrets' in
         self._server = await loop.create_server(
             lambda: ClientConnection(state),
             s.listen_host,
@@ -86,7 +88,7 @@ class Interceptor:
             reuse_address=True,
             ssl=None if self._tls is None else self._tls.context,
         )
-        if self._tls is not None:
+        if files is not None and self._tls is not None:
             self._tls_watch = loop.create_task(files.watch(self._tls, s.tls_reload_interval))
         sock = self._server.sockets[0]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -99,6 +99,9 @@ class InterceptorSettings:
     tls_certificates: tuple[tuple[str, str], ...] = setting((), parse=parse_cert_pairs)
     # How often the certificate files are checked for changes (seconds).
     tls_reload_interval: float = seconds(10.0)
+    # Kubernetes mode: TLS with the kubernetes.io/tls Secrets of the interceptor's own
+    # namespace labelled wakeway.dev/tls-certificate, watched (instead of tls_certificates).
+    tls_secrets: bool = False
     # Processes; only 1 is implemented (one uvloop process reaches the throughput goal).
     workers: int = 1
 
@@ -106,6 +109,8 @@ class InterceptorSettings:
         check_fields(self)
         if self.workers != 1:
             raise ValueError("workers: only 1 is supported")
+        if self.tls_secrets and self.tls_certificates:
+            raise ValueError("tls_secrets: not together with tls_certificates; choose one")
 
 
 @dataclass(frozen=True, slots=True)

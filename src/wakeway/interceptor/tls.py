@@ -81,6 +81,24 @@ def load_files(cert_file: str, key_file: str) -> Certificate:
     return Certificate(names, ctx, cert_file)
 
 
+def load_pem(cert_pem: bytes, key_pem: bytes, source: str) -> Certificate:
+    """One certificate and its key from PEM bytes (a Secret's). ``SSLContext`` loads only
+    from paths, so the bytes go through anonymous in-memory files, never onto a disk."""
+    names = certificate_names(cert_pem, source)
+    ctx = server_context()
+    fds = [os.memfd_create("tls", os.MFD_CLOEXEC) for _ in range(2)]
+    try:
+        for fd, pem in zip(fds, (cert_pem, key_pem), strict=True):
+            os.write(fd, pem)
+        ctx.load_cert_chain(*(f"/proc/self/fd/{fd}" for fd in fds))
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"{source}: {exc}") from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return Certificate(names, ctx, source)
+
+
 def _ascii(server_name: str) -> str:
     # Python hands the SNI name over IDNA-decoded; certificates carry A-labels.
     try:
@@ -124,19 +142,23 @@ class CertificateSet:
 
 
 class Terminator:
-    """The listener's context; each handshake gets the context its SNI name picks."""
+    """The listener's context; each handshake gets the context its SNI name picks. Without
+    certificates (Secrets not read yet, or none), handshakes are refused."""
 
-    def __init__(self, certificates: CertificateSet) -> None:
+    def __init__(self, certificates: CertificateSet | None) -> None:
         self.certificates = certificates
         self.context = server_context()
         self.context.sni_callback = self._sni
 
-    def swap(self, certificates: CertificateSet) -> None:
+    def swap(self, certificates: CertificateSet | None) -> None:
         """New handshakes use ``certificates``; open connections keep theirs."""
         self.certificates = certificates
 
-    def _sni(self, conn: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> None:
+    def _sni(self, conn: ssl.SSLObject | ssl.SSLSocket, name: str | None, _: object) -> int | None:
+        if self.certificates is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         conn.context = self.certificates.pick(name).context
+        return None
 
 
 class CertificateFiles:

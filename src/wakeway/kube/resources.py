@@ -35,6 +35,7 @@ REFERENCEGRANTS = Resource(
     "gateway.networking.k8s.io", "v1beta1", "referencegrants", "ReferenceGrant"
 )
 SERVICES = Resource("", "v1", "services", "Service")
+SECRETS = Resource("", "v1", "secrets", "Secret")
 ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 EVENTS = Resource("", "v1", "events", "Event")
 NAMESPACES = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
