@@ -3,6 +3,7 @@ commands run as processes too, and talk to its admin port."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -96,6 +97,14 @@ def local(tmp_path: Path) -> Iterator[Local]:
     config.write_text(CONFIG)
     log = tmp_path / "local.log"
     args = ["local", str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+    with launch(args, log) as (proc, listening):
+        yield Local(proc, int(listening["port"]), int(listening["admin_port"]))
+
+
+@contextlib.contextmanager
+def launch(args: list[str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    """``wakeway <args>`` logging JSON to ``log``, once it listens: the process and its
+    ``listening`` event; terminated on exit."""
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "wakeway.cli", "--log-format", "json", *args], stderr=sink
@@ -106,7 +115,7 @@ def local(tmp_path: Path) -> Iterator[Local]:
             assert proc.poll() is None, f"wakeway local exited: {log.read_text()}"
             assert time.monotonic() < deadline, "wakeway local did not listen in time"
             time.sleep(0.05)
-        yield Local(proc, int(listening["port"]), int(listening["admin_port"]))
+        yield proc, listening
     finally:
         proc.terminate()
         proc.wait(30)

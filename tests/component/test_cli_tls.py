@@ -4,15 +4,12 @@ test makes, and the one-line errors for flags or files it cannot use."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.certs import TestCA, peer_names
-from tests.component.test_cli_local import CONFIG, _listening, run_cli
+from tests.component.test_cli_local import CONFIG, launch, run_cli
 
 pytestmark = pytest.mark.component
 
@@ -27,16 +24,7 @@ def test_local_serves_tls_with_the_certificate_for_each_name(tmp_path: Path) -> 
         cert, key, _ = ca.write(tmp_path, stem, name)
         tls += ["--tls-cert", cert, "--tls-key", key]
     args = ["local", str(config), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", *tls]
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "wakeway.cli", "--log-format", "json", *args], stderr=sink
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while (listening := _listening(log)) is None:
-            assert proc.poll() is None, f"wakeway local exited: {log.read_text()}"
-            assert time.monotonic() < deadline, "wakeway local did not listen in time"
-            time.sleep(0.05)
+    with launch(args, log) as (_, listening):
         port = int(listening["port"])
         client = ca.client()
         for name, names in [("app.localhost", ["app.localhost"]), ("x", ["default.localhost"])]:
@@ -48,9 +36,6 @@ def test_local_serves_tls_with_the_certificate_for_each_name(tmp_path: Path) -> 
                 assert peer_names(conn.getpeercert(binary_form=True)) == names
                 conn.sendall(b"GET / HTTP/1.1\r\nHost: nowhere.localhost\r\n\r\n")
                 assert conn.recv(100).startswith(b"HTTP/1.1 404 ")
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_tls_flags_and_files_it_cannot_use_are_one_line_errors(tmp_path: Path) -> None:
