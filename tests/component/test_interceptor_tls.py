@@ -264,3 +264,13 @@ async def test_a_secret_volume_updated_by_the_kubelet_is_reloaded(tls: Tls) -> N
     assert await tls.new_connections_get(port, second) <= {first, second}
     status, _ = await get(old)
     assert status.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_handshake_never_finished_is_closed_at_the_header_read_timeout(tls: Tls) -> None:
+    port = (await tls.proxy(header_read_timeout=0.3)).proxy_port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)  # TCP only, no ClientHello
+    try:
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # closed by the interceptor
+    finally:
+        writer.close()

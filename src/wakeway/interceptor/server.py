@@ -87,6 +87,8 @@ class Interceptor:
             backlog=1024,
             reuse_address=True,
             ssl=None if self._tls is None else self._tls.context,
+            # A TLS handshake is bounded as a request head is.
+            ssl_handshake_timeout=None if self._tls is None else s.header_read_timeout,
         )
         if files is not None and self._tls is not None:
             self._tls_watch = loop.create_task(files.watch(self._tls, s.tls_reload_interval))
