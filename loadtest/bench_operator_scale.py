@@ -238,7 +238,7 @@ async def measure(
             src,
             ["scaler", "--listen", f"{LO}:{SCALER}", "--interceptors", f"{LO}:{ADMIN}"],
             None,
-            {},
+            {"WAKEWAY_SCALER_METRICS_PORT": "0"},
         )
         procs["interceptor"] = start(
             cluster,

@@ -118,6 +118,7 @@ async def start_standalone(
         f"{prefix}-scaler",
         [*JSON_LOGS, "scaler", "--listen", f"{LO}:{scaler}", "--interceptors", f"{LO}:{admin}"],
         None,
+        WAKEWAY_SCALER_METRICS_PORT="0",  # another stack may run beside it
     )
     env = {
         "WAKEWAY_OPERATOR_MODE": "standalone",

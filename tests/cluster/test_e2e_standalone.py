@@ -70,6 +70,7 @@ def stack(cluster: Cluster) -> Iterator[Stack]:
         ["scaler", "--listen", f"127.0.0.1:{SCALER}", "--interceptors", interceptors],
         None,
         WAKEWAY_SCALER_STALE_AFTER="3",
+        WAKEWAY_SCALER_METRICS_PORT="0",
     )
     procs["operator"] = start_component(
         cluster,

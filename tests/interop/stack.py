@@ -148,7 +148,7 @@ def keda_stack(cluster: Cluster, ports: Ports, name: str) -> Iterator[KedaStack]
                     *("wakeway.cli", "scaler", "--listen", f"127.0.0.1:{ports.scaler}"),
                     *("--interceptors", f"127.0.0.1:{ports.admin}"),
                 ],
-                env=env,
+                env={**env, "WAKEWAY_SCALER_METRICS_PORT": "0"},
             ),
             cluster.popen_in_netns(
                 "grpctap",
