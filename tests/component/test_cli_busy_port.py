@@ -55,6 +55,7 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
         ("local --admin", "--admin"),
         ("interceptor --admin", "--admin (or WAKEWAY_INTERCEPTOR_ADMIN_HOST/_PORT)"),
         ("scaler --listen", "--listen (or WAKEWAY_SCALER_LISTEN_HOST/_PORT)"),
+        ("scaler metrics", "WAKEWAY_SCALER_METRICS_HOST/_PORT (port 0: no metrics server)"),
         (
             "operator health",
             "WAKEWAY_OPERATOR_HEALTH_HOST/_PORT (port 0: no health server)",
@@ -78,6 +79,10 @@ def test_a_busy_address_is_one_line_naming_it_and_the_way_to_change_it(
         env = {"WAKEWAY_KUBECONFIG": str(kubeconfig)}
     elif component == "scaler --listen":
         args = ["scaler", "--listen", taken, "--interceptors", "127.0.0.1:1"]
+        env = {"WAKEWAY_SCALER_METRICS_PORT": "0"}  # not the default 9092, which may be taken
+    elif component == "scaler metrics":
+        args = ["scaler", "--listen", free, "--interceptors", "127.0.0.1:1"]
+        env = {"WAKEWAY_SCALER_METRICS_HOST": "127.0.0.1", "WAKEWAY_SCALER_METRICS_PORT": str(busy)}
     else:
         args = ["operator", "--mode", "standalone", "--kubeconfig", str(kubeconfig)]
         env = {

@@ -124,13 +124,13 @@ async def run_scaler(settings: ScalerSettings, replicas: ReplicaSource | None = 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     scaler = Scaler(settings, replicas)
-    await scaler.start()
     metrics: web.AppRunner | None = None
     try:
-        if settings.metrics_port:
+        if settings.metrics_port:  # first: a busy port stops it before anything else runs
             metrics = await serve_metrics(
                 scaler.registry, settings.metrics_host, settings.metrics_port
             )
+        await scaler.start()
         log.info(
             "scaler: started; gRPC on %s:%d, metrics on %s",
             settings.listen_host,
