@@ -97,10 +97,6 @@ class Metrics:
                 )
             )
 
-    def response(self, target: str, status: int, seconds: float) -> None:
-        """Superseded by :meth:`finished`, which the exchange calls with the method and
-        whether the request waited for a cold start; kept while a caller remains."""
-
     def cold_start(self, target: str) -> None:
         self.cold_starts[target] = self.cold_starts.get(target, 0) + 1
 

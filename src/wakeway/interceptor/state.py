@@ -167,7 +167,6 @@ class ProxyState:
                     if not fut.done():
                         fut.set_result(None)
                 self._idle_waiters.clear()
-        self.metrics.response(ex.tkey, ex.status or 499, self.loop.time() - ex.start)
 
     async def wait_idle(self) -> None:
         if self.active == 0:
