@@ -128,9 +128,9 @@ async def test_an_endpoint_change_does_not_wait_for_a_table_build_in_progress(
     views: list[Mapping[str, Sequence[tuple[str, int]]]] = []
     set_endpoints = src.interceptor.set_endpoints
 
-    def spy(view: Mapping[str, Sequence[tuple[str, int]]]) -> None:
+    def spy(view: Mapping[str, Sequence[tuple[str, int]]], *rest: Any) -> None:
         views.append(view)
-        set_endpoints(view)
+        set_endpoints(view, *rest)
 
     monkeypatch.setattr(kube_mode, "RoutingTable", slow_table)
     monkeypatch.setattr(src.interceptor, "set_endpoints", spy)
