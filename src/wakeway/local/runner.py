@@ -6,6 +6,10 @@ and once the readiness check passes it publishes the process's address as the re
 which releases the held requests. When a workload has had nothing in flight for its
 ``scaledownPeriod`` its endpoint is withdrawn first (so new requests are held, not refused) and
 then the process is stopped; a request that arrived meanwhile is served by the next start.
+
+About 500 lines: the one shell of local mode (listeners, the count-driven control loop,
+starting and stopping processes, reloads and the wake/sleep control), all acting on the same
+slots; the decisions are in :mod:`wakeway.local.plan`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,11 @@
 """The reconcile shell: informers feed a de-duplicating work queue; each key is reconciled by
 reading the caches (and the workload's /scale), calling :func:`~wakeway.operator.plan.plan`, and
-applying its effects idempotently. Nothing here decides anything."""
+applying its effects idempotently. Nothing here decides anything.
+
+Over 500 lines because it is the one place where the operator meets the API: the informers and
+what each event re-queues, the resync, the wake fast path and applying a plan share the caches
+and the queue, and splitting them would pass those around instead.
+"""
 
 from __future__ import annotations
 
