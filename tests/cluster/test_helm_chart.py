@@ -157,6 +157,7 @@ async def test_install_then_upgrade_applies_the_objects_and_keeps_the_identity_k
                 found[(doc["kind"], doc["metadata"]["name"])] = stored
             return found
 
+        aside = await _set_aside(rest, binaries)
         try:
             release("install", str(CHART), "--create-namespace", "--set", "mode=standalone")
             before = await applied()
@@ -193,6 +194,34 @@ async def test_install_then_upgrade_applies_the_objects_and_keeps_the_identity_k
             await rest.delete(
                 {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
             )
+            for doc in aside:
+                await rest.apply(doc)
+
+
+# Cluster-scoped objects have one name per cluster: Helm refuses to take over the ones other
+# tests of the session made from config/ under the same names.
+CLUSTER_SCOPED = frozenset({"ClusterRole", "ClusterRoleBinding"})
+SERVER_SET = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation")
+
+
+async def _set_aside(rest: Rest, binaries: Binaries) -> list[Any]:
+    """Delete the chart's cluster-scoped objects that exist already, and return them as they
+    were (less what the server sets) to be put back once the release is gone."""
+    aside: list[Any] = []
+    seen: set[tuple[str, str]] = set()
+    for mode in ("standalone", "keda"):
+        for doc in documents(helm_template(binaries, f"mode={mode}")):
+            key = (doc["kind"], doc["metadata"]["name"])
+            if doc["kind"] not in CLUSTER_SCOPED or key in seen:
+                continue
+            seen.add(key)
+            status, stored = await rest.call("GET", await rest.doc_path(doc))
+            if status == 200:
+                for field in SERVER_SET:
+                    stored["metadata"].pop(field, None)
+                aside.append(stored)
+                await rest.delete(doc)
+    return aside
 
 
 def test_monitoring_is_off_by_default(binaries: Binaries) -> None:

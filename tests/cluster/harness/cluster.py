@@ -505,16 +505,32 @@ class Cluster:
                 await core.create_node(self._node(name))
             ext = client.ApiextensionsV1Api(api)
             crds = []
+            served: list[tuple[str, str, str]] = []  # (group, version, plural)
             for path in sorted(self.binaries.gateway_crds.glob("*.yaml")):
                 for doc in yaml.safe_load_all(path.read_text()):
                     if doc and doc.get("kind") == "CustomResourceDefinition":
                         await ext.create_custom_resource_definition(doc)
                         crds.append(doc["metadata"]["name"])
+                        spec = doc["spec"]
+                        served += [
+                            (spec["group"], v["name"], spec["names"]["plural"])
+                            for v in spec["versions"]
+                            if v.get("served")
+                        ]
             await self._await(
                 "the fake nodes to be Ready", lambda: self._nodes_ready(core), deadline
             )
             await self._await(
                 "the Gateway API CRDs to be established", lambda: self._crds_ok(ext, crds), deadline
+            )
+            # Established is not yet listable: until each version's storage is initialised the
+            # API server answers 429 "storage is (re)initializing", which the first test to
+            # read such a kind would otherwise meet.
+            objects = client.CustomObjectsApi(api)
+            await self._await(
+                "the Gateway API kinds to be listable",
+                lambda: self._listable(objects, served),
+                deadline,
             )
             # The default ServiceAccount appears once the controller manager works.
             await self._await(
@@ -540,6 +556,17 @@ class Cluster:
             conditions = {c.type: c.status for c in (node.status.conditions or [])}
             if conditions.get("Ready") != "True":
                 return False
+        return True
+
+    @staticmethod
+    async def _listable(objects: Any, served: list[tuple[str, str, str]]) -> bool:
+        for group, version, plural in served:
+            try:
+                await objects.list_cluster_custom_object(group, version, plural, limit=1)
+            except ApiException as exc:
+                if exc.status == 429:
+                    return False
+                raise
         return True
 
     @staticmethod
