@@ -6,6 +6,7 @@ import pytest
 
 from wakeway.interceptor.exchange import LazyHeaders
 from wakeway.interceptor.headers import (
+    HeadFacts,
     body_framing,
     grpc_timeout,
     request_head,
@@ -359,3 +360,149 @@ def test_grpc_trailers_only_percent_encodes_the_message() -> None:
     assert fields[b"grpc-status"] == b"14"
     assert fields[b"grpc-message"] == b"app: 50%25 ready %C3%A9"
     assert fields[b"x-wakeway-cold-start"] == b"true"
+
+
+# Fields of the same length as the ones scan() reads: only the name decides, never the length.
+LOOKALIKES = [
+    (b"From", b"x"),  # 4, like Host
+    (b"Keep-Alive", b"timeout=5"),  # 10, like Connection
+    (b"Accept-Charset", b"utf-8"),  # 14, like Content-Length
+    (b"If-Modified-Since", b"Mon"),  # 17, like Transfer-Encoding
+    (b"Referer", b"/r"),  # 7, like Upgrade
+]
+
+
+def test_scan_reads_the_fields_it_needs_by_name_and_nothing_else() -> None:
+    facts = scan(LOOKALIKES)
+    assert facts == HeadFacts(frozenset(), None, False, (), None, 0, None)
+    facts = scan(
+        [
+            *LOOKALIKES,
+            (b"HOST", b"h.example"),
+            (b"connection", b"Keep-Alive, , X-Hop"),
+            (b"Content-LENGTH", b" 12 "),
+            (b"transfer-encoding", b"gzip, , Chunked"),
+            (b"UPGRADE", b" websocket "),
+        ]
+    )
+    assert facts == HeadFacts(
+        frozenset({b"keep-alive", b"x-hop"}),
+        b"12",
+        True,
+        (b"gzip", b"chunked"),
+        b"websocket",
+        1,
+        b"h.example",
+    )
+
+
+def test_scan_without_fields_reads_absent_as_none() -> None:
+    assert scan([]) == HeadFacts(frozenset(), None, False, (), None, 0, None)
+
+
+def _facts(**fields: bytes) -> HeadFacts:
+    return scan([(k.replace("_", "-").encode(), v) for k, v in fields.items()])
+
+
+@pytest.mark.parametrize(
+    ("facts", "version", "refusal"),
+    [
+        (_facts(Host=b"h"), "1.1", None),
+        (_facts(), "1.0", None),
+        (_facts(Host=b"h"), "0.9", (400, "the request line has no HTTP version")),
+        (_facts(Host=b"h"), "2.0", (505, "HTTP/2.0 is not supported; use HTTP/1.1")),
+        (_facts(), "1.1", (400, "a request needs exactly one Host header field")),
+        (
+            scan([(b"Host", b"a"), (b"Host", b"b")]),
+            "1.0",
+            (400, "a request needs exactly one Host header field"),
+        ),
+        (
+            _facts(Transfer_Encoding=b"chunked"),
+            "1.0",
+            (400, "Transfer-Encoding in an HTTP/1.0 request"),
+        ),
+        (
+            _facts(Host=b"h", Transfer_Encoding=b"chunked", Content_Length=b"3"),
+            "1.1",
+            (400, "Content-Length together with Transfer-Encoding"),
+        ),
+        (
+            _facts(Host=b"h", Transfer_Encoding=b"chunked, gzip"),
+            "1.1",
+            (400, "Transfer-Encoding does not end with chunked"),
+        ),
+        (
+            _facts(Host=b"h", Transfer_Encoding=b"chunked, chunked"),
+            "1.1",
+            (400, "Transfer-Encoding applies chunked more than once"),
+        ),
+        (
+            _facts(Host=b"h", Transfer_Encoding=b"gzip, chunked, chunked"),
+            "1.1",
+            (400, "Transfer-Encoding applies chunked more than once"),
+        ),
+        (
+            _facts(Host=b"h", Transfer_Encoding=b"gzip, deflate, chunked"),
+            "1.1",
+            (501, "transfer coding gzip, deflate is not supported"),
+        ),
+        (_facts(Host=b"h", Transfer_Encoding=b"chunked"), "1.1", None),
+    ],
+)
+def test_request_refusal_says_exactly_why(
+    facts: HeadFacts, version: str, refusal: tuple[int, str] | None
+) -> None:
+    assert request_refusal(facts, version) == refusal
+
+
+def _response(status: int, headers: list[tuple[bytes, bytes]], **kw: object) -> bytes:
+    options: dict[str, object] = {
+        "framing": "length",
+        "keep_alive": True,
+        "cold_start": None,
+        "via": False,
+        **kw,
+    }
+    return response_head(status, b"", headers, scan(headers), **options)  # type: ignore[arg-type]
+
+
+def test_response_head_exact_bytes_for_a_switch_and_for_an_ordinary_answer() -> None:
+    upgrade = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"X-A", b"1")]
+    assert _response(101, upgrade, framing="none") == (
+        b"HTTP/1.1 101 -\r\nX-A: 1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    # An Upgrade field on anything but 101 is hop-by-hop: dropped, not echoed.
+    assert _response(200, [*upgrade, (b"Content-Length", b"0")]) == (
+        b"HTTP/1.1 200 -\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+def test_response_head_drops_proxy_fields_and_a_length_it_reframes() -> None:
+    headers = [
+        (b"Proxy-Authenticate", b"Basic"),
+        (b"proxy-x", b"1"),
+        (b"Proxied-By", b"kept"),
+        (b"Content-Length", b"5"),
+        (b"X-After", b"kept too"),
+    ]
+    head = _response(200, headers, framing="chunked")
+    assert head == (
+        b"HTTP/1.1 200 -\r\nProxied-By: kept\r\nX-After: kept too\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(("cold", "line"), [(True, b"true"), (False, b"false")])
+def test_response_head_says_whether_the_request_waited_for_a_cold_start(
+    cold: bool, line: bytes
+) -> None:
+    head = _response(200, [(b"Content-Length", b"0")], cold_start=cold)
+    assert b"\r\nX-Wakeway-Cold-Start: " + line + b"\r\n" in head
+    assert b"X-Wakeway-Cold-Start" not in _response(200, [(b"Content-Length", b"0")])
+
+
+def test_response_head_closes_when_asked_except_on_a_switch() -> None:
+    assert b"Connection: close\r\n" in _response(200, [], keep_alive=False)
+    upgrade = [(b"Upgrade", b"h2c"), (b"Connection", b"Upgrade")]
+    assert b"close" not in _response(101, upgrade, framing="none", keep_alive=False)
