@@ -745,22 +745,11 @@ class Exchange:
                 f"failover backend {policy.failover_describe} has no ready endpoint\n",
             )
         elif action is AtDeadline.PLACEHOLDER:
-            keep = self._can_keep_alive()
-            self.keep_alive = keep
             answer = placeholder_page(
                 policy.placeholder, self.tkey, accept=LazyHeaders(self.headers).get("accept")
             )
-            self.status = policy.placeholder.status
             self.phase = SENDING
-            if self.method != b"HEAD":
-                self.sent = len(answer.body)
-            self.conn.send_page(
-                answer,
-                keep_alive=keep,
-                cold_start=self._cold_header(),
-                head_only=self.method == b"HEAD",
-            )
-            self.finish()
+            self._send_page(answer, self._can_keep_alive())
         elif action is AtDeadline.REFUSING:
             self.respond(
                 502,
@@ -814,18 +803,19 @@ class Exchange:
             self.conn.abort()
             self.finish()
             return
-        keep = self._can_keep_alive() and not close
-        self.keep_alive = keep
-        self.status = status
         self.final = True
         page = Page(status, body.encode(), content_type, extra)
-        if self.method != b"HEAD":
+        self._send_page(page, self._can_keep_alive() and not close)
+
+    def _send_page(self, page: Page, keep: bool) -> None:
+        """Send a response of our own (an answer or the placeholder) and finish."""
+        self.keep_alive = keep
+        self.status = page.status
+        head_only = self.method == b"HEAD"
+        if not head_only:
             self.sent = len(page.body)
         self.conn.send_page(
-            page,
-            keep_alive=keep,
-            cold_start=self._cold_header(),
-            head_only=self.method == b"HEAD",
+            page, keep_alive=keep, cold_start=self._cold_header(), head_only=head_only
         )
         self.finish()
 

@@ -48,7 +48,7 @@ from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
 
 from .headers import HOP_BY_HOP
-from .upstream import Address, Pool, UpstreamConnection
+from .upstream import Address, Pool, UpstreamConnection, format_address
 
 NOT_IN_H2 = HOP_BY_HOP | {b"host"}
 RECEIVE_WINDOW = 1 << 20  # per stream; the connection's is this times the stream limit
@@ -380,7 +380,7 @@ class H2Backend(asyncio.Protocol):
             events = self.h2.receive_data(data)
         except ProtocolError as exc:
             self.flush()
-            self._fail(ConnectionError(f"h2c backend {self.addr[0]}:{self.addr[1]}: {exc}"))
+            self._fail(ConnectionError(f"h2c backend {format_address(self.addr)}: {exc}"))
             return
         self._batching = True
         try:
@@ -497,7 +497,7 @@ class MixedPool(Pool):
         if not backend.usable():
             stream = self.acquire(addr)
             if stream is None:
-                raise ConnectionError(f"h2c backend {addr[0]}:{addr[1]} takes no more streams")
+                raise ConnectionError(f"h2c backend {format_address(addr)} takes no more streams")
             return stream
         return backend.open_stream()
 
