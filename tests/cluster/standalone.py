@@ -9,10 +9,11 @@ Shared by the cluster tests and ``loadtest/bench_wake.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,18 @@ class Standalone:
     def stop(self) -> None:
         for proc in reversed(list(self.procs.values())):
             stop(proc, 5.0)
+
+
+@contextlib.contextmanager
+def running_standalone(
+    cluster: Cluster, prefix: str, proxy: int, admin: int, scaler: int
+) -> Iterator[Standalone]:
+    """A module's stack (:func:`start_standalone`), stopped when the block ends."""
+    stack = asyncio.run(start_standalone(cluster, prefix, proxy, admin, scaler))
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 async def start_standalone(

@@ -25,7 +25,7 @@ from tests.cluster.standalone import (
     make_app,
     ready,
     replicas,
-    start_standalone,
+    running_standalone,
 )
 from tests.cluster.wakeway_setup import stamped_route
 from wakeway.kube import Kube
@@ -38,11 +38,8 @@ PROXY, ADMIN, SCALER = 18683, 18684, 18685
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
-    s = asyncio.run(start_standalone(cluster, "cli", PROXY, ADMIN, SCALER))
-    try:
+    with running_standalone(cluster, "cli", PROXY, ADMIN, SCALER) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def run(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from tests.cluster.standalone import (
     make_app,
     ready,
     replicas,
-    start_standalone,
+    running_standalone,
 )
 from wakeway.kube import Kube
 
@@ -30,11 +30,8 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
-    s = asyncio.run(start_standalone(cluster, "activity", 18381, 19381, 19383))
-    try:
+    with running_standalone(cluster, "activity", 18381, 19381, 19383) as s:
         yield s
-    finally:
-        s.stop()
 
 
 async def test_steady_short_requests_one_wake_no_sleep_then_one_sleep(

@@ -19,7 +19,7 @@ from tests.cluster.standalone import (
     make_app,
     ready,
     replicas,
-    start_standalone,
+    running_standalone,
 )
 from tests.component.test_interceptor_statics import BOT, EXCLUSIONS
 from wakeway.kube import Invalid, Kube
@@ -31,11 +31,8 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
-    s = asyncio.run(start_standalone(cluster, "wakeex", 18591, 19591, 19592))
-    try:
+    with running_standalone(cluster, "wakeex", 18591, 19591, 19592) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def call(stack: Standalone, host: str, path: str = "/", **headers: str) -> asyncio.Task[Answer]:

@@ -26,7 +26,7 @@ from tests.cluster.standalone import (
     make_app,
     ready,
     replicas,
-    start_standalone,
+    running_standalone,
 )
 from wakeway.kube import Invalid, Kube
 from wakeway.kube.resources import HTTPSCALEDOBJECTS
@@ -39,11 +39,8 @@ ZONE = "Asia/Kolkata"  # UTC+05:30: a zone that is not UTC, and not on whole hou
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
-    s = asyncio.run(start_standalone(cluster, "warm", 18581, 19581, 19582))
-    try:
+    with running_standalone(cluster, "warm", 18581, 19581, 19582) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def iso(instant: float) -> str:
