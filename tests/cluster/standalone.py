@@ -88,10 +88,12 @@ class Standalone:
 
 @contextlib.contextmanager
 def running_standalone(
-    cluster: Cluster, prefix: str, proxy: int, admin: int, scaler: int
+    cluster: Cluster, prefix: str, proxy: int, admin: int, scaler: int, proxy_host: str = LO
 ) -> Iterator[Standalone]:
     """A module's stack (:func:`start_standalone`), stopped when the block ends."""
-    stack = asyncio.run(start_standalone(cluster, prefix, proxy, admin, scaler))
+    stack = asyncio.run(
+        start_standalone(cluster, prefix, proxy, admin, scaler, proxy_host=proxy_host)
+    )
     try:
         yield stack
     finally:

@@ -12,7 +12,6 @@ interceptor Service.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import yaml
 
 from tests.cluster.harness.cluster import SPARE_IPS, Cluster
 from tests.cluster.helpers import Answer, eventually
-from tests.cluster.standalone import Standalone, replicas, start_standalone
+from tests.cluster.standalone import Standalone, replicas, running_standalone
 from tests.cluster.tenants import BOUND, Tenant, httpso, status_where, tenant, workload
 from tests.cluster.traefik import (
     CONTROLLER,
@@ -58,13 +57,10 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
     traefik_binary()  # skips the module before anything starts when Traefik is not built
-    started = asyncio.run(
-        start_standalone(cluster, "gw", PROXY, ADMIN, SCALER, proxy_host=INTERCEPTOR_IP)
-    )
-    try:
+    with running_standalone(
+        cluster, "gw", PROXY, ADMIN, SCALER, proxy_host=INTERCEPTOR_IP
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ written to.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from tests.cluster.harness.cluster import SPARE_IPS, Cluster
 from tests.cluster.helpers import eventually
-from tests.cluster.standalone import Standalone, start_standalone
+from tests.cluster.standalone import Standalone, running_standalone
 from tests.cluster.tenants import BOUND, Tenant, httpso, status_where, tenant, workload
 from tests.cluster.test_cli_cluster import cli
 from tests.cluster.test_gateway import route, rule, served_through
@@ -54,13 +53,10 @@ UNSTAMPED = ("False", "IdentityNotStamped")
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
     traefik_binary()
-    started = asyncio.run(
-        start_standalone(cluster, "rw", PROXY, ADMIN, SCALER, proxy_host=INTERCEPTOR_IP)
-    )
-    try:
+    with running_standalone(
+        cluster, "rw", PROXY, ADMIN, SCALER, proxy_host=INTERCEPTOR_IP
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

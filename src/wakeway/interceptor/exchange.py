@@ -832,14 +832,7 @@ class Exchange:
     def finish(self) -> None:
         if self.phase is DONE:
             return
-        self.phase = DONE
-        if self.req_timer is not None:
-            self.req_timer.cancel()
-            self.req_timer = None
-        self.proxy.metrics.finished(self)
-        if self.trace is not None:
-            self.trace.finished(self.status)
-        self.proxy.done(self)
+        self._ended()
         self.conn.exchange_done(self)
 
     def client_gone(self) -> None:
@@ -856,6 +849,11 @@ class Exchange:
                 self._drop_upstream(up)
         if not self.final:
             self.status = 499
+        self._ended()
+
+    def _ended(self) -> None:
+        """DONE: the request timer stops, and the exchange is recorded (metrics, trace,
+        counts)."""
         self.phase = DONE
         if self.req_timer is not None:
             self.req_timer.cancel()
