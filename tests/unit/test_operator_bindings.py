@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.interceptor_helpers import until
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
 from wakeway.operator.bindings import Bindings, BindingsCache, Inputs, build_bindings
@@ -118,7 +119,7 @@ async def test_a_change_during_a_build_gets_a_build_of_its_own() -> None:
     c = cache(state, build, in_thread=False)
     c.changed()
     reader = asyncio.create_task(c.current())
-    await asyncio.sleep(0.02)  # the first build is done or under way
+    await until(lambda: build.calls)  # the first build is done or under way
     state["targets"].append(httpso("a", "late"))
     c.changed()
     latest = await c.current()
