@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import grpc
 import pytest
 
 from wakeway.interceptor.settings import InterceptorSettings
@@ -27,6 +28,7 @@ from wakeway.local.runner import LocalRunner
 pytestmark = pytest.mark.component
 
 APP = Path(__file__).with_name("local_app.py")
+GRPC_APP = Path(__file__).with_name("local_grpc_app.py")
 
 
 def config(
@@ -37,9 +39,11 @@ def config(
     extra_spec: str = "",
     startup_timeout: str = "20s",
     port: int | None = None,
+    app: Path = APP,
+    app_protocol: str | None = None,
 ) -> str:
     argv = ", ".join(
-        f'"{a}"' for a in [sys.executable, str(APP), "--port", "{port}", *args.split()]
+        f'"{a}"' for a in [sys.executable, str(app), "--port", "{port}", *args.split()]
     )
     return f"""\
 apiVersion: local.wakeway.dev/v1alpha1
@@ -50,6 +54,7 @@ spec:
   startupTimeout: {startup_timeout}
   stopGracePeriod: 5s
 {"" if port is None else f"  port: {port}"}
+{"" if app_protocol is None else f"  appProtocol: {app_protocol}"}
 ---
 apiVersion: http.keda.sh/v1alpha1
 kind: HTTPScaledObject
@@ -85,6 +90,11 @@ class Harness:
 
 
 Start = Callable[[str], Awaitable[Harness]]
+
+
+def _raw(message: bytes) -> bytes:
+    """gRPC messages as raw bytes (no generated code)."""
+    return message
 
 
 @pytest.fixture
@@ -166,13 +176,17 @@ async def test_steady_short_requests_keep_it_awake_one_wake_and_one_sleep(
     assert slot.starts == 1
 
 
-@pytest.mark.parametrize("kind", ["sse", "websocket"])
+@pytest.mark.parametrize("kind", ["sse", "websocket", "grpc"])
 async def test_an_open_stream_keeps_it_awake_and_the_quiet_starts_when_it_ends(
     local: Start, kind: str
 ) -> None:
-    """An SSE response or a WebSocket is in flight for its whole life: held open across 3x
-    scaledownPeriod the workload stays up; the quiet period starts when the stream ends."""
-    h = await local(config(scaledown=1))
+    """An SSE response, a WebSocket or a server-streaming gRPC call is in flight for its whole
+    life: held open across 3x scaledownPeriod the workload stays up; the quiet period starts
+    when the stream ends."""
+    if kind == "grpc":
+        h = await local(config(scaledown=1, app=GRPC_APP, app_protocol="grpc"))
+    else:
+        h = await local(config(scaledown=1))
     slot = h.runner.slots["default/app"]
     url = f"http://127.0.0.1:{h.runner.interceptor.proxy_port}"
     headers = {"Host": "app.localhost"}
@@ -186,6 +200,20 @@ async def test_an_open_stream_keeps_it_awake_and_the_quiet_starts_when_it_ends(
                 assert slot.phase is Phase.READY
                 if time.monotonic() - began >= 3.0:
                     break
+            closed = time.monotonic()
+    elif kind == "grpc":  # 35 ticks 0.1 s apart: about 3.5 s on one call
+        channel = grpc.aio.insecure_channel(
+            f"127.0.0.1:{h.runner.interceptor.proxy_port}",
+            options=[("grpc.default_authority", "app.localhost")],
+        )
+        async with channel:
+            tick = channel.unary_stream("/wakeway.test.Ticks/Tick", _raw, _raw)
+            began = time.monotonic()
+            async for message in tick(b"35", timeout=20):
+                assert message == b"tick"
+                events += 1
+                assert slot.phase is Phase.READY
+            assert time.monotonic() - began >= 3.0
             closed = time.monotonic()
     else:
         async with h.session.ws_connect(f"{url}/ws", headers=headers) as ws:
