@@ -88,11 +88,19 @@ class Standalone:
 
 @contextlib.contextmanager
 def running_standalone(
-    cluster: Cluster, prefix: str, proxy: int, admin: int, scaler: int, proxy_host: str = LO
+    cluster: Cluster,
+    prefix: str,
+    proxy: int,
+    admin: int,
+    scaler: int,
+    proxy_host: str = LO,
+    scaler_env: Mapping[str, str] | None = None,
 ) -> Iterator[Standalone]:
     """A module's stack (:func:`start_standalone`), stopped when the block ends."""
     stack = asyncio.run(
-        start_standalone(cluster, prefix, proxy, admin, scaler, proxy_host=proxy_host)
+        start_standalone(
+            cluster, prefix, proxy, admin, scaler, proxy_host=proxy_host, scaler_env=scaler_env
+        )
     )
     try:
         yield stack
@@ -108,6 +116,7 @@ async def start_standalone(
     scaler: int,
     interceptor_env: Mapping[str, str] | None = None,
     proxy_host: str = LO,
+    scaler_env: Mapping[str, str] | None = None,
     **operator_env: str,
 ) -> Standalone:
     """The stack, its proxy port on ``proxy_host`` (a Gateway reaches it at an address of the
@@ -133,7 +142,7 @@ async def start_standalone(
         f"{prefix}-scaler",
         [*JSON_LOGS, "scaler", "--listen", f"{LO}:{scaler}", "--interceptors", f"{LO}:{admin}"],
         None,
-        WAKEWAY_SCALER_METRICS_PORT="0",  # another stack may run beside it
+        **{"WAKEWAY_SCALER_METRICS_PORT": "0", **(scaler_env or {})},  # 0: stacks run side by side
     )
     env = {
         "WAKEWAY_OPERATOR_MODE": "standalone",

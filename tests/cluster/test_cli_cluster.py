@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from tests.cluster.harness.binaries import Binaries
-from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.cluster import SPARE_IPS, Cluster
+from tests.cluster.harness.podrunner import NEVER_READY
 from tests.cluster.helpers import eventually
 from tests.cluster.standalone import (
     Standalone,
@@ -29,17 +30,71 @@ from tests.cluster.standalone import (
 )
 from tests.cluster.wakeway_setup import stamped_route
 from wakeway.kube import Kube
-from wakeway.kube.resources import HTTPROUTES, HTTPSCALEDOBJECTS
+from wakeway.kube.resources import (
+    HTTPROUTES,
+    HTTPSCALEDOBJECTS,
+    NAMESPACES,
+    SERVICES,
+    Resource,
+)
 
 pytestmark = pytest.mark.cluster
 
-PROXY, ADMIN, SCALER = 18683, 18684, 18685
+PROXY, ADMIN, SCALER, SCALER_METRICS = 18683, 18684, 18685, 18686
+# The scaler's metrics port listens on a pod-range address: the API server's service proxy
+# reaches it there, through a Service of the module's own namespace and its Endpoints.
+SCALER_IP = SPARE_IPS[2]
+SCALER_NS = "cli-scaler"
+SCALER_SERVICE = f"{SCALER_NS}/wakeway-scaler:metrics"
+ENDPOINTS = Resource("", "v1", "endpoints", "Endpoints")
+PODS = Resource("", "v1", "pods", "Pod")
 
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster) -> Iterator[Standalone]:
-    with running_standalone(cluster, "cli", PROXY, ADMIN, SCALER) as s:
+    metrics = {
+        "WAKEWAY_SCALER_METRICS_HOST": SCALER_IP,
+        "WAKEWAY_SCALER_METRICS_PORT": str(SCALER_METRICS),
+    }
+    with running_standalone(cluster, "cli", PROXY, ADMIN, SCALER, scaler_env=metrics) as s:
+        asyncio.run(scaler_service(cluster))
         yield s
+
+
+async def scaler_service(cluster: Cluster) -> None:
+    """Service ``cli-scaler/wakeway-scaler`` with a ``metrics`` port, as the install has, and
+    its Endpoints naming where this stack's scaler serves metrics. The API server proxies only
+    to an address of a Pod, so a Pod object stands for the scaler process: bound to a node no
+    one runs (the pod runner leaves it alone), its status given the scaler's address."""
+    kube = await Kube.connect(str(cluster.kubeconfig))
+    try:
+        await kube.create(NAMESPACES, None, {"metadata": {"name": SCALER_NS}})
+        port = {"name": "metrics", "port": 9092, "targetPort": SCALER_METRICS}
+        await kube.create(
+            SERVICES, SCALER_NS, {"metadata": {"name": "wakeway-scaler"}, "spec": {"ports": [port]}}
+        )
+        container = {"name": "scaler", "image": "wakeway/scaler"}
+        pod = {"nodeName": "outside-the-harness", "containers": [container]}
+        await kube.create(PODS, SCALER_NS, {"metadata": {"name": "scaler"}, "spec": pod})
+        await kube.request(
+            "PATCH",
+            PODS.path(SCALER_NS, "scaler") + "/status",
+            body={"status": {"podIP": SCALER_IP, "podIPs": [{"ip": SCALER_IP}]}},
+            content_type="application/merge-patch+json",
+        )
+        address = {
+            "ip": SCALER_IP,
+            "targetRef": {"kind": "Pod", "namespace": SCALER_NS, "name": "scaler"},
+        }
+        subset = {
+            "addresses": [address],
+            "ports": [{"name": "metrics", "port": SCALER_METRICS}],
+        }
+        await kube.create(
+            ENDPOINTS, SCALER_NS, {"metadata": {"name": "wakeway-scaler"}, "subsets": [subset]}
+        )
+    finally:
+        await kube.close()
 
 
 def run(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -119,6 +174,53 @@ async def test_status_wake_and_sleep_through_the_scale_subresource(
     everywhere = await cli(cluster, "status", "-A")
     assert everywhere.returncode == 0, everywhere.stderr
     assert any(line.split()[:2] == [ns, "shop"] for line in everywhere.stdout.splitlines())
+
+
+async def test_status_shows_requests_in_flight_and_held_from_the_scaler(
+    stack: Standalone, cluster: Cluster, kube: Kube
+) -> None:
+    """Through the API server's service proxy to the scaler's /targets: two requests held for
+    a workload that never gets ready show as 2 in flight and 2 held; without the flag's Service
+    (a user who may not proxy to it), '-' and a note saying why."""
+    ns = await make_app(kube, "slow", annotations={NEVER_READY: "true"})
+    await ready(kube, ns, "slow")
+    held = [stack.get(f"slow.{ns}.test", timeout=60) for _ in range(2)]
+    try:
+
+        async def both_held() -> bool:
+            done = await cli(
+                cluster,
+                "status",
+                "slow",
+                "-n",
+                ns,
+                "-o",
+                "json",
+                "--scaler-service",
+                SCALER_SERVICE,
+            )
+            assert done.returncode == 0, done.stderr
+            (item,) = json.loads(done.stdout)["items"]
+            assert (item["inFlight"], item["held"]) == (2, 2), (item, done.stderr)
+            return True
+
+        await eventually(both_held, "status to show both requests held", within=30)
+        table = await cli(cluster, "status", "-n", ns, "--scaler-service", SCALER_SERVICE)
+        assert table.returncode == 0, table.stderr
+        assert table.stdout.splitlines()[1].split()[:5] == ["slow", "waking", "0/1", "2", "2"]
+        assert table.stderr == ""
+
+        unknown = await cli(cluster, "status", "-n", ns)  # the install's default: none here
+        assert unknown.returncode == 0, unknown.stderr
+        assert unknown.stdout.splitlines()[1].split()[3:5] == ["-", "-"]
+        assert unknown.stderr.startswith(
+            "note: requests in flight and held are not shown: the scaler's /targets through "
+            "Service wakeway/wakeway-scaler port metrics ("
+        )
+    finally:
+        for task in held:
+            task.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
 
 
 async def test_errors_name_what_is_wrong(stack: Standalone, cluster: Cluster) -> None:

@@ -1,4 +1,5 @@
-"""The scaler's /metrics: its gRPC calls, count streams, open streams and busy targets."""
+"""The scaler's /metrics: its gRPC calls, count streams, open streams and busy targets; and
+/targets, each target's requests in flight and held."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import pytest
 
 from tests.component.test_scaler_grpc import (
     REF,
+    TARGET,
     Harness,
     admin_address,
     cold_interceptor,
@@ -18,6 +20,7 @@ from tests.interceptor_helpers import StartInterceptor, until
 from tests.metrics_text import build_info, value
 from wakeway.observe.metrics import serve_metrics, version
 from wakeway.protocol import externalscaler_pb2 as pb
+from wakeway.scaler.metrics import targets_handler
 
 pytestmark = pytest.mark.component
 __all__ = ["harness"]  # the fixture
@@ -75,3 +78,31 @@ async def test_calls_streams_replicas_and_targets_are_counted(
     text = await scrape(harness)
     assert value(text, "wakeway_scaler_active_streams") == 0
     assert value(text, "wakeway_scaler_grpc_calls_total", method=ended[0], code=ended[1]) == 1
+
+
+async def test_targets_lists_each_busy_target_and_filters_by_namespace(
+    harness: Harness, start_interceptor: StartInterceptor
+) -> None:
+    interceptor = await cold_interceptor(start_interceptor)
+    await subscribed(harness, admin_address(interceptor))
+    routes = {"/targets": targets_handler(harness.scaler.live)}
+    runner = await serve_metrics(harness.scaler.registry, "127.0.0.1", 0, routes)
+    port = runner.addresses[0][1]
+
+    async def targets(query: str = "") -> object:
+        async with harness.http.get(f"http://127.0.0.1:{port}/targets{query}") as resp:
+            assert resp.status == 200
+            assert resp.content_type == "application/json"
+            return await resp.json()
+
+    try:
+        assert await targets() == {"replicas": 1, "targets": {}}
+        harness.hold(interceptor.proxy_port, n=2)
+        await until(lambda: harness.scaler.live.aggregator.held(TARGET.key) == 2)
+        busy = {TARGET.key: {"inFlight": 2, "held": 2}}  # a held request is in flight too
+        assert await targets() == {"replicas": 1, "targets": busy}
+        namespace = TARGET.key.partition("/")[0]
+        assert await targets(f"?namespace={namespace}") == {"replicas": 1, "targets": busy}
+        assert await targets("?namespace=elsewhere") == {"replicas": 1, "targets": {}}
+    finally:
+        await runner.cleanup()

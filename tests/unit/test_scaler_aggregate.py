@@ -423,3 +423,18 @@ async def test_live_activity_and_its_end_come_from_one_clock_reading() -> None:
     assert at == 0.9
     assert until == pytest.approx(1.2)
     live.close()
+
+
+def test_counts_sums_each_busy_target_over_replicas_and_filters_by_namespace() -> None:
+    agg = run(
+        [
+            snap(0.0, A, app=c(in_flight=2, held=1), api=c(in_flight=1)),
+            snap(0.0, B, app=c(in_flight=3, held=3), idle=c(requests=9)),
+        ]
+    )
+    agg.apply("10.0.0.3:9090", CountLine("snapshot", 1, {"other/web": c(held=1)}), 0.0)
+    assert agg.counts() == {APP: (5, 4), API: (1, 0), "other/web": (0, 1)}
+    assert agg.counts("ns") == {API: (1, 0), APP: (5, 4)}
+    assert agg.counts("n") == {}  # a namespace, not a prefix of one
+    agg.drop(B)
+    assert agg.counts("ns") == {API: (1, 0), APP: (2, 1)}

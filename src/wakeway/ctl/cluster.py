@@ -1,9 +1,10 @@
 """The commands against a cluster, through :mod:`wakeway.kube`: status from each
-HTTPScaledObject's status and its workload's /scale, wake and sleep through /scale, explain from
-the routing table built of the cluster's objects."""
+HTTPScaledObject's status, its workload's /scale and the scaler's live counts, wake and sleep
+through /scale, explain from the routing table built of the cluster's objects."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def object_status(obj: Mapping[str, Any], scale: Scale | None, ready: int | None
         state=state_of(replicas, ready),
         replicas=replicas,
         ready=ready,
-        in_flight=None,  # the interceptors' counters; not on the API server
+        in_flight=None,  # the interceptors' counters, filled in from the scaler
         held=None,
         routes_bound=sum(1 for r in status.get("routes") or [] if r.get("bound")),
         routes=len(spec.get("routes") or []),
@@ -140,8 +141,17 @@ async def _ready(kube: Kube, obj: Mapping[str, Any]) -> tuple[Scale | None, int 
         workload = await kube.get(resource, ns, name)
     except NotFound:
         return None, None
+    return scale, ready_replicas(resource, workload, scale)
+
+
+def ready_replicas(resource: Resource, workload: Mapping[str, Any], scale: Scale) -> int:
+    """``status.readyReplicas``; the API server leaves it out at zero, which for the apps/v1
+    kinds (Deployment, StatefulSet, ReplicaSet) means none is ready. Another kind without the
+    field: what its /scale reports (pure)."""
     ready = (workload.get("status") or {}).get("readyReplicas")
-    return scale, int(ready) if isinstance(ready, int) else scale.ready
+    if isinstance(ready, int):
+        return ready
+    return 0 if resource.group == "apps" else scale.ready
 
 
 async def get_object(kube: Kube, namespace: str | None, name: str) -> dict[str, Any]:
@@ -155,7 +165,11 @@ async def get_object(kube: Kube, namespace: str | None, name: str) -> dict[str, 
         raise api_error(exc, f"reading HTTPScaledObject {namespace}/{name}") from None
 
 
-async def statuses(kube: Kube, namespace: str | None, name: str | None) -> list[ObjectStatus]:
+async def statuses(
+    kube: Kube, namespace: str | None, name: str | None, scaler: str, notes: list[str]
+) -> list[ObjectStatus]:
+    """A row per object; in flight and held from the scaler when the caller may ask it, else
+    ``None`` with a note saying why."""
     try:
         if name is not None:
             objects = [await get_object(kube, namespace, name)]
@@ -166,6 +180,76 @@ async def statuses(kube: Kube, namespace: str | None, name: str | None) -> list[
             out.append(object_status(obj, *await _ready(kube, obj)))
     except KubeError as exc:
         raise api_error(exc, "reading HTTPScaledObjects") from None
+    if not out:
+        return out
+    counts = await live_counts(kube, namespace, scaler, notes)
+    return out if counts is None else with_counts(out, counts)
+
+
+# The scaler's Service and its metrics port (a name or a number), which serves /targets.
+SCALER_SERVICE = "wakeway/wakeway-scaler:metrics"
+
+
+def parse_scaler_service(text: str) -> tuple[str, str, str]:
+    """``namespace/name:port``, the port a name or a number; UsageError naming the flag."""
+    ref, _, port = text.partition(":")
+    ns, _, name = ref.partition("/")
+    if not ns or not name or not port or "/" in name:
+        raise UsageError(f"--scaler-service {text!r}: expected NAMESPACE/NAME:PORT")
+    return ns, name, port
+
+
+async def live_counts(
+    kube: Kube, namespace: str | None, scaler: str, notes: list[str]
+) -> dict[str, tuple[int, int]] | None:
+    """Requests in flight and held per ``namespace/name``, summed over the interceptor
+    replicas, from the scaler's ``/targets`` through the API server's service proxy (which
+    needs ``get`` on ``services/proxy`` of the scaler's Service). None, and a note, when it
+    cannot be had."""
+    ns, service, port = parse_scaler_service(scaler)
+    path = f"/api/v1/namespaces/{ns}/services/http:{service}:{port}/proxy/targets"
+    try:
+        doc = await kube.request(
+            "GET", path, query={"namespace": namespace} if namespace else None, request_timeout=5
+        )
+    except KubeError as exc:
+        notes.append(
+            f"note: requests in flight and held are not shown: the scaler's /targets through "
+            f"Service {ns}/{service} port {port} ({exc}); it takes get on services/proxy there"
+        )
+        return None
+    try:
+        return parse_targets(doc)
+    except ValueError as exc:
+        notes.append(f"note: requests in flight and held are not shown: {exc}")
+        return None
+
+
+def parse_targets(doc: Any) -> dict[str, tuple[int, int]]:
+    """The scaler's ``/targets`` answer as ``{key: (in_flight, held)}``; ValueError naming
+    what does not fit (pure)."""
+    targets = doc.get("targets") if isinstance(doc, dict) else None
+    if not isinstance(targets, dict):
+        raise ValueError("the scaler's /targets answer has no 'targets' object")
+    out: dict[str, tuple[int, int]] = {}
+    for key, counts in targets.items():
+        in_flight = counts.get("inFlight") if isinstance(counts, dict) else None
+        held = counts.get("held") if isinstance(counts, dict) else None
+        if not isinstance(in_flight, int) or not isinstance(held, int):
+            raise ValueError(f"the scaler's /targets answer: {key!r} is not {{inFlight, held}}")
+        out[str(key)] = (in_flight, held)
+    return out
+
+
+def with_counts(
+    rows: Sequence[ObjectStatus], counts: Mapping[str, tuple[int, int]]
+) -> list[ObjectStatus]:
+    """The rows with in flight and held filled in; a target the scaler does not list has
+    none (pure)."""
+    out = []
+    for row in rows:
+        in_flight, held = counts.get(row.key, (0, 0))
+        out.append(dataclasses.replace(row, in_flight=in_flight, held=held))
     return out
 
 

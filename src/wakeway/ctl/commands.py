@@ -56,6 +56,12 @@ def add_commands(sub: Any) -> None:
     status.add_argument(
         "-A", "--all-namespaces", action="store_true", help="every namespace (cluster)"
     )
+    status.add_argument(
+        "--scaler-service",
+        metavar="NS/NAME:PORT",
+        help="the scaler's Service and metrics port, asked through the API server for requests "
+        "in flight and held (cluster; default wakeway/wakeway-scaler:metrics)",
+    )
     for verb, what in (
         ("wake", "scale its workload to max(1, replicas.min) now (local: start it)"),
         ("sleep", "scale its workload to 0 now (local: stop it)"),
@@ -99,6 +105,8 @@ def _run(args: argparse.Namespace) -> str:
     if args.local is not None:
         if getattr(args, "all_namespaces", False):
             raise UsageError("-A is for clusters; local mode shows every object")
+        if getattr(args, "scaler_service", None) is not None:
+            raise UsageError("--scaler-service is for clusters; local mode counts in process")
         admin = LocalAdmin(args.local)
         if args.command == "status":
             return render_status(admin.status(args.name), fmt, namespaces=True)
@@ -117,21 +125,32 @@ def _run(args: argparse.Namespace) -> str:
         getattr(args, "all_namespaces", False),
         os.environ,
     )
+    notes: list[str] = []
+    scaler = getattr(args, "scaler_service", None)
+    if scaler is not None:
+        cluster.parse_scaler_service(scaler)  # a bad flag before any call
     if args.command == "status":
         items = _in_cluster(
-            target, lambda kube: cluster.statuses(kube, target.namespace, args.name)
+            target,
+            lambda kube: cluster.statuses(
+                kube, target.namespace, args.name, scaler or cluster.SCALER_SERVICE, notes
+            ),
         )
+        _print_notes(notes)
         return render_status(items, fmt, namespaces=target.namespace is None)
     if args.command == "explain":
         req = _request(args)
-        notes: list[str] = []
         found = _in_cluster(target, lambda kube: cluster.explanation(kube, req, notes))
-        for note in notes:
-            print(note, file=sys.stderr)
+        _print_notes(notes)
         return render_explanation(found, fmt)
     wake = args.command == "wake"
     lines = _in_cluster(target, lambda kube: cluster.scale(kube, target.namespace, args.name, wake))
     return _message(lines, fmt)
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(note, file=sys.stderr)
 
 
 def _message(lines: list[str], fmt: str) -> str:

@@ -141,8 +141,14 @@ def metrics_handler(
     return metrics
 
 
-async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> web.AppRunner:
-    """Serve ``/metrics`` (``registry``) and ``/livez`` on ``host:port``; clean up the runner."""
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def serve_metrics(
+    registry: CollectorRegistry, host: str, port: int, routes: Mapping[str, Handler] | None = None
+) -> web.AppRunner:
+    """Serve ``/metrics`` (``registry``), ``/livez`` and any other GET ``routes`` on
+    ``host:port``; clean up the runner."""
 
     async def livez(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -150,6 +156,8 @@ async def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> we
     app = web.Application()
     app.router.add_get("/metrics", metrics_handler(registry))
     app.router.add_get("/livez", livez)
+    for path, handler in (routes or {}).items():
+        app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

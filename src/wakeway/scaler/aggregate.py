@@ -212,6 +212,14 @@ class Aggregator:
     def held(self, key: str) -> int:
         return self._held.get(key, 0)
 
+    def counts(self, namespace: str | None = None) -> dict[str, tuple[int, int]]:
+        """Requests in flight and held per target (``namespace/name``) that has any, summed
+        over the replicas; only ``namespace``'s targets when it is given."""
+        keys = self._in_flight.keys() | self._held.keys()
+        if namespace is not None:
+            keys = {k for k in keys if k.partition("/")[0] == namespace}
+        return {k: (self._in_flight.get(k, 0), self._held.get(k, 0)) for k in sorted(keys)}
+
     def busy(self) -> tuple[int, int]:
         """How many targets have requests in flight, and how many have requests held."""
         return len(self._in_flight), len(self._held)

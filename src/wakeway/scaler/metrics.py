@@ -1,5 +1,6 @@
 """The scaler's Prometheus metrics: gRPC calls by method and code with their latency, the count
-streams from the interceptors, open StreamIsActive streams and busy targets.
+streams from the interceptors, open StreamIsActive streams and busy targets; and ``/targets``,
+each target's requests in flight and held, for ``wakeway status``.
 
 Calls are counted by a grpc.aio server interceptor (no change to the servicer); everything else
 is read from the scaler's own state at scrape time.
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -186,3 +188,22 @@ def scaler_registry(
     registry.register(_Collector(service, subscribers, live, calls))
     registry.register(build_info("scaler"))
     return registry
+
+
+def targets_handler(live: LiveCounts) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /targets[?namespace=NS]``: ``{"replicas": N, "targets": {"ns/name": {"inFlight":
+    I, "held": H}}}`` for every target with a request in flight or held, summed over the
+    ``N`` interceptor replicas whose counts are current; a target not listed has none."""
+
+    async def targets(request: web.Request) -> web.Response:
+        namespace = request.query.get("namespace") or None
+        aggregator = live.aggregator
+        counts = aggregator.counts(namespace)
+        return web.json_response(
+            {
+                "replicas": len(aggregator.replicas),
+                "targets": {k: {"inFlight": i, "held": h} for k, (i, h) in counts.items()},
+            }
+        )
+
+    return targets

@@ -17,7 +17,7 @@ from wakeway.protocol.externalscaler_pb2_grpc import add_ExternalScalerServicer_
 from .aggregate import Aggregator
 from .kube_replicas import KubeReplicas
 from .live import LiveCounts
-from .metrics import CallStats, scaler_registry
+from .metrics import CallStats, scaler_registry, targets_handler
 from .replicas import ReplicaSource, StaticReplicas
 from .service import ExternalScalerService
 from .settings import ScalerSettings
@@ -128,7 +128,10 @@ async def run_scaler(settings: ScalerSettings, replicas: ReplicaSource | None = 
     try:
         if settings.metrics_port:  # first: a busy port stops it before anything else runs
             metrics = await serve_metrics(
-                scaler.registry, settings.metrics_host, settings.metrics_port
+                scaler.registry,
+                settings.metrics_host,
+                settings.metrics_port,
+                {"/targets": targets_handler(scaler.live)},
             )
         await scaler.start()
         log.info(
