@@ -103,13 +103,19 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Placeholder:
-    """What a held request gets at the readiness deadline when there is no failover."""
+    """What a held request gets at the readiness deadline when there is no failover.
+
+    ``immediate`` (an InterceptorRoute's ``coldStart.placeholder``): the answer is given at
+    once, as the held request wakes the target, exactly as written (``status``, ``body``,
+    ``headers``), without the self-refreshing page for browsers."""
 
     enabled: bool = False
     status: int = 503
     body: str = PLACEHOLDER_BODY
     content_type: str = PLACEHOLDER_CONTENT_TYPE
     refresh_seconds: int = DEFAULT_PLACEHOLDER_REFRESH
+    immediate: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +139,23 @@ class RouteBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchRule:
+    """One set of request matchers: any host, any path prefix, every header (the add-on's)."""
+
+    hosts: tuple[str, ...] = ()
+    path_prefixes: tuple[str, ...] = ()
+    headers: tuple[HeaderRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class HTTPScaledObject:
+    """A target: where matching requests go, how it is held and counted, and what scales it.
+
+    Read from an HTTPScaledObject, or from an InterceptorRoute (``source``, see
+    :mod:`wakeway.model.interceptorroute`), which has several match ``rules``, may declare
+    both metrics (``scaling_metrics``) and names no workload: the user's own KEDA ScaledObject
+    scales it."""
+
     meta: ObjectMeta
     hosts: tuple[str, ...]
     path_prefixes: tuple[str, ...]
@@ -153,6 +175,28 @@ class HTTPScaledObject:
     warm_windows: tuple[WarmWindow, ...] = ()
     wake_exclusions: tuple[WakeExclusion, ...] = ()
     maintenance: Maintenance = field(default_factory=Maintenance)
+    source: str = KIND
+    rules: tuple[MatchRule, ...] | None = None  # None: hosts/pathPrefixes/headers
+    scaling_metrics: tuple[ScalingMetric, ...] = ()  # empty: (scaling_metric,)
+
+    @property
+    def match_rules(self) -> tuple[MatchRule, ...]:
+        """Every set of matchers that routes requests here; none when it is routed only
+        through bound HTTPRoutes (``routes`` without hosts or path prefixes)."""
+        if self.rules is not None:
+            return self.rules
+        if self.routes and not self.hosts and not self.path_prefixes:
+            return ()
+        return (MatchRule(self.hosts, self.path_prefixes, self.headers),)
+
+    @property
+    def metrics(self) -> tuple[ScalingMetric, ...]:
+        return self.scaling_metrics or (self.scaling_metric,)
+
+    @property
+    def scaled_by_keda_only(self) -> bool:
+        """An InterceptorRoute: only the user's ScaledObject scales it; no workload is named."""
+        return self.source != KIND
 
     @property
     def key(self) -> str:
@@ -244,10 +288,10 @@ def _replicas(spec: Mapping[str, Any], p: str) -> tuple[int, int]:
 
 
 def _hosts(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
-    return tuple(f.each(spec, "hosts", p, _host))
+    return tuple(f.each(spec, "hosts", p, parse_host))
 
 
-def _host(raw: Any, path: str) -> str:
+def parse_host(raw: Any, path: str) -> str:
     host = f.as_str(raw, path).strip().lower().rstrip(".")
     if host not in ("", "*") and not _HOST.match(host):
         raise ModelError(
@@ -257,10 +301,10 @@ def _host(raw: Any, path: str) -> str:
 
 
 def _path_prefixes(spec: Mapping[str, Any], p: str) -> tuple[str, ...]:
-    return tuple(f.each(spec, "pathPrefixes", p, _path_prefix))
+    return tuple(f.each(spec, "pathPrefixes", p, parse_path_prefix))
 
 
-def _path_prefix(raw: Any, path: str) -> str:
+def parse_path_prefix(raw: Any, path: str) -> str:
     value = f.as_str(raw, path)
     if not value.startswith("/"):
         raise ModelError(path, f"{value!r} must start with '/' (a URL path such as '/api')")
@@ -273,10 +317,11 @@ def _headers(spec: Mapping[str, Any], p: str) -> tuple[HeaderRule, ...]:
     return parse_header_rules(spec, p)
 
 
-def _port_ref(obj: Mapping[str, Any], path: str) -> PortRef:
-    service = f.req_str(obj, "service", path)
+def parse_port_ref(obj: Mapping[str, Any], path: str, service_key: str = "service") -> PortRef:
+    """A Service (named by ``service_key``) and exactly one of ``port`` and ``portName``."""
+    service = f.req_str(obj, service_key, path)
     if not _DNS_LABEL.match(service):
-        raise ModelError(f"{path}.service", f"{service!r} is not a valid Service name")
+        raise ModelError(f"{path}.{service_key}", f"{service!r} is not a valid Service name")
     port = f.opt_int(obj, "port", path, minimum=1, maximum=65535)
     port_name = f.opt_str(obj, "portName", path) or None
     if (port is None) == (port_name is None):
@@ -292,7 +337,7 @@ def _scale_target(spec: Mapping[str, Any], p: str) -> ScaleTargetRef:
         name = f.req_str(ref, "name", path)
         backend = PortRef(name)
         return ScaleTargetRef(name, LOCAL_WORKLOAD_KIND, LOCAL_API_VERSION, backend)
-    backend = _port_ref(ref, path)
+    backend = parse_port_ref(ref, path)
     name = f.opt_str(ref, "name", path) or ""
     if not name:
         # The add-on allows omitting the name; the workload is then named like the Service.
@@ -351,7 +396,7 @@ def _failover(spec: Mapping[str, Any], p: str) -> FailoverRef | None:
         return None
     path = f"{p}.coldStartTimeoutFailoverRef"
     timeout = f.opt_int(raw, "timeoutSeconds", path, int(DEFAULT_FAILOVER_TIMEOUT), minimum=1)
-    return FailoverRef(_port_ref(raw, path), float(timeout))
+    return FailoverRef(parse_port_ref(raw, path), float(timeout))
 
 
 def _timeouts(spec: Mapping[str, Any], p: str) -> Timeouts:

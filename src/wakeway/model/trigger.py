@@ -15,6 +15,12 @@ keys into the ScaledObject it generates (and passes the same map to ``StreamIsAc
 - ``activityWindow``: how long after its last request (begun or ended) a target still counts as
   active, a duration; default 1s. Requests shorter than the interceptors' count batch are never
   seen in flight; this window is what makes steady traffic of short requests look busy.
+- ``interceptorRoute``: instead of ``httpScaledObject``, the name of an InterceptorRoute in the
+  ScaledObjectRef's namespace (the add-on's key, written by the user into their own
+  ScaledObject's ``external-push`` trigger). Its metrics are the route's
+  ``spec.scalingMetric``, read by the scaler from the cluster (:func:`route_metrics`): one
+  metric per kind it sets, named like the add-on's (``http_<name>_concurrency``,
+  ``http_<name>_rate``); the other keys above are ignored for it.
 - ``interceptorTargetPendingRequests``: instead of ``httpScaledObject``, the add-on's key for the
   interceptor's own autoscaling: concurrency summed over every target, this value the target.
 - ``streamHeartbeat`` (StreamIsActive only): while the target is inactive, its state is re-sent
@@ -51,6 +57,7 @@ from wakeway.model.httpso import (
 )
 
 KEY_HTTPSO = "httpScaledObject"
+KEY_INTERCEPTOR_ROUTE = "interceptorRoute"
 KEY_NAMESPACE = "namespace"
 KEY_METRIC = "metric"
 KEY_TARGET_VALUE = "targetValue"
@@ -98,10 +105,13 @@ class MetricTarget:
     window: float = DEFAULT_RATE_WINDOW
     granularity: float = DEFAULT_RATE_GRANULARITY
     activity_window: float = ACTIVITY_WINDOW
+    name: str = ""  # the metric's name when not the usual one (an InterceptorRoute's)
 
     @property
     def metric_name(self) -> str:
         """The name declared in GetMetricSpec (KEDA prefixes ``sN-`` for the HPA)."""
+        if self.name:
+            return self.name
         if self.key == ALL_TARGETS:
             return "http-interceptor-concurrency"
         namespace, _, name = self.key.partition("/")
@@ -143,6 +153,40 @@ def parse_metadata(metadata: Mapping[str, str], ref_namespace: str) -> MetricTar
             KEY_METRIC, f"must be {CONCURRENCY!r} or {REQUEST_RATE!r}, got {kind!r}"
         )
     return MetricTarget(key, "requestRate", target, *_windows(metadata, kind))
+
+
+def route_key(metadata: Mapping[str, str], ref_namespace: str) -> str | None:
+    """``namespace/name`` of the InterceptorRoute the metadata names, or None when it names
+    none (then :func:`parse_metadata` reads it); raises :class:`MetadataError`."""
+    if KEY_INTERCEPTOR_ROUTE not in metadata:
+        return None
+    name = metadata[KEY_INTERCEPTOR_ROUTE].strip()
+    if not _NAME.match(name):
+        raise MetadataError(KEY_INTERCEPTOR_ROUTE, f"{name!r} is not a valid object name")
+    if not ref_namespace:
+        raise MetadataError(KEY_INTERCEPTOR_ROUTE, "the ScaledObjectRef has no namespace")
+    return f"{ref_namespace}/{name}"
+
+
+def route_metrics(route: HTTPScaledObject) -> tuple[MetricTarget, ...]:
+    """The metrics of a target read from an InterceptorRoute: one per kind it declares."""
+    out: list[MetricTarget] = []
+    for metric in route.metrics:
+        if metric.kind == CONCURRENCY:
+            window = DEFAULT_CONCURRENCY_WINDOW
+            granularity = max(DEFAULT_RATE_GRANULARITY, window / MAX_BUCKETS)
+            suffix = "concurrency"
+        else:
+            window = metric.window
+            granularity = max(metric.granularity, window / MAX_BUCKETS)
+            suffix = "rate"
+        name = f"http_{route.name}_{suffix}"
+        out.append(
+            MetricTarget(
+                route.key, metric.kind, metric.target_value, window, granularity, name=name
+            )
+        )
+    return tuple(out)
 
 
 def _windows(metadata: Mapping[str, str], kind: str) -> tuple[float, float, float]:

@@ -294,15 +294,15 @@ def _workload_problems(observed: Observed) -> list[Problem]:
 
 
 def _service_problems(spec: HTTPScaledObject, services: Mapping[str, Service]) -> list[Problem]:
-    out = _port_problems(spec.backend, services, "", "scaleTargetRef")
+    out = port_problems(spec.backend, services, "", "scaleTargetRef")
     if spec.failover is not None:
-        out += _port_problems(
+        out += port_problems(
             spec.failover.backend, services, "Failover", "coldStartTimeoutFailoverRef"
         )
     return out
 
 
-def _port_problems(
+def port_problems(
     ref: PortRef, services: Mapping[str, Service], prefix: str, field_name: str
 ) -> list[Problem]:
     svc = services.get(ref.service)

@@ -10,7 +10,7 @@ from wakeway.routing.endpoints import (
 from wakeway.routing.grants import NO_GRANTS, RouteGrants
 from wakeway.routing.identity import IDENTITY_HEADER, RouteIdentity
 from wakeway.routing.routes import BoundRule, RouteHit
-from wakeway.routing.scaledobjects import Conflict, HostEntry
+from wakeway.routing.scaledobjects import Conflict, HostEntry, merge_targets
 from wakeway.routing.table import (
     BindingProblem,
     InterceptorRef,
@@ -38,4 +38,5 @@ __all__ = [
     "endpoint_view",
     "h2c_backends",
     "index_slices",
+    "merge_targets",
 ]

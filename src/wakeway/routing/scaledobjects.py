@@ -3,7 +3,8 @@
 Semantics of the KEDA HTTP add-on: an exact host wins over wildcard hosts (the most specific
 first), which win over the catch-all ("*" or no hosts); within a host, the longest element-wise
 path prefix wins; header matchers are AND-ed and one without a value only requires presence.
-Ties go to the object with more header matchers, then the older one, then "namespace/name".
+Ties go to the entry with more header matchers, then more of them with a value, then the
+older object, then "namespace/name". An InterceptorRoute's rules are entries like these.
 Where a more specific entry's headers do not match, the next entry in that order is tried, so a
 request is only refused when no entry at all accepts it.
 """
@@ -32,9 +33,11 @@ class HostEntry:
     headers: tuple[HeaderRule, ...]
 
     @property
-    def sort_key(self) -> tuple[int, float, str]:
+    def sort_key(self) -> tuple[int, int, float, str]:
+        # The add-on's order: more headers, then more of them with a value, then older.
         meta = self.target.meta
-        return (-len(self.headers), meta.creation_timestamp, meta.key)
+        valued = sum(1 for h in self.headers if h.value is not None)
+        return (-len(self.headers), -valued, meta.creation_timestamp, meta.key)
 
     @property
     def header_set(self) -> frozenset[tuple[str, str | None]]:
@@ -59,16 +62,27 @@ def _has_value(value: str, expected: str) -> bool:
 
 
 def host_entries(target: HTTPScaledObject) -> Iterable[HostEntry]:
-    """The claims of one object. No hosts means the catch-all, as in the add-on, except for an
-    object bound to HTTPRoutes that names neither hosts nor paths: its traffic comes only
-    through those routes."""
-    if target.routes and not target.hosts and not target.path_prefixes:
-        return
-    hosts = target.hosts or ("*",)
-    prefixes = {normalize_prefix(p) for p in target.path_prefixes} or {""}
-    for host in dict.fromkeys(hosts):
-        for prefix in sorted(prefixes):
-            yield HostEntry(target, host, prefix, target.headers)
+    """The claims of one object: each of its match rules (an HTTPScaledObject has one, an
+    InterceptorRoute any number) claims every host of it (none: the catch-all, as in the add-on)
+    with every path prefix of it (none: the root) and its headers. An HTTPScaledObject bound to
+    HTTPRoutes that names neither hosts nor paths has no rule: its traffic comes only through
+    those routes; an InterceptorRoute without rules gets no traffic, as in the add-on."""
+    for rule in target.match_rules:
+        hosts = rule.hosts or ("*",)
+        prefixes = {normalize_prefix(p) for p in rule.path_prefixes} or {""}
+        for host in dict.fromkeys(hosts):
+            for prefix in sorted(prefixes):
+                yield HostEntry(target, host, prefix, rule.headers)
+
+
+def merge_targets(
+    scaled_objects: Iterable[HTTPScaledObject], interceptor_routes: Iterable[HTTPScaledObject]
+) -> list[HTTPScaledObject]:
+    """Every target, an InterceptorRoute in place of an HTTPScaledObject of the same namespace
+    and name (the add-on's rule: both share one key, the route is kept)."""
+    by_key = {t.key: t for t in scaled_objects}
+    by_key.update((t.key, t) for t in interceptor_routes)
+    return list(by_key.values())
 
 
 @dataclass(slots=True)
@@ -154,7 +168,7 @@ def _describe(entry: HostEntry) -> str:
 def reference_lookup(targets: Iterable[HTTPScaledObject], req: Request) -> HostEntry | None:
     """The semantics above as a scan of every entry in precedence order: the oracle that
     property tests hold :class:`ScaledObjectIndex` to."""
-    ranked: list[tuple[HostRank, int, tuple[int, float, str], HostEntry]] = []
+    ranked: list[tuple[HostRank, int, tuple[int, int, float, str], HostEntry]] = []
     for target in targets:
         for entry in host_entries(target):
             rank = _host_rank(entry.host, req.host)
