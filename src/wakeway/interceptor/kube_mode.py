@@ -1,7 +1,9 @@
 """The interceptor in Kubernetes mode: informers feed the routing table and endpoint view.
 
-HTTPScaledObjects, HTTPRoutes and ReferenceGrants rebuild the routing table; Services and
-EndpointSlices (and HTTPScaledObjects) rebuild the ready-endpoint view. Each rebuild reads the
+HTTPScaledObjects, InterceptorRoutes, HTTPRoutes and ReferenceGrants rebuild the routing table;
+Services and EndpointSlices (and the targets) rebuild the ready-endpoint view. An InterceptorRoute
+is a target like an HTTPScaledObject (and replaces one of the same namespace and name); its CRD
+may be missing (a cluster set up before it): then there are none. Each rebuild reads the
 informers' caches whole and swaps the result in one assignment; watch events only mark what is
 stale, and a burst of events within ``debounce`` seconds costs one rebuild. An HTTPScaledObject
 event that changes nothing the interceptor reads (a status write, other than one that makes it
@@ -28,12 +30,14 @@ from wakeway.kube.resources import (
     ENDPOINTSLICES,
     HTTPROUTES,
     HTTPSCALEDOBJECTS,
+    INTERCEPTORROUTES,
     REFERENCEGRANTS,
     SERVICES,
 )
 from wakeway.model.conditions import unservable
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.interceptorroute import parse_interceptorroute
 from wakeway.model.service import (
     EndpointSlice,
     ReferenceGrant,
@@ -52,6 +56,7 @@ from wakeway.routing import (
     endpoint_view,
     h2c_backends,
     index_slices,
+    merge_targets,
 )
 
 from .kube_tls import SecretCertificates
@@ -83,6 +88,9 @@ class KubeConfigSource:
         self.scaled: Informer[HTTPScaledObject] = Informer(
             kube, HTTPSCALEDOBJECTS, parse_httpscaledobject
         )
+        self.irs: Informer[HTTPScaledObject] = Informer(
+            kube, INTERCEPTORROUTES, parse_interceptorroute, optional=True
+        )
         self.routes: Informer[HTTPRoute] = Informer(kube, HTTPROUTES, parse_httproute)
         self.grants: Informer[ReferenceGrant] = Informer(
             kube, REFERENCEGRANTS, parse_reference_grant
@@ -101,15 +109,17 @@ class KubeConfigSource:
         self.view_refreshes = 0
         self.unservable: dict[str, str] = {}  # target key -> why requests cannot be served
         self._read: dict[str, object] = {}  # target key -> what of it the interceptor reads
-        self.skipped = 0  # HTTPScaledObject events that changed nothing read here
+        self.skipped = 0  # target events that changed nothing read here
         interceptor.on_cold(self._on_cold)
-        self.scaled.add_handler(self._scaled_changed)
+        self.scaled.add_handler(lambda key: self._target_changed(self.scaled, "", key))
+        self.irs.add_handler(lambda key: self._target_changed(self.irs, "ir:", key))
         self.routes.add_handler(lambda _key: self._mark(table=True))
         self.grants.add_handler(lambda _key: self._mark(table=True))
         self.services.add_handler(lambda _key: self._mark(view=True))
         self.slices.add_handler(lambda _key: self._mark(view=True))
         self._informers: tuple[_Watching, ...] = (
             self.scaled,
+            self.irs,
             self.routes,
             self.grants,
             self.services,
@@ -128,8 +138,10 @@ class KubeConfigSource:
         self._pending = asyncio.create_task(self._rebuild(debounce=0.0))
         await asyncio.gather(self._view_task, self._pending)
         log.info(
-            "synced: %d HTTPScaledObjects, %d HTTPRoutes, %d Services, %d EndpointSlices",
+            "synced: %d HTTPScaledObjects, %d InterceptorRoutes, %d HTTPRoutes, %d Services, "
+            "%d EndpointSlices",
             len(self.scaled.items()),
+            len(self.irs.items()),
             len(self.routes.items()),
             len(self.services.items()),
             len(self.slices.items()),
@@ -142,16 +154,20 @@ class KubeConfigSource:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(i.stop() for i in self._informers))
 
-    def _scaled_changed(self, key: str) -> None:
-        cached = self.scaled.get(key)
+    def targets(self) -> list[HTTPScaledObject]:
+        """Every target: HTTPScaledObjects, and InterceptorRoutes in place of any of theirs."""
+        return merge_targets(self.scaled.values(), self.irs.values())
+
+    def _target_changed(self, informer: Informer[HTTPScaledObject], kind: str, key: str) -> None:
+        cached = informer.get(key)
         if cached is None:
-            self._read.pop(key, None)
+            self._read.pop(kind + key, None)
         else:
             read = what_is_read(cached)
-            if self._read.get(key) == read:
+            if self._read.get(kind + key) == read:
                 self.skipped += 1
                 return
-            self._read[key] = read
+            self._read[kind + key] = read
         self._mark(table=True, view=True)
 
     def _mark(self, table: bool = False, view: bool = False) -> None:
@@ -178,7 +194,7 @@ class KubeConfigSource:
             self._view_stale = False
             self._check_servable()
             services = {s.key: s for s in self.services.values()}
-            backends = backends_of(self.scaled.values())
+            backends = backends_of(self.targets())
             view, _problems = endpoint_view(backends, services, index_slices(self.slices.values()))
             self._endpoint_changes.swapped(view)  # logged before it releases held requests
             self.interceptor.set_endpoints(view, h2c_backends(backends, services))
@@ -192,7 +208,7 @@ class KubeConfigSource:
             await asyncio.sleep(debounce)
         while self._table_stale:
             self._table_stale = False
-            targets = self.scaled.values()
+            targets = self.targets()
             routes = self.routes.values()
             grants = RouteGrants.of(self.grants.values())
             before = self.table
@@ -205,17 +221,21 @@ class KubeConfigSource:
                 for key in before.targets.keys() - self.table.targets.keys():
                     self._fail(
                         key,
-                        f"HTTPScaledObject {key} was deleted while this request was held for it",
+                        f"{key} was deleted while this request was held for it",
                     )
             self.rebuilds += 1
 
     def _check_servable(self) -> None:
         """Note which targets cannot be served now, and answer what is held for them."""
         found: dict[str, str] = {}
-        for key, cached in self.scaled.items().items():
-            cond = unservable(cached.conditions, cached.meta.generation)
-            if cond is not None:
-                found[key] = f"{key} cannot be served: {cond.reason}: {cond.message}"
+        kept = {t.key: t.source for t in self.targets()}
+        for informer in (self.scaled, self.irs):
+            for key, cached in informer.items().items():
+                if cached.value is not None and kept.get(key) != cached.value.source:
+                    continue  # an HTTPScaledObject that an InterceptorRoute replaces
+                cond = unservable(cached.conditions, cached.meta.generation)
+                if cond is not None:
+                    found[key] = f"{key} cannot be served: {cond.reason}: {cond.message}"
         self.unservable = found
         for key, why in found.items():
             self._fail(key, why)

@@ -155,7 +155,11 @@ def waiting_page(target: str, refresh_seconds: int, message: str) -> str:
 
 
 def placeholder_page(placeholder: Placeholder, target: str, *, accept: str | None) -> Page:
-    """The answer at the readiness deadline when a placeholder is enabled."""
+    """The answer at the readiness deadline when a placeholder is enabled; an immediate one
+    (an InterceptorRoute's) exactly as written."""
+    if placeholder.immediate:
+        body = placeholder.body.encode()
+        return Page(placeholder.status, body, placeholder.content_type, placeholder.headers)
     retry = (("Retry-After", str(placeholder.refresh_seconds)),)
     if accepts_html(accept):
         text = waiting_page(target, placeholder.refresh_seconds, placeholder.body)

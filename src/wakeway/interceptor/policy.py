@@ -156,6 +156,8 @@ def resolve(target: HTTPScaledObject, settings: InterceptorSettings) -> TargetPo
     failover = target.failover
     if failover is not None:
         hold_wait = failover.timeout
+    elif target.cold_start.placeholder.immediate:
+        hold_wait = 0.0  # held only to wake the target, then answered with the placeholder
     else:
         hold_wait = t.condition_wait or settings.condition_wait
     max_held = target.cold_start.max_held_requests

@@ -9,7 +9,11 @@ it was away. Only a server that answers but is overloaded (429, 5xx) is left alo
 and that backoff grows from its start: a restarting server also answers 429 for a moment while
 its storage initializes, which must not inherit the count of a long outage. Every success (a
 list, a watch event) starts the backoff from the beginning again, and while the API server is
-unreachable a wait ends as soon as any call on the same connection gets through."""
+unreachable a wait ends as soon as any call on the same connection gets through.
+
+An ``optional`` informer is for a kind whose CRD may not be installed (InterceptorRoute, on a
+cluster set up before it existed): while listing it answers 404 it is synced and empty, and
+the list is tried again every ``absent_retry`` seconds, so a CRD installed later is picked up."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from wakeway.kube.client import JSON, Kube
-from wakeway.kube.errors import Forbidden, Gone, KubeError, Unauthorized
+from wakeway.kube.errors import Forbidden, Gone, KubeError, NotFound, Unauthorized
 from wakeway.kube.resources import Resource
 from wakeway.model.conditions import Condition, parse_conditions
 from wakeway.model.errors import ModelError
@@ -78,6 +82,8 @@ class Informer(Generic[T]):
         backoff: Backoff | None = None,
         server_timeout: int = 300,
         silence: float = 330.0,
+        optional: bool = False,
+        absent_retry: float = 10.0,
     ) -> None:
         self.kube = kube
         self.resource = resource
@@ -87,6 +93,9 @@ class Informer(Generic[T]):
         self.backoff = backoff or Backoff()
         self.server_timeout = server_timeout
         self.silence = silence
+        self.optional = optional
+        self.absent_retry = absent_retry
+        self.absent = False  # optional, and the API server does not serve the kind
         self.synced = asyncio.Event()
         self.relists = 0  # how many times the whole list was read (1 after the first sync)
         self.resumed = 0  # watches the server ended normally, each resumed from its version
@@ -158,6 +167,12 @@ class Informer(Generic[T]):
                 log.log(level, "%s: %s; retrying in %.1fs", self.resource.plural, exc, delay)
                 await self.kube.wait_answering(delay)
             except KubeError as exc:
+                if self.optional and isinstance(exc, NotFound):
+                    if version is None:
+                        self._not_served()
+                        await asyncio.sleep(self.absent_retry)
+                    version = None  # a watch of a kind no longer served: list to find out
+                    continue
                 busy = overloaded(exc)
                 if busy != was_overloaded:
                     attempt, was_overloaded = 0, busy
@@ -174,12 +189,22 @@ class Informer(Generic[T]):
                 version = None
                 await self.kube.wait_answering(delay)
 
+    def _not_served(self) -> None:
+        if not self.absent:
+            log.info("%s: not served by the API server; none until it is", self.resource.plural)
+        self.absent = True
+        gone, self._store = list(self._store), {}
+        self.synced.set()
+        for key in gone:
+            self._notify(key)
+
     async def _relist(self) -> str:
         result = await self.kube.list(self.resource, self.namespace, self.label_selector)
         fresh = {c.key: c for c in (self._cache_entry(item) for item in result.items)}
         changed = [k for k in self._store if k not in fresh]
         changed += [k for k, c in fresh.items() if self._store.get(k) != c]
         self._store = fresh
+        self.absent = False
         self.relists += 1
         self.synced.set()
         for key in changed:

@@ -30,6 +30,7 @@ class Resource:
 
 
 HTTPSCALEDOBJECTS = Resource("http.keda.sh", "v1alpha1", "httpscaledobjects", "HTTPScaledObject")
+INTERCEPTORROUTES = Resource("http.keda.sh", "v1beta1", "interceptorroutes", "InterceptorRoute")
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
 REFERENCEGRANTS = Resource(
     "gateway.networking.k8s.io", "v1beta1", "referencegrants", "ReferenceGrant"

@@ -19,6 +19,7 @@ from .kube_replicas import KubeReplicas
 from .live import LiveCounts
 from .metrics import CallStats, scaler_registry, targets_handler
 from .replicas import ReplicaSource, StaticReplicas
+from .routes import KubeRoutes, RouteSource, StaticRoutes
 from .service import ExternalScalerService
 from .settings import ScalerSettings
 from .subscriber import Subscribers
@@ -50,14 +51,28 @@ def replica_source(settings: ScalerSettings) -> ReplicaSource:
     )
 
 
+def route_source(settings: ScalerSettings) -> RouteSource:
+    """InterceptorRoutes from the cluster when the scaler runs in it (``interceptor_service``
+    set), else none."""
+    if settings.interceptor_service and not settings.interceptors:
+        return KubeRoutes(settings.kubeconfig or None)
+    return StaticRoutes()
+
+
 class Scaler:
     """Serves KEDA's external-scaler protocol from counts pushed by the interceptor replicas."""
 
-    def __init__(self, settings: ScalerSettings, replicas: ReplicaSource | None = None) -> None:
+    def __init__(
+        self,
+        settings: ScalerSettings,
+        replicas: ReplicaSource | None = None,
+        routes: RouteSource | None = None,
+    ) -> None:
         self.settings = settings
         self.replicas = replicas or StaticReplicas(settings.interceptors)
+        self.routes = routes or StaticRoutes()
         self.live = LiveCounts(Aggregator(settings.stale_after, settings.window_idle))
-        self.service = ExternalScalerService(self.live, settings)
+        self.service = ExternalScalerService(self.live, settings, self.routes)
         self.subscribers = Subscribers(self.replicas, self.live, settings)
         self._server: grpc.aio.Server | None = None
         self._subscribers_task: asyncio.Task[None] | None = None
@@ -88,6 +103,7 @@ class Scaler:
             raise OSError(f"cannot listen on {address}:{s.listen_port}")
         await server.start()
         self._server = server
+        await self.routes.start()
         self.live.start()
         self._subscribers_task = asyncio.create_task(self.subscribers.run(), name="subscribers")
         log.info("scaler: gRPC on %s:%d", s.listen_host, self._port)
@@ -106,6 +122,7 @@ class Scaler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.routes.stop()
 
     async def __aenter__(self) -> Scaler:
         await self.start()
@@ -123,7 +140,7 @@ async def run_scaler(settings: ScalerSettings, replicas: ReplicaSource | None = 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    scaler = Scaler(settings, replicas)
+    scaler = Scaler(settings, replicas, route_source(settings))
     metrics: web.AppRunner | None = None
     try:
         if settings.metrics_port:  # first: a busy port stops it before anything else runs
