@@ -131,11 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="check local-mode configuration or Kubernetes manifests, then exit",
         description="Checks every document of the YAML files (or directories of them). Files "
         "that define a LocalWorkload are local mode's configuration and get exactly its checks; "
-        "otherwise they are Kubernetes manifests: HTTPScaledObjects, HTTPRoutes and "
-        "ReferenceGrants are checked by the rules of the CRD and the operator, documents of "
-        "other kinds are noted and skipped, an object defined again is noted (the later "
-        "replaces it, as when applied). Every problem is printed, naming file, document, "
-        "kind/name and field; exit 1 when there is any.",
+        "otherwise they are Kubernetes manifests: HTTPScaledObjects, InterceptorRoutes, "
+        "HTTPRoutes and ReferenceGrants are checked by the rules of the CRD and the operator, "
+        "documents of other kinds are noted and skipped, an object defined again is noted "
+        "(the later replaces it, as when applied). Every problem is printed, naming file, "
+        "document, kind/name and field; exit 1 when there is any.",
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     add_commands(sub)
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from wakeway.local.config import ConfigError, load_config
     from wakeway.model.settings import INTERCEPTOR_SERVICE
-    from wakeway.routing import InterceptorRef, RouteGrants, RoutingTable
+    from wakeway.routing import InterceptorRef, RouteGrants, RoutingTable, merge_targets
 
     try:
         config = load_config(args.paths, kubernetes=None)
@@ -186,13 +186,18 @@ def _validate(args: argparse.Namespace) -> int:
     # Local configuration names the interceptor by name only; manifests as config/ installs it.
     interceptor = LOCAL_INTERCEPTOR if config.workloads else InterceptorRef(*INTERCEPTOR_SERVICE)
     grants = RouteGrants.of(config.grants)
-    table = RoutingTable(config.scaled_objects, config.routes, interceptor, grants)
+    scaled = [t for t in config.scaled_objects if not t.scaled_by_keda_only]
+    routes = [t for t in config.scaled_objects if t.scaled_by_keda_only]
+    targets = merge_targets(scaled, routes)
+    table = RoutingTable(targets, config.routes, interceptor, grants)
     for binding in table.problems:
         print(f"warning: {binding.target}: {binding.message} ({binding.reason})", file=sys.stderr)
     for conflict in table.conflicts:
         print(f"warning: {conflict.loser}: {conflict.message}", file=sys.stderr)
     print(
-        f"ok: {len(config.scaled_objects)} HTTPScaledObjects, {len(config.routes)} HTTPRoutes, "
+        f"ok: {len(scaled)} HTTPScaledObjects, "
+        + (f"{len(routes)} InterceptorRoutes, " if routes else "")
+        + f"{len(config.routes)} HTTPRoutes, "
         f"{len(config.grants)} ReferenceGrants, {len(config.workloads)} LocalWorkloads"
     )
     return 0

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.unit.test_crd_schema import Reads, apply_defaults, leaves, walk
+from wakeway.cli import main
 from wakeway.gateway.request import Request
 from wakeway.model import ModelError
 from wakeway.model.httpso import parse_httpscaledobject
@@ -394,3 +395,41 @@ def test_what_the_crd_cannot_check_is_a_false_ready_naming_the_field() -> None:
     status, reason, message = _ready(plan_route_status(invalid, services, {}, 0.0))
     assert (status, reason) == ("False", "InvalidSpec")
     assert "spec.coldStart.placeholder.response.bodyFromConfigMap" in message
+
+
+# -- wakeway validate --------------------------------------------------------------------------
+
+SCALED_OBJECT = {
+    "apiVersion": "keda.sh/v1alpha1",
+    "kind": "ScaledObject",
+    "metadata": {"name": "web", "namespace": "app"},
+    "spec": {
+        "scaleTargetRef": {"name": "web"},
+        "triggers": [
+            {
+                "type": "external-push",
+                "metadata": {"interceptorRoute": "web", "scalerAddress": "wakeway-scaler:9091"},
+            }
+        ],
+    },
+}
+
+
+def test_validate_checks_interceptor_routes_by_the_same_rules(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        yaml.safe_dump_all([route(rules=[{"hosts": ["a.example.com"]}]), SCALED_OBJECT])
+    )
+    assert main(["validate", str(good)]) == 0
+    out, err = capsys.readouterr()
+    assert "ok: 0 HTTPScaledObjects, 1 InterceptorRoutes, 0 HTTPRoutes" in out
+    assert "skipped ScaledObject/web: not a wakeway kind" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(route(rules=[{"host": ["a"]}], timeouts={"readines": "1s"})))
+    assert main(["validate", str(bad)]) == 1
+    _, err = capsys.readouterr()
+    assert "(InterceptorRoute web): spec.rules[0].host: unknown field" in err
+    assert "spec.timeouts.readines: unknown field; did you mean `readiness`?" in err
+    assert "2 problem(s)" in err

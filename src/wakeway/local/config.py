@@ -3,7 +3,8 @@
 Every problem is collected and reported at once, each naming the file, the document (its
 position and, when readable, kind and name) and the field, so one run shows all that is wrong.
 The same reader checks Kubernetes manifests (``kubernetes=True``, for ``wakeway validate``):
-HTTPScaledObjects, HTTPRoutes and ReferenceGrants by the rules the CRD and the operator apply,
+HTTPScaledObjects, InterceptorRoutes, HTTPRoutes and ReferenceGrants by the rules the CRD and
+the operator apply,
 targets of any kind, and a note for each document of another kind.
 """
 
@@ -31,6 +32,9 @@ from wakeway.model.httpso import (
     HTTPScaledObject,
     parse_httpscaledobject,
 )
+from wakeway.model.interceptorroute import API_VERSION as ROUTE_API_VERSION
+from wakeway.model.interceptorroute import KIND as ROUTE_KIND
+from wakeway.model.interceptorroute import parse_interceptorroute
 from wakeway.model.local import LocalWorkload, parse_local_workload
 from wakeway.model.service import ReferenceGrant, parse_reference_grant
 
@@ -73,6 +77,7 @@ _PARSERS: dict[tuple[str, str], Parser] = {
 _KUBERNETES_PARSERS: dict[tuple[str, str], Parser] = {
     **_PARSERS,
     (GRANT_API_VERSION, "ReferenceGrant"): partial(parse_reference_grant, strict=True),
+    (ROUTE_API_VERSION, ROUTE_KIND): parse_interceptorroute,
 }
 
 
@@ -186,7 +191,7 @@ def _assemble(
     kubernetes = notes is not None
     chosen: dict[tuple[str, str], tuple[str, object]] = {}
     for where, obj in objects:
-        kind, key = type(obj).__name__, getattr(obj, "key", "")
+        kind, key = getattr(obj, "source", type(obj).__name__), getattr(obj, "key", "")
         if (kind, key) in chosen:
             first = chosen[kind, key][0]
             if notes is None:
@@ -213,7 +218,7 @@ def _assemble(
         ref = so.scale_target
         where = where_of[so.key]
         if kubernetes and (ref.api_version, ref.kind) != (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND):
-            continue  # a Kubernetes workload: the operator checks it against the cluster
+            continue  # a Kubernetes workload (or none): the operator checks it in the cluster
         if (ref.api_version, ref.kind) != (LOCAL_API_VERSION, LOCAL_WORKLOAD_KIND):
             problems.append(
                 f"{where}: spec.scaleTargetRef: local mode scales LocalWorkloads only; set "

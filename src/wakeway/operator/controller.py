@@ -22,6 +22,7 @@ from wakeway.kube import Forbidden, Informer, Kube, KubeError, NotFound
 from wakeway.kube.resources import (
     HTTPROUTES,
     HTTPSCALEDOBJECTS,
+    INTERCEPTORROUTES,
     REFERENCEGRANTS,
     SCALEDOBJECTS,
     SERVICES,
@@ -36,6 +37,7 @@ from wakeway.model.conditions import (
 )
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import API_VERSION, KIND, HTTPScaledObject
+from wakeway.model.interceptorroute import parse_interceptorroute
 from wakeway.model.logs import event
 from wakeway.model.service import ReferenceGrant, Service, parse_reference_grant, parse_service
 from wakeway.operator.bindings import Bindings, BindingsCache, Inputs, build_bindings
@@ -57,6 +59,7 @@ from wakeway.operator.plan import (
     plan_removal,
     timestamp,
 )
+from wakeway.operator.routestatus import plan_route_status
 from wakeway.operator.routewiring import RouteWiring
 from wakeway.operator.scaling import Activity, Recommendation
 from wakeway.operator.settings import OperatorSettings
@@ -65,6 +68,9 @@ from wakeway.operator.workqueue import ShutDown, WorkQueue
 from wakeway.routing import InterceptorRef, RouteIdentity
 
 log = logging.getLogger("wakeway.operator")
+
+ROUTE_KEY = "InterceptorRoute:"
+"""Queue keys of InterceptorRoutes start with this (their status is all the operator writes)."""
 
 FIRST_ANSWER_WAIT = 5.0
 """Seconds a pass waits for a new StreamIsActive's first answer before reporting no scaler."""
@@ -133,6 +139,10 @@ class Controller:
         self.grants: Informer[ReferenceGrant] = Informer(
             kube, REFERENCEGRANTS, parse_reference_grant, namespace=ns
         )
+        # InterceptorRoutes (their CRD may be missing: then there are none).
+        self.irs: Informer[HTTPScaledObject] = Informer(
+            kube, INTERCEPTORROUTES, parse_interceptorroute, namespace=ns, optional=True
+        )
         self.scaledobjects: Informer[ScaledObjectView] | None = None
         if mode == "keda":
             self.scaledobjects = Informer(kube, SCALEDOBJECTS, parse_scaled_object, namespace=ns)
@@ -170,7 +180,13 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer[Any]]:
-        out: list[Informer[Any]] = [self.httpsos, self.routes, self.services, self.grants]
+        out: list[Informer[Any]] = [
+            self.httpsos,
+            self.irs,
+            self.routes,
+            self.services,
+            self.grants,
+        ]
         if self.scaledobjects is not None:
             out.append(self.scaledobjects)
         return out
@@ -183,6 +199,7 @@ class Controller:
         self.routes.add_handler(self._route_changed)
         self.services.add_handler(self._service_changed)
         self.grants.add_handler(self._grant_changed)
+        self.irs.add_handler(lambda key: self.queue.add(ROUTE_KEY + key))
         if self.scaledobjects is not None:
             self.scaledobjects.add_handler(self.queue.add)
         for informer in self.informers:
@@ -191,7 +208,7 @@ class Controller:
             await asyncio.gather(*(i.synced.wait() for i in self.informers))
             log.info("operator: caches synced (%s mode)", self.mode)
             self.ready.set()
-            self._begin_pass("start", list(self.httpsos.items()))
+            self._begin_pass("start", [*self.httpsos.items(), *self._route_keys()])
             workers = [
                 asyncio.create_task(self._worker(), name=f"reconcile-{i}")
                 for i in range(self.settings.workers)
@@ -323,9 +340,16 @@ class Controller:
     def _api_back(self) -> None:
         # Reconciles that failed while the API server was away grew their keys' backoff (up to
         # retry_max); that is no reason to wait once it answers: look at everything again now.
-        for key in list(self.httpsos.items()):
+        for key in [*self.httpsos.items(), *self._route_keys()]:
             self.queue.forget(key)
             self.queue.add(key)
+
+    def _route_keys(self, namespace: str | None = None) -> list[str]:
+        return [
+            ROUTE_KEY + key
+            for key, cached in self.irs.items().items()
+            if namespace is None or cached.meta.namespace == namespace
+        ]
 
     def _httpso_changed(self, key: str) -> None:
         cached = self.httpsos.get(key)
@@ -363,6 +387,8 @@ class Controller:
             if not services:
                 del self._services_by_ns[namespace]
         for key in self.dependents.of_service(service_key):
+            self.queue.add(key)
+        for key in self._route_keys(namespace):
             self.queue.add(key)
 
     def _grant_changed(self, grant_key: str) -> None:
@@ -404,6 +430,9 @@ class Controller:
     async def reconcile(self, key: str) -> float | None:
         """One level-triggered pass over ``key``; returns when to look again, if time matters."""
         self.reconciles += 1
+        if key.startswith(ROUTE_KEY):
+            await self._reconcile_route(key.removeprefix(ROUTE_KEY))
+            return None
         cached = self.httpsos.get(key)
         so_view = self._scaled_object(key)
         if cached is None:
@@ -465,6 +494,36 @@ class Controller:
             self.histories.pop(key, None)
         await self.apply(key, httpso, result)
         return result.requeue_after
+
+    async def _reconcile_route(self, key: str) -> None:
+        """An InterceptorRoute's pass: its Ready condition, nothing else (see routestatus)."""
+        cached = self.irs.get(key)
+        if cached is None:
+            return
+        namespace, _, name = key.partition("/")
+        spec: HTTPScaledObject | InvalidSpec
+        if cached.value is not None:
+            spec = cached.value
+        else:
+            assert cached.error is not None
+            spec = InvalidSpec(cached.meta, cached.error)
+        current = {"conditions": [c.to_json() for c in cached.conditions]}
+        services = MappingProxyType(self._services_by_ns.get(namespace, {}))
+        status = plan_route_status(spec, services, current, self.clock())
+        if status is None:
+            return
+        stamp = timestamp(self.clock())
+        try:
+            written = await self.kube.update_status(
+                INTERCEPTORROUTES,
+                namespace,
+                name,
+                status,
+                rebase=lambda desired, stored: rebase_status(desired, stored, stamp),
+            )
+        except NotFound:
+            return  # deleted meanwhile
+        self.status_writes += written
 
     def _first_answer_pending(self, key: str, connected: bool) -> bool:
         """Whether ``key``'s new StreamIsActive has not answered yet, for at most
