@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from wakeway.model.trigger import ALL_TARGETS, MetricTarget
-from wakeway.scaler.aggregate import MAX_WINDOWS_PER_TARGET, Aggregator, RateWindow
+from wakeway.scaler.aggregate import MAX_WINDOWS_PER_TARGET, Aggregator, Applied, RateWindow
 from wakeway.scaler.live import LiveCounts
 from wakeway.scaler.wire import CountLine, Counts
 
@@ -334,6 +334,34 @@ def test_rate_window_spreads_an_amount_over_its_interval(
 
 
 @pytest.mark.parametrize(
+    ("window", "granularity", "start", "end", "amount", "total", "rate"),
+    [
+        # 1 s window of two 0.5 s buckets: 0.9..1.6 puts 0.1 in bucket 1 (gone by 1.6), 0.5 in
+        # bucket 2 and 0.1 in bucket 3, though the interval is shorter than a second.
+        (1.0, 0.5, 0.9, 1.6, 0.7, 0.6, 0.6),
+        (10.0, 0.5, 0.9, 1.6, 0.7, 0.7, 0.07),  # all of it inside a wide window
+        # 4 s window of two 2 s buckets: 1..5 gives bucket 1 [2, 4) 4 and bucket 2 [4, 6) 2;
+        # bucket 0 [0, 2) would get 2 but it is out of the window
+        (4.0, 2.0, 1.0, 5.0, 8.0, 6.0, 1.5),
+        (4.0, 2.0, 4.2, 5.8, 1.0, 1.0, 0.25),  # inside one 2 s bucket
+    ],
+)
+def test_rate_window_spreads_by_its_granularity(
+    window: float,
+    granularity: float,
+    start: float,
+    end: float,
+    amount: float,
+    total: float,
+    rate: float,
+) -> None:
+    w = RateWindow(window, granularity, 0.0)
+    w.add_spread(start, end, amount)
+    assert w.total(end) == pytest.approx(total)
+    assert w.rate(end) == pytest.approx(rate)  # per second over the whole window
+
+
+@pytest.mark.parametrize(
     ("lines", "resync"),
     [
         ([CountLine("change", 1, {APP: c(1)})], True),  # a change before any snapshot
@@ -377,7 +405,8 @@ def test_idle_rate_windows_are_forgotten_and_bounded() -> None:
     agg = Aggregator(5.0, window_idle=100.0)
     for i in range(MAX_WINDOWS_PER_TARGET + 2):
         agg.watch(MetricTarget(APP, "requestRate", 1, window=10.0 + i, granularity=1.0), 0.0)
-    assert len(agg._windows[APP]) == MAX_WINDOWS_PER_TARGET
+    kept = [spec[1] for spec in agg._windows[APP]]
+    assert kept == [10.0 + i for i in range(2, MAX_WINDOWS_PER_TARGET + 2)]  # the newest
     agg.watch(RATE, 50.0)
     agg.expire(120.0)
     assert list(agg._windows[APP]) == [(RATE.kind, RATE.window, RATE.granularity)]
@@ -438,3 +467,86 @@ def test_counts_sums_each_busy_target_over_replicas_and_filters_by_namespace() -
     assert agg.counts("n") == {}  # a namespace, not a prefix of one
     agg.drop(B)
     assert agg.counts("ns") == {API: (1, 0), APP: (2, 1)}
+
+
+def test_held_and_last_activity_of_an_unknown_target_are_none() -> None:
+    agg = Aggregator(15.0)
+    assert agg.held(APP) == 0
+    assert agg.last_activity(APP) is None
+    assert agg.drop(A) == frozenset()  # a replica never seen
+
+
+def test_a_snapshot_says_which_targets_it_changed() -> None:
+    agg = Aggregator(15.0)
+    applied = agg.apply(A, CountLine("snapshot", 1, {APP: c(2), API: c()}), 0.0)
+    assert applied == Applied(frozenset({APP, ALL_TARGETS}))
+    assert agg.last_activity(APP) is None  # a first snapshot is a baseline, not activity
+    agg.apply(A, CountLine("change", 2, {APP: c(1)}), 3.0)
+    assert agg.last_activity(APP) == 3.0  # a request ended
+
+
+def test_request_rate_value_is_the_rate() -> None:
+    agg = Aggregator(15.0)
+    agg.watch(RATE, 0.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    agg.apply(A, CountLine("change", 2, {APP: c(requests=30)}), 1.0)
+    assert agg.value(RATE, 2.0) == pytest.approx(3.0)  # 30 over a 10 s window
+    assert agg.value(RATE, 2.0) == agg.rate(RATE, 2.0)
+
+
+def test_active_until_is_none_while_a_request_is_in_flight() -> None:
+    agg = Aggregator(15.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    agg.apply(A, CountLine("change", 2, {APP: c(1, 1)}), 1.0)  # one request, just begun
+    assert agg.active_until(CONC, 1.5) is None
+    agg.apply(A, CountLine("change", 3, {APP: c(0, 1)}), 2.0)
+    assert agg.active_until(CONC, 2.5) == 2.0 + CONC.activity_window
+
+
+def test_every_stale_replica_is_dropped_and_each_change_reported() -> None:
+    agg = Aggregator(5.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c(1)}), 0.0)
+    agg.apply(B, CountLine("snapshot", 1, {API: c(2)}), 0.0)
+    assert agg.expire(6.0) == {APP, API, ALL_TARGETS}
+    assert agg.counts() == {}
+
+
+def test_windows_and_activity_are_forgotten_only_after_window_idle() -> None:
+    long = MetricTarget(APP, "requestRate", 1, window=1000.0, granularity=1.0)
+    agg = Aggregator(5000.0)  # the default window_idle: 600 s
+    agg.watch(long, 0.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    agg.apply(A, CountLine("change", 2, {APP: c(requests=10)}), 1.0)
+    agg.expire(600.0)  # exactly window_idle since the window was last used: kept
+    assert agg.rate(long, 600.0) == pytest.approx(0.01)
+    assert agg.last_activity(APP) == 1.0
+    agg.expire(600.5)  # 599.5 s since the last activity: kept
+    assert agg.last_activity(APP) == 1.0
+    agg.expire(601.0)  # exactly window_idle: kept
+    assert agg.last_activity(APP) == 1.0
+    agg.expire(601.5)
+    assert agg.last_activity(APP) is None
+    agg.expire(1200.5)  # the window, last used at 600, is forgotten: its requests with it
+    agg.apply(A, CountLine("change", 3, {APP: c(requests=10)}), 1200.6)
+    assert agg.rate(long, 1200.6) == 0.0
+
+
+def test_a_target_back_on_a_replica_spreads_its_busy_time_from_its_return() -> None:
+    """A target gone from a replica's snapshot and back in a later change: its busy seconds
+    count from that change, not from when it was last reported before it went."""
+    agg = Aggregator(100.0)
+    conc = MetricTarget(APP, "concurrency", 1, window=10.0, granularity=1.0)
+    agg.watch(conc, 0.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c()}), 0.0)
+    agg.apply(A, CountLine("snapshot", 2, {}), 10.0)  # the replica restarted
+    agg.apply(A, CountLine("change", 3, {APP: c(busy=5.0)}), 20.0)
+    assert agg.rate(conc, 20.0) == pytest.approx(0.5)  # 5 request-seconds, all at 20
+
+
+def test_the_interceptor_wide_average_sums_every_targets_busy_time() -> None:
+    everything = MetricTarget(ALL_TARGETS, "concurrency", 1, window=10.0, granularity=1.0)
+    agg = Aggregator(100.0)
+    agg.watch(everything, 0.0)
+    agg.apply(A, CountLine("snapshot", 1, {APP: c(), API: c()}), 0.0)
+    agg.apply(A, CountLine("change", 2, {APP: c(busy=4.0), API: c(busy=6.0)}), 5.0)
+    assert agg.value(everything, 5.0) == pytest.approx(1.0)  # 10 request-seconds over 10 s

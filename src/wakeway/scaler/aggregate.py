@@ -49,10 +49,9 @@ class RateWindow:
     """Amounts (requests, or request-seconds) in buckets of ``granularity`` seconds; their sum
     per second over ``window`` seconds."""
 
-    __slots__ = ("_buckets", "_n", "granularity", "last_used", "window")
+    __slots__ = ("_buckets", "_n", "granularity", "last_used")
 
     def __init__(self, window: float, granularity: float, now: float) -> None:
-        self.window = window
         self.granularity = granularity
         self._n = max(1, math.ceil(window / granularity - 1e-9))
         self._buckets: deque[list[float]] = deque()  # [bucket index, amount], oldest first
@@ -356,5 +355,5 @@ class Aggregator:
                 windows.popitem(last=False)
         else:
             windows.move_to_end(spec)
-        window.last_used = now
+            window.last_used = now
         return window
