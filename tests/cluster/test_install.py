@@ -380,6 +380,8 @@ async def _check_component_rights(cluster: Cluster, admin: Rest, app: str) -> No
     apps_ns = f"/apis/apps/v1/namespaces/{app}"
     httpso_all = "/apis/http.keda.sh/v1alpha1/httpscaledobjects"
     httpso_web = f"/apis/http.keda.sh/v1alpha1/namespaces/{app}/httpscaledobjects/web"
+    ir_all = "/apis/http.keda.sh/v1beta1/interceptorroutes"
+    ir_web = f"/apis/http.keda.sh/v1beta1/namespaces/{app}/interceptorroutes/web"
     gateway = "/apis/gateway.networking.k8s.io"
     event = {
         "apiVersion": "v1",
@@ -399,10 +401,12 @@ async def _check_component_rights(cluster: Cluster, admin: Rest, app: str) -> No
     expected: dict[str, list[tuple[int, str, str, Any]]] = {
         "interceptor": [
             (200, "GET", httpso_all, None),
+            (200, "GET", ir_all, None),
             (200, "GET", f"{gateway}/v1/httproutes", None),
             (200, "GET", f"{gateway}/v1beta1/referencegrants", None),
             (200, "GET", "/api/v1/services", None),
             (200, "GET", f"{slices}/endpointslices", None),
+            (403, "PATCH", f"{ir_web}/status", status_patch),
             (403, "PATCH", f"{apps_ns}/deployments/web/scale", scale_to),
             (403, "POST", create_httpso, so),
             (403, "PATCH", f"{httpso_web}/status", status_patch),
@@ -417,12 +421,18 @@ async def _check_component_rights(cluster: Cluster, admin: Rest, app: str) -> No
                 None,
             ),
             (403, "GET", httpso_all, None),
+            # A trigger naming an InterceptorRoute names only the route: its metrics are read.
+            (200, "GET", ir_all, None),
+            (403, "PATCH", ir_web, {"spec": {"rules": []}}),
             (403, "GET", f"{slices}/namespaces/{app}/endpointslices", None),
             (403, "GET", f"{slices}/endpointslices", None),
         ],
         "operator": [
             (200, "GET", httpso_all, None),
             (200, "PATCH", f"{httpso_web}/status", status_patch),
+            (200, "GET", ir_all, None),
+            (404, "PATCH", f"{ir_web}/status", status_patch),  # allowed; there is none
+            (403, "PATCH", ir_web, {"spec": {"rules": []}}),
             (200, "PATCH", f"{apps_ns}/deployments/web/scale", scale_to),
             (200, "GET", f"{apps_ns}/statefulsets/db/scale", None),
             (201, "POST", f"/api/v1/namespaces/{app}/events", event),

@@ -71,12 +71,14 @@ async def apply(kube: Kube, docs: Iterable[dict[str, Any]]) -> None:
 
 
 async def install_crd(kube: Kube) -> None:
-    await apply(kube, documents(REPO / "crds" / "http.keda.sh_httpscaledobjects.yaml"))
+    """The CRDs of crds/ (HTTPScaledObject, InterceptorRoute), once they are served."""
+    await apply(kube, documents(*sorted((REPO / "crds").glob("http.keda.sh_*.yaml"))))
     deadline = time.monotonic() + 30
-    while not await kube.has_resource("http.keda.sh", "v1alpha1", "httpscaledobjects"):
-        if time.monotonic() > deadline:
-            raise AssertionError("the HTTPScaledObject CRD was not served in time")
-        await asyncio.sleep(0.2)
+    for version, plural in (("v1alpha1", "httpscaledobjects"), ("v1beta1", "interceptorroutes")):
+        while not await kube.has_resource("http.keda.sh", version, plural):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the {plural} CRD was not served in time")
+            await asyncio.sleep(0.2)
 
 
 async def install_rbac(kube: Kube, *components: str) -> None:

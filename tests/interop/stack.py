@@ -1,9 +1,10 @@
 """wakeway and KEDA together in the harness cluster's network namespace, for the interop tests.
 
 ``keda_stack`` starts, inside the namespace: ``wakeway interceptor`` (under its ServiceAccount),
-``wakeway scaler`` fed by that interceptor's count stream, a counting gRPC tap in front of the
-scaler (grpctap.py), ``wakeway operator --mode keda`` (under its ServiceAccount, watching a fresh
-namespace, with the tap as its scaler address), the KEDA operator, and KEDA's metrics API server
+``wakeway scaler`` fed by that interceptor's count stream (under its ServiceAccount: it reads
+InterceptorRoutes), a counting gRPC tap in front of the scaler (grpctap.py), ``wakeway operator
+--mode keda`` (under its ServiceAccount, watching a fresh namespace, with the tap as its scaler
+address), the KEDA operator, and KEDA's metrics API server
 registered as ``v1beta1.external.metrics.k8s.io`` so the HPA controller (run by the harness) reads
 KEDA's external metrics, which KEDA gets from wakeway's GetMetrics. It tears all of it down
 again, the APIService first and KEDA's CRDs last: other tests expect a cluster without KEDA.
@@ -13,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
+import socket
 import sys
 import time
 import uuid
@@ -35,6 +38,7 @@ from tests.cluster.wakeway_setup import (
     documents,
     install_crd,
     install_interceptor_rbac,
+    install_rbac,
     start_interceptor,
 )
 from tests.interop import binaries
@@ -97,11 +101,12 @@ def keda_stack(cluster: Cluster, ports: Ports, name: str) -> Iterator[KedaStack]
     crds = crd_documents(keda.crds)
     api = metrics_api(ADAPTER_IP, ports.adapter)
 
-    async def prepare() -> tuple[Path, Path, list[str]]:
+    async def prepare() -> tuple[Path, Path, Path, list[str]]:
         kube = await Kube.connect(str(cluster.kubeconfig))
         try:
             await install_crd(kube)
             await install_interceptor_rbac(kube)
+            await install_rbac(kube, "scaler")
             await apply(kube, documents(REPO / "config" / "base" / "operator-rbac.yaml"))
             created = await install_crds(kube, crds)
             await kube.create(NAMESPACES, None, {"metadata": {"name": ns}})
@@ -113,7 +118,11 @@ def keda_stack(cluster: Cluster, ports: Ports, name: str) -> Iterator[KedaStack]
         operator = await cluster.service_account_kubeconfig(
             "wakeway", "wakeway-operator", in_netns=True
         )
-        return interceptor, operator, created
+        # The scaler reads InterceptorRoutes (a trigger naming one names only the route).
+        scaler = await cluster.service_account_kubeconfig(
+            "wakeway", "wakeway-scaler", in_netns=True
+        )
+        return interceptor, operator, scaler, created
 
     async def clean_up(created: list[str]) -> None:
         kube = await Kube.connect(str(cluster.kubeconfig))
@@ -123,7 +132,7 @@ def keda_stack(cluster: Cluster, ports: Ports, name: str) -> Iterator[KedaStack]
         finally:
             await kube.close()
 
-    interceptor_kubeconfig, operator_kubeconfig, created = asyncio.run(prepare())
+    interceptor_kubeconfig, operator_kubeconfig, scaler_kubeconfig, created = asyncio.run(prepare())
     tap_log = cluster.dir / f"grpctap-{name}.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
     env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'src'}"
@@ -148,7 +157,11 @@ def keda_stack(cluster: Cluster, ports: Ports, name: str) -> Iterator[KedaStack]
                     *("wakeway.cli", "scaler", "--listen", f"127.0.0.1:{ports.scaler}"),
                     *("--interceptors", f"127.0.0.1:{ports.admin}"),
                 ],
-                env={**env, "WAKEWAY_SCALER_METRICS_PORT": "0"},
+                env={
+                    **env,
+                    "WAKEWAY_SCALER_METRICS_PORT": "0",
+                    "WAKEWAY_SCALER_KUBECONFIG": str(scaler_kubeconfig),
+                },
             ),
             cluster.popen_in_netns(
                 "grpctap",
@@ -207,9 +220,22 @@ def _wait_ready(
     while not healthy(cluster, ports.keda_probe):
         check_alive("KEDA's operator")
         time.sleep(0.2)
+    # KEDA dials the tap, the tap the scaler: both listening before any ScaledObject exists.
+    for port in (ports.scaler, ports.tap):
+        while not cluster.netns.call(functools.partial(_listening, port)):
+            check_alive(f"the listener on 127.0.0.1:{port}")
+            time.sleep(0.1)
     while (why := asyncio.run(aggregation.available(cluster, api))) is not None:
         check_alive(f"the external metrics APIService ({why})")
         time.sleep(0.2)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 async def deployment_at_zero(

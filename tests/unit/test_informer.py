@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from wakeway.kube.client import Kube, ListResult, WatchEvent
-from wakeway.kube.errors import Forbidden, Gone, Unavailable
+from wakeway.kube.errors import Forbidden, Gone, NotFound, Unavailable
 from wakeway.kube.informer import Backoff, Informer, overloaded
 from wakeway.kube.resources import SERVICES, Resource
 from wakeway.model.meta import ObjectMeta, parse_meta
@@ -221,3 +221,49 @@ async def test_one_call_getting_through_ends_every_wait_and_says_so() -> None:
     await asyncio.wait_for(waiting, 1)
     assert (was_down, kube.down) == (True, False)
     assert back == ["back"]
+
+
+class AbsentKindApi(ScriptedApi):
+    """list() answers 404 (the kind's CRD is not installed) for the first ``absent`` lists."""
+
+    def __init__(self, absent: int, error: Exception) -> None:
+        super().__init__([[obj("a", 1)]], [])
+        self.absent = absent
+        self.error = error
+
+    async def list(
+        self, resource: Resource, namespace: str | None, selector: str | None
+    ) -> ListResult:
+        if self.absent:
+            self.absent -= 1
+            self.lists += 1
+            raise self.error
+        return await super().list(resource, namespace, selector)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [NotFound(404, "NotFound", "the server could not find"), Forbidden(403, "Forbidden", "no")],
+    ids=["crd-missing", "rbac-older"],
+)
+async def test_an_optional_kind_not_served_is_synced_empty_and_listed_again(
+    error: Exception,
+) -> None:
+    api = AbsentKindApi(absent=2, error=error)
+    informer: Informer[ObjectMeta] = Informer(
+        api,  # type: ignore[arg-type]
+        SERVICES,
+        parse,
+        backoff=Backoff(base=0.001, cap=0.002),
+        optional=True,
+        absent_retry=0.05,
+    )
+    informer.start()
+    await asyncio.wait_for(informer.synced.wait(), 5)  # at once: readiness does not wait
+    assert informer.absent
+    assert informer.values() == []
+    await asyncio.wait_for(api.done.wait(), 5)  # listed once it is served, then watched
+    assert [m.name for m in informer.values()] == ["a"]
+    assert informer.absent is False
+    assert api.lists == 3
+    await informer.stop()

@@ -13,7 +13,8 @@ unreachable a wait ends as soon as any call on the same connection gets through.
 
 An ``optional`` informer is for a kind whose CRD may not be installed (InterceptorRoute, on a
 cluster set up before it existed): while listing it answers 404 it is synced and empty, and
-the list is tried again every ``absent_retry`` seconds, so a CRD installed later is picked up."""
+the list is tried again every ``absent_retry`` seconds, so a CRD installed later is picked up.
+Likewise, before its first list, while it may not be read (403: RBAC from before the kind)."""
 
 from __future__ import annotations
 
@@ -161,6 +162,8 @@ class Informer(Generic[T]):
             except (Forbidden, Unauthorized) as exc:
                 # A restarting API server says so until its caches are in, and permissions can
                 # be granted later: keep trying, loudly (once a streak, then now and then).
+                if self.optional and version is None and not self.synced.is_set():
+                    self._not_served(f"not readable ({exc})")  # an install's older RBAC
                 delay = self.backoff.delay(attempt, self._rng)
                 level = logging.ERROR if attempt % 60 == 0 else logging.DEBUG
                 attempt += 1
@@ -169,7 +172,7 @@ class Informer(Generic[T]):
             except KubeError as exc:
                 if self.optional and isinstance(exc, NotFound):
                     if version is None:
-                        self._not_served()
+                        self._not_served("not served by the API server")
                         await asyncio.sleep(self.absent_retry)
                     version = None  # a watch of a kind no longer served: list to find out
                     continue
@@ -189,9 +192,9 @@ class Informer(Generic[T]):
                 version = None
                 await self.kube.wait_answering(delay)
 
-    def _not_served(self) -> None:
+    def _not_served(self, why: str) -> None:
         if not self.absent:
-            log.info("%s: not served by the API server; none until it is", self.resource.plural)
+            log.warning("%s: %s; none until it is", self.resource.plural, why)
         self.absent = True
         gone, self._store = list(self._store), {}
         self.synced.set()

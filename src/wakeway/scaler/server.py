@@ -52,9 +52,9 @@ def replica_source(settings: ScalerSettings) -> ReplicaSource:
 
 
 def route_source(settings: ScalerSettings) -> RouteSource:
-    """InterceptorRoutes from the cluster when the scaler runs in it (``interceptor_service``
-    set), else none."""
-    if settings.interceptor_service and not settings.interceptors:
+    """InterceptorRoutes from the cluster when the scaler talks to one (``interceptor_service``
+    or ``kubeconfig`` set), else none."""
+    if settings.interceptor_service or settings.kubeconfig:
         return KubeRoutes(settings.kubeconfig or None)
     return StaticRoutes()
 
