@@ -433,3 +433,17 @@ def test_validate_checks_interceptor_routes_by_the_same_rules(
     assert "(InterceptorRoute web): spec.rules[0].host: unknown field" in err
     assert "spec.timeouts.readines: unknown field; did you mean `readiness`?" in err
     assert "2 problem(s)" in err
+
+
+def test_the_migration_pages_manifests_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "migration.md").read_text()
+    blocks = page.split("```yaml\n")[1:]
+    assert len(blocks) == 2
+    for i, block in enumerate(blocks):
+        (tmp_path / f"{i}.yaml").write_text(block.split("```", 1)[0])
+    assert main(["validate", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "ok: 1 HTTPScaledObjects, 1 InterceptorRoutes, 0 HTTPRoutes" in out, (out, err)
+    assert "skipped ScaledObject/web" in err
