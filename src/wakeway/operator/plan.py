@@ -158,7 +158,7 @@ def plan(
     if isinstance(spec, InvalidSpec):
         return _plan_invalid(spec, observed, now)
     gen = spec.meta.generation
-    problems = [*_workload_problems(observed), *_service_problems(spec, observed.services)]
+    problems = [*_workload_problems(observed), *service_problems(spec, observed.services)]
     target_workload: str | None = None
     if isinstance(observed.workload, int):
         target = spec.scale_target
@@ -293,16 +293,25 @@ def _workload_problems(observed: Observed) -> list[Problem]:
     return [observed.workload] if isinstance(observed.workload, Problem) else []
 
 
-def _service_problems(spec: HTTPScaledObject, services: Mapping[str, Service]) -> list[Problem]:
-    out = port_problems(spec.backend, services, "", "scaleTargetRef")
+# Where a target's Service and its failover's are named, and the reason prefix of the latter:
+# an HTTPScaledObject's fields (an InterceptorRoute's are in wakeway.operator.routestatus).
+HTTPSO_BACKEND_FIELDS = ("scaleTargetRef", "Failover", "coldStartTimeoutFailoverRef")
+
+
+def service_problems(
+    spec: HTTPScaledObject,
+    services: Mapping[str, Service],
+    fields: tuple[str, str, str] = HTTPSO_BACKEND_FIELDS,
+) -> list[Problem]:
+    """What is wrong with the Service (and port) ``spec`` forwards to, and its failover's."""
+    backend_field, failover_prefix, failover_field = fields
+    out = _port_problems(spec.backend, services, "", backend_field)
     if spec.failover is not None:
-        out += port_problems(
-            spec.failover.backend, services, "Failover", "coldStartTimeoutFailoverRef"
-        )
+        out += _port_problems(spec.failover.backend, services, failover_prefix, failover_field)
     return out
 
 
-def port_problems(
+def _port_problems(
     ref: PortRef, services: Mapping[str, Service], prefix: str, field_name: str
 ) -> list[Problem]:
     svc = services.get(ref.service)

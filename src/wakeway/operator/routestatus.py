@@ -16,20 +16,14 @@ from typing import Any
 from wakeway.model.conditions import Condition, merge_conditions, parse_conditions
 from wakeway.model.httpso import HTTPScaledObject
 from wakeway.model.service import Service
-from wakeway.operator.plan import InvalidSpec, Problem, port_problems, timestamp
+from wakeway.operator.plan import InvalidSpec, service_problems, timestamp
 
 READY = "Ready"
 RECONCILED = "Reconciled"
 INVALID_SPEC = "InvalidSpec"
 
 
-def route_problems(route: HTTPScaledObject, services: Mapping[str, Service]) -> list[Problem]:
-    out = port_problems(route.backend, services, "", "target")
-    if route.failover is not None:
-        out += port_problems(
-            route.failover.backend, services, "Fallback", "coldStart.fallback.service"
-        )
-    return out
+ROUTE_BACKEND_FIELDS = ("target", "Fallback", "coldStart.fallback.service")
 
 
 def plan_route_status(
@@ -44,7 +38,7 @@ def plan_route_status(
         ready = Condition(READY, "False", INVALID_SPEC, route.error.summary()[:32768], gen)
     else:
         gen = route.meta.generation
-        problems = route_problems(route, services)
+        problems = service_problems(route, services, ROUTE_BACKEND_FIELDS)
         if problems:
             first = problems[0]
             text = "; ".join(p.message for p in problems)[:32768]
