@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
-from wakeway.operator.scaling import Activity, Decision, Recommendation, decide
+from wakeway.operator.scaling import Activity, Decision, Floor, Recommendation, decide
 
 pytestmark = pytest.mark.unit
 
@@ -168,3 +168,150 @@ def test_a_fresh_start_does_not_shortcut_the_window() -> None:
     assert d.replicas is None
     assert d.recheck_after == pytest.approx(WINDOW)
     assert decide(so, 6, up(True, 10), d.history, NOW + WINDOW, WINDOW).replicas == 1
+
+
+BOUNDS = "the replicas must stay within min and max"
+EARLIER = (Recommendation(NOW - 10, 4),)  # one recommendation still inside the window
+WARM = Floor(2, "warm window 'mornings'")
+
+
+def metric_msg(current: int, target: int, value: str) -> str:
+    return f"Scaled from {current} to {target}: concurrency {value} for a target of 10 per replica"
+
+
+@pytest.mark.parametrize(
+    ("spec", "current", "activity", "floor", "expected"),
+    [
+        # Scaler unreachable: only replicas above zero are brought inside [min, max].
+        (
+            {"replicas": {"min": 0, "max": 2}},
+            5,
+            DOWN,
+            None,
+            Decision(2, "Scaled", f"Scaled from 5 to 2: {BOUNDS}", EARLIER),
+        ),
+        (
+            {"replicas": {"min": 2, "max": 5}},
+            1,
+            DOWN,
+            None,
+            Decision(2, "Scaled", f"Scaled from 1 to 2: {BOUNDS}", EARLIER),
+        ),
+        ({"replicas": {"min": 2, "max": 5}}, 0, DOWN, None, Decision(None, history=EARLIER)),
+        ({"replicas": {"min": 2, "max": 5}}, 2, DOWN, None, Decision(None, history=EARLIER)),
+        ({"replicas": {"min": 0, "max": 5}}, 5, DOWN, None, Decision(None, history=EARLIER)),
+        # A warm window at zero wakes even before the stream answers, and says why...
+        ({}, 0, DOWN, WARM, Decision(2, "Scaled", f"Scaled from 0 to 2: {WARM.why}", EARLIER)),
+        # ... but a floor no higher than min changes nothing and explains nothing.
+        ({"replicas": {"min": 2, "max": 5}}, 0, DOWN, WARM, Decision(None, history=EARLIER)),
+        # At zero.
+        (
+            {},
+            0,
+            up(True),
+            None,
+            Decision(1, "Woken", "Scaled from 0 to 1: requests are waiting", EARLIER),
+        ),
+        (
+            {"replicas": {"min": 1, "max": 5}},
+            0,
+            up(False),
+            None,
+            Decision(1, "Scaled", f"Scaled from 0 to 1: {BOUNDS}", EARLIER),
+        ),
+        ({}, 0, up(False), None, Decision(None, history=EARLIER)),
+        # Quiet for the scaledownPeriod (60 s): to zero, saying for how long.
+        (
+            {},
+            2,
+            up(False, metric=0, quiet_since=NOW - 75),
+            None,
+            Decision(
+                0, "ScaledToZero", "Scaled from 2 to 0: no requests for 75s (scaledownPeriod 60s)"
+            ),
+        ),
+        # Inactive with a small rate still measured: no scale to zero.
+        (
+            {},
+            1,
+            up(False, metric=0.5, quiet_since=NOW - 1000),
+            None,
+            Decision(
+                None,
+                history=(Recommendation(NOW - 10, 4), Recommendation(NOW, 1)),
+                recheck_after=290.0,
+            ),
+        ),
+        # Up to min with no metric yet: the metric is read as 0.
+        (
+            {"replicas": {"min": 3, "max": 5}},
+            1,
+            up(True),
+            None,
+            Decision(
+                3,
+                "Scaled",
+                metric_msg(1, 3, "0"),
+                (Recommendation(NOW - 10, 4), Recommendation(NOW, 3)),
+            ),
+        ),
+        # A warm window's floor above what the metric asks: the floor's reason.
+        (
+            {},
+            1,
+            up(True, metric=10),
+            WARM,
+            Decision(
+                2,
+                "Scaled",
+                f"Scaled from 1 to 2: {WARM.why}",
+                (Recommendation(NOW - 10, 4), Recommendation(NOW, 2)),
+            ),
+        ),
+        # The metric asking exactly the floor, or more: the metric's reason.
+        (
+            {},
+            1,
+            up(True, metric=20),
+            WARM,
+            Decision(
+                2,
+                "Scaled",
+                metric_msg(1, 2, "20"),
+                (Recommendation(NOW - 10, 4), Recommendation(NOW, 2)),
+            ),
+        ),
+        (
+            {},
+            1,
+            up(True, metric=50),
+            WARM,
+            Decision(5, "Scaled", metric_msg(1, 5, "50"), (Recommendation(NOW, 5),)),
+        ),
+        # Down to the highest recommendation in the window, and when to look again.
+        (
+            {"replicas": {"min": 0, "max": 10}},
+            6,
+            up(True, metric=20),
+            None,
+            Decision(
+                4,
+                "Scaled",
+                metric_msg(6, 4, "20"),
+                (Recommendation(NOW - 10, 4), Recommendation(NOW, 2)),
+                290.0,
+            ),
+        ),
+    ],
+)
+def test_each_decision_whole(
+    spec: dict[str, Any], current: int, activity: Activity, floor: Floor | None, expected: Decision
+) -> None:
+    assert decide(httpso(**spec), current, activity, EARLIER, NOW, WINDOW, floor) == expected
+
+
+def test_a_recommendation_about_to_leave_the_window_is_looked_at_again_then() -> None:
+    so = httpso(replicas={"min": 0, "max": 10})
+    history = (Recommendation(NOW - WINDOW + 0.5, 6),)
+    d = decide(so, 6, up(True, metric=20), history, NOW, WINDOW)
+    assert (d.replicas, d.recheck_after) == (None, pytest.approx(0.5))
