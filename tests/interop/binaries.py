@@ -87,3 +87,8 @@ def addon(*, build: bool = False, timeout: float = 120) -> Addon:
 def traefik(*, build: bool = False, timeout: float = 120) -> Traefik:
     found = _run("traefik", build=build, timeout=timeout)
     return Traefik(Path(found["traefik"]), Path(found["traefik_rbac"]))
+
+
+def h2bench(*, build: bool = False, timeout: float = 300) -> Path:
+    """The peer benchmark's HTTP/2 and gRPC load generator and gRPC backend (loadtest/h2bench)."""
+    return Path(_run("h2bench", build=build, timeout=timeout)["h2bench"])
