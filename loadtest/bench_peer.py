@@ -1,13 +1,13 @@
 """Peer benchmark: wakeway's interceptor and the KEDA HTTP add-on's, side by side, in one run.
 
     sudo .venv/bin/python -m loadtest.bench_peer [--runs 3] [--duration 10] [--latency-seconds 10]
-        [--profile-seconds 60] [--cold 10] [--json FILE]
+        [--profile-seconds 60] [--cold 10] [--only http1|h2] [--json FILE]
 
 Brings up the harness cluster (tests/cluster, a real control plane in a network namespace) and,
 inside that namespace, both interceptors against the same backends, plus the baselines: the
 backend direct and nginx as a reverse proxy. All traffic stays inside the namespace. Builds the
-add-on's interceptor once (scripts/interop-binaries addon) and installs Debian's nginx, wrk and
-iptables when missing.
+add-on's interceptor and h2bench (the HTTP/2 and gRPC load generator) once (scripts/interop-binaries
+addon, h2bench) and installs Debian's nginx, wrk and iptables when missing.
 
 - Routing objects: the same HTTPScaledObjects serve both interceptors. wakeway's CRD is a
   compatible superset of the add-on's v1alpha1 kind (they share the CRD's name, so only one can
@@ -34,6 +34,15 @@ Measured: uncapped throughput (wrk, same threads and connections for every path,
 medians of ``--runs``), CPU per request of each interceptor, p50/p99 at 1000 req/s (open loop,
 loadgen.py), the add-on's own CI profile (1000 req/s for 60 s: p99 <= 100 ms and no error;
 uncapped >= 3000 req/s), 200 routes at 1000 req/s, and ``--cold`` cold starts each.
+
+HTTP/2 (``--only h2`` runs just this part): clients speak h2c with prior knowledge to each
+interceptor, and each forwards over h2c, because the backend Service's port has ``appProtocol:
+kubernetes.io/h2c`` (the one value this add-on release reads; wakeway takes it too). The h2c
+backend is the same nginx, serving the same file on a second port (``listen ... http2``); the gRPC
+backend is h2bench's grpc-go echo server. Measured, with h2bench for every path: h2c uncapped
+throughput (closed loop, 4 connections x 16 streams, interleaved, medians of ``--runs``), CPU
+per request, p50/p99 of h2c GETs at 1000 req/s and of gRPC unary calls at 1000 req/s (open
+loop over 4 connections), each for the backend direct, wakeway and the add-on.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ from tests.cluster.wakeway_setup import (
 )
 from tests.interop import binaries
 
+from loadtest import h2gen
 from loadtest.common import format_ratio, free_ports, percentile
 from loadtest.loadgen import (
     BACKEND_BODY,
@@ -97,6 +107,18 @@ ROUTES = 200
 RATE = 1000
 PODS = Resource("", "v1", "pods", "Pod")
 PATHS = ("direct", "nginx", "wakeway", "addon")
+H2_PATHS = ("direct", "wakeway", "addon")  # nginx cannot forward to an h2c backend
+H2_BACKEND_PORT = 8081  # the same nginx, speaking h2c (prior knowledge) on this port
+GRPC_BACKEND_PORT = 8082  # h2bench's gRPC echo server
+H2C = "kubernetes.io/h2c"  # the appProtocol both interceptors forward over h2c for
+# Service name -> (port name, port on the endpoint address, appProtocol)
+BACKENDS: dict[str, tuple[str, int, str | None]] = {
+    "fast": ("http", BACKEND_PORT, None),
+    "sleepy": ("http", BACKEND_PORT, None),
+    "h2": ("h2c", H2_BACKEND_PORT, H2C),
+    "grpc": ("grpc", GRPC_BACKEND_PORT, H2C),
+}
+STATIC = ("fast", "h2", "grpc")  # Services whose one endpoint is FAST_IP (no pod)
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -136,6 +158,8 @@ def pick_ports(cluster: Cluster) -> None:
 
 FAST_HOST = "fast.bench.test"
 SLEEPY_HOST = "sleepy.bench.test"
+H2_HOST = "h2.bench.test"
+GRPC_HOST = "grpc.bench.test"
 
 
 def route_hosts() -> list[str]:
@@ -163,17 +187,25 @@ def httpso(name: str, hosts: list[str], service: str, **spec: Any) -> dict[str, 
 
 
 def service(name: str, selector: bool) -> dict[str, Any]:
-    spec: dict[str, Any] = {"ports": [{"name": "http", "port": 80, "targetPort": BACKEND_PORT}]}
+    port_name, target, app_protocol = BACKENDS[name]
+    port: dict[str, Any] = {"name": port_name, "port": 80, "targetPort": target}
+    if app_protocol:
+        port["appProtocol"] = app_protocol
+    spec: dict[str, Any] = {"ports": [port]}
     if selector:
         spec["selector"] = {"app": name}
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": spec}
 
 
-def fast_endpoints() -> dict[str, Any]:
+def static_endpoints(name: str) -> dict[str, Any]:
+    port_name, target, app_protocol = BACKENDS[name]
+    port: dict[str, Any] = {"name": port_name, "port": target, "protocol": "TCP"}
+    if app_protocol:
+        port["appProtocol"] = app_protocol
     return {
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
-        "metadata": {"name": "fast-static", "labels": {"kubernetes.io/service-name": "fast"}},
+        "metadata": {"name": f"{name}-static", "labels": {"kubernetes.io/service-name": name}},
         "addressType": "IPv4",
         "endpoints": [
             {
@@ -181,7 +213,7 @@ def fast_endpoints() -> dict[str, Any]:
                 "conditions": {"ready": True, "serving": True, "terminating": False},
             }
         ],
-        "ports": [{"name": "http", "port": BACKEND_PORT, "protocol": "TCP"}],
+        "ports": [port],
     }
 
 
@@ -194,15 +226,18 @@ async def set_up_objects(cluster: Cluster, addon_crds: Path) -> dict[str, str]:
         await apply(kube, documents(addon_crds / "http.keda.sh_interceptorroutes.yaml"))
         await kube.create(NAMESPACES, None, {"metadata": {"name": NS}})
         ips: dict[str, str] = {}
-        for name, selector in (("fast", False), ("sleepy", True)):
-            created = await kube.create(SERVICES, NS, service(name, selector))
+        for name in BACKENDS:
+            created = await kube.create(SERVICES, NS, service(name, name not in STATIC))
             ips[name] = created["spec"]["clusterIP"]
-        await kube.create(ENDPOINTSLICES, NS, fast_endpoints())
+        for name in STATIC:
+            await kube.create(ENDPOINTSLICES, NS, static_endpoints(name))
         sleepy = deployment("sleepy", replicas=0, port=BACKEND_PORT)
         await kube.create(DEPLOYMENTS, NS, sleepy)
         objects = [
             httpso("fast", [FAST_HOST], "fast"),
             httpso("sleepy", [SLEEPY_HOST], "sleepy", timeouts={"conditionWait": "60s"}),
+            httpso("h2", [H2_HOST], "h2"),
+            httpso("grpc", [GRPC_HOST], "grpc"),
             *(httpso(f"r{i:03d}", [h], "fast") for i, h in enumerate(route_hosts())),
         ]
         for obj in objects:
@@ -247,14 +282,15 @@ class KubeProxy:
             chain = f"KP-{name.upper()}"
             self._iptables("-N", chain)
             self._iptables("-A", "OUTPUT", "-d", ip, "-p", "tcp", "--dport", "80", "-j", chain)
-        self.point("fast", FAST_IP)
+        for name in STATIC:
+            self.point(name, FAST_IP)
 
     def point(self, name: str, endpoint: str) -> None:
         if self.current.get(name) == endpoint:
             return
         chain = f"KP-{name.upper()}"
         self._iptables("-F", chain)
-        target = f"{endpoint}:{BACKEND_PORT}"
+        target = f"{endpoint}:{BACKENDS[name][1]}"
         self._iptables("-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", target)
         self.current[name] = endpoint
 
@@ -297,14 +333,25 @@ class KubeProxy:
 # -- processes in the namespace ------------------------------------------------------------------
 
 
+H2C_BACKEND_BODY = """
+    server {{
+        listen {address}:{port} http2 backlog=4096;
+        location / {{ root {dir}/www; }}
+    }}
+"""
+
+
 def start_servers(
-    cluster: Cluster, work: Path, addon: Path, wakeway_kubeconfig: Path
+    cluster: Cluster, work: Path, addon: Path, h2bench: Path, wakeway_kubeconfig: Path
 ) -> dict[str, Proc]:
     (work / "www").mkdir(exist_ok=True)
     (work / "www" / "b").write_bytes(b"x" * 100)
     work.chmod(0o755)  # nginx workers run as an unprivileged user
     backend = nginx_config(
-        work, "backend", BACKEND_BODY.format(address=FAST_IP, port=BACKEND_PORT, dir=work)
+        work,
+        "backend",
+        BACKEND_BODY.format(address=FAST_IP, port=BACKEND_PORT, dir=work)
+        + H2C_BACKEND_BODY.format(address=FAST_IP, port=H2_BACKEND_PORT, dir=work),
     )
     proxy = nginx_config(
         work,
@@ -316,6 +363,11 @@ def start_servers(
     procs = {
         "backend": cluster.popen_in_netns("nginx-backend", nginx_argv(work, backend)),
         "nginx": cluster.popen_in_netns("nginx-proxy", nginx_argv(work, proxy)),
+        "grpc-backend": cluster.popen_in_netns(
+            "grpc-backend",
+            [str(h2bench), "serve-grpc", "-listen", f"{FAST_IP}:{GRPC_BACKEND_PORT}"],
+            env={"PATH": "/usr/bin:/bin", "GOMAXPROCS": "1"},
+        ),
         "wakeway": start_interceptor(
             cluster, wakeway_kubeconfig, PORTS.wakeway, PORTS.wakeway_admin
         ),
@@ -427,6 +479,117 @@ def run_open_loop(cluster: Cluster, path: str, seconds: float, hosts: list[str])
         result["sent"],
         result["reconnects"],
     )
+
+
+# -- HTTP/2 and gRPC, with h2bench ---------------------------------------------------------------
+
+
+def h2_target(path: str) -> tuple[str, str | None]:
+    """The h2c URL of ``path`` and the :authority to send (None: the URL's)."""
+    if path == "direct":
+        return f"http://{FAST_IP}:{H2_BACKEND_PORT}/b", None
+    return f"http://127.0.0.1:{TARGETS[path].port}/b", H2_HOST
+
+
+def grpc_target(path: str) -> tuple[str, str | None]:
+    """The gRPC target (ADDR:PORT) of ``path`` and the :authority to send."""
+    if path == "direct":
+        return f"{FAST_IP}:{GRPC_BACKEND_PORT}", None
+    return f"127.0.0.1:{TARGETS[path].port}", GRPC_HOST
+
+
+def run_h2bench(
+    cluster: Cluster, argv: list[str], seconds: float, *, open_loop: bool
+) -> h2gen.H2Result:
+    done = subprocess.run(
+        cluster.netns.command(argv), capture_output=True, text=True, timeout=seconds + 60
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"h2bench failed: {' '.join(argv[1:])}:\n{done.stderr[-3000:]}")
+    return h2gen.parse(done.stdout, open_loop=open_loop)
+
+
+def h2_answers(cluster: Cluster, h2bench: Path, path: str) -> bool:
+    """One h2c GET and one gRPC call through ``path`` succeed."""
+    url, host = h2_target(path)
+    target, authority = grpc_target(path)
+    for argv in (
+        h2gen.h2c_argv(h2bench, url, host, 0.01, connections=1, streams=1),
+        h2gen.grpc_argv(h2bench, target, authority, rate=100, seconds=0.01, connections=1),
+    ):
+        done = subprocess.run(cluster.netns.command(argv), capture_output=True, timeout=30)
+        if done.returncode != 0:
+            return False
+    return True
+
+
+def latency_of(result: h2gen.H2Result) -> Latency:
+    lat = result.latencies or [float("nan")]
+    return Latency(
+        percentile(lat, 0.5) * 1000,
+        percentile(lat, 0.99) * 1000,
+        max(lat) * 1000,
+        result.errors,
+        result.sent,
+        result.dials - h2gen.H2_CONNECTIONS,  # connections opened beyond the first ones
+    )
+
+
+def settle(procs: dict[str, Proc], within: float = 30.0) -> None:
+    """Waits (up to ``within`` s) until neither interceptor used more than 5 % of a core over
+    half a second: a run that left a backlog must not weigh on the next one's figures."""
+    pids = [procs[p].pid for p in ("wakeway", "addon")]
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        time.sleep(0.5)
+        if sum(cpu_seconds(pid) for pid in pids) - before < 0.025:
+            return
+    log(f"the interceptors were still busy after {within:g} s; measuring anyway")
+
+
+def measure_h2(
+    cluster: Cluster, procs: dict[str, Proc], h2bench: Path, args: argparse.Namespace, r: Results
+) -> None:
+    def uncapped(path: str, seconds: float) -> h2gen.H2Result:
+        url, host = h2_target(path)
+        argv = h2gen.h2c_argv(h2bench, url, host, seconds)
+        return run_h2bench(cluster, argv, seconds, open_loop=False)
+
+    log("h2c warm-up")
+    for path in H2_PATHS:
+        h2gen.uncapped(uncapped(path, 2), f"h2c {path}", h2gen.H2_CONNECTIONS)
+    for i in range(args.runs):
+        for path in H2_PATHS:
+            pid = procs[path].pid if path in ("wakeway", "addon") else None
+            cpu0 = cpu_seconds(pid) if pid else 0.0
+            result = uncapped(path, args.duration)
+            rps = h2gen.uncapped(result, f"h2c {path}", h2gen.H2_CONNECTIONS)
+            r.h2_uncapped.setdefault(path, []).append(rps)
+            if pid:
+                used = cpu_seconds(pid) - cpu0
+                r.h2_cpu_us.setdefault(path, []).append(used / result.ok * 1e6)
+            log(f"h2c uncapped run {i + 1}: {path:8s} {rps:10.0f} req/s")
+
+    def fixed(path: str, argv: list[str], cpu_us: dict[str, float]) -> Latency:
+        settle(procs)
+        pid = procs[path].pid if path in ("wakeway", "addon") else None
+        cpu0 = cpu_seconds(pid) if pid else 0.0
+        result = run_h2bench(cluster, argv, args.latency_seconds, open_loop=True)
+        if pid and result.ok:
+            cpu_us[path] = (cpu_seconds(pid) - cpu0) / result.ok * 1e6
+        return latency_of(result)
+
+    for path in H2_PATHS:
+        url, host = h2_target(path)
+        argv = h2gen.h2c_argv(h2bench, url, host, args.latency_seconds, rate=RATE)
+        r.h2_fixed[path] = fixed(path, argv, r.h2_fixed_cpu_us)
+        log(f"h2c at {RATE} req/s: {path:8s} {r.h2_fixed[path]}")
+    for path in H2_PATHS:
+        target, authority = grpc_target(path)
+        argv = h2gen.grpc_argv(h2bench, target, authority, RATE, args.latency_seconds)
+        r.grpc_fixed[path] = fixed(path, argv, r.grpc_cpu_us)
+        log(f"gRPC unary at {RATE} req/s: {path:8s} {r.grpc_fixed[path]}")
 
 
 # -- cold start ----------------------------------------------------------------------------------
@@ -544,12 +707,21 @@ class Results:
     profile: dict[str, Latency] = field(default_factory=dict)
     routes: dict[str, Latency] = field(default_factory=dict)
     cold: dict[str, list[Cold]] = field(default_factory=dict)
+    h2_uncapped: dict[str, list[float]] = field(default_factory=dict)
+    h2_cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    h2_fixed: dict[str, Latency] = field(default_factory=dict)
+    grpc_fixed: dict[str, Latency] = field(default_factory=dict)
+    h2_fixed_cpu_us: dict[str, float] = field(default_factory=dict)  # at RATE
+    grpc_cpu_us: dict[str, float] = field(default_factory=dict)  # at RATE
 
 
 async def measure(
-    cluster: Cluster, procs: dict[str, Proc], proxy: KubeProxy, args: argparse.Namespace
-) -> Results:
-    r = Results()
+    cluster: Cluster,
+    procs: dict[str, Proc],
+    proxy: KubeProxy,
+    args: argparse.Namespace,
+    r: Results,
+) -> None:
     kube = await Kube.connect(str(cluster.kubeconfig))
     follower = asyncio.create_task(proxy.follow(kube, "sleepy"))
     try:
@@ -597,7 +769,6 @@ async def measure(
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await kube.close()
-    return r
 
 
 def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
@@ -668,6 +839,52 @@ def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
+def report_h2(r: Results, args: argparse.Namespace) -> str:
+    """The HTTP/2 table: h2c and gRPC, the backend direct, wakeway and the add-on."""
+    rows: list[tuple[str, dict[str, float]]] = [
+        ("h2c uncapped req/s", {p: statistics.median(v) for p, v in r.h2_uncapped.items()}),
+        (
+            "h2c CPU µs per request, uncapped",
+            {p: statistics.median(v) for p, v in r.h2_cpu_us.items()},
+        ),
+        (f"h2c p50 ms at {RATE} req/s", {p: v.p50_ms for p, v in r.h2_fixed.items()}),
+        (f"h2c p99 ms at {RATE} req/s", {p: v.p99_ms for p, v in r.h2_fixed.items()}),
+        (f"h2c CPU µs per request at {RATE} req/s", r.h2_fixed_cpu_us),
+        (f"gRPC unary p50 ms at {RATE} req/s", {p: v.p50_ms for p, v in r.grpc_fixed.items()}),
+        (f"gRPC unary p99 ms at {RATE} req/s", {p: v.p99_ms for p, v in r.grpc_fixed.items()}),
+        (f"gRPC CPU µs per call at {RATE} req/s", r.grpc_cpu_us),
+    ]
+    lines = [
+        "| metric (HTTP/2) | direct | wakeway | add-on | wakeway/add-on | wakeway/direct |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, values in rows:
+        w = values.get("wakeway")
+        cells = [_cell(values, p) for p in H2_PATHS]
+        ratios = [format_ratio(w, values.get(p)) for p in ("addon", "direct")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {' | '.join(ratios)} |")
+    lines.append("")
+    errors = {f"h2c {p}": v.errors for p, v in r.h2_fixed.items() if v.errors}
+    errors.update({f"gRPC {p}": v.errors for p, v in r.grpc_fixed.items() if v.errors})
+    extra = {f"h2c {p}": v.reconnects for p, v in r.h2_fixed.items() if v.reconnects}
+    extra.update({f"gRPC {p}": v.reconnects for p, v in r.grpc_fixed.items() if v.reconnects})
+    lines.append(f"- errors at fixed rates: {errors or 'none'}")
+    lines.append(f"- connections opened beyond the {h2gen.H2_CONNECTIONS}: {extra or 'none'}")
+    lines.append(
+        f"- h2bench over {h2gen.H2_CONNECTIONS} connections; uncapped: "
+        f"{h2gen.H2_STREAMS} streams each, {args.duration:g} s, median of {args.runs}; "
+        f"fixed rate: {args.latency_seconds:g} s open loop"
+    )
+    return "\n".join(lines)
+
+
+def _cell(values: dict[str, float], p: str) -> str:
+    v = values.get(p)
+    if v is None:
+        return "—"
+    return f"{v:.0f}" if v >= 100 else f"{v:.2f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -676,6 +893,11 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--profile-seconds", type=float, default=60.0)
     parser.add_argument("--cold", type=int, default=10, help="cold starts per interceptor")
+    parser.add_argument(
+        "--only",
+        choices=("http1", "h2"),
+        help="run one part: the HTTP/1.1 sections (and cold starts) or the h2c/gRPC ones",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not (1 <= args.runs <= 10 and args.duration <= 60 and args.latency_seconds <= 60):
@@ -686,6 +908,7 @@ def main() -> int:
         parser.error("needs root (a network namespace, iptables inside it)")
     ensure_tools(("iptables", "iptables"))
     addon = binaries.addon(build=True, timeout=3600)
+    h2bench = binaries.h2bench(build=True, timeout=600)
     cluster = Cluster(ensure(), log=log)
     proxy = KubeProxy(cluster, {})
     work = Path(tempfile.mkdtemp(prefix="wakeway-peer-"))  # nginx's files, readable by its workers
@@ -698,7 +921,7 @@ def main() -> int:
         kubeconfig = asyncio.run(
             cluster.service_account_kubeconfig("wakeway", "wakeway-interceptor", in_netns=True)
         )
-        procs = start_servers(cluster, work, addon.interceptor, kubeconfig)
+        procs = start_servers(cluster, work, addon.interceptor, h2bench, kubeconfig)
         for path in PATHS:
             t = TARGETS[path]
             host = FAST_HOST if path in ("wakeway", "addon") else "bench"
@@ -713,13 +936,27 @@ def main() -> int:
                 return _get_from(cluster, "127.0.0.1", port, route_hosts()[-1]) == 200
 
             wait_for(f"{path} to route all {ROUTES} routes", routed, 60, procs)
-        results = asyncio.run(measure(cluster, procs, proxy, args))
+        for path in H2_PATHS:
+
+            def h2_ready(path: str = path) -> bool:
+                return h2_answers(cluster, h2bench, path)
+
+            wait_for(f"{path} to answer over h2c and gRPC", h2_ready, 60, procs)
+        results = Results()
+        if args.only != "h2":
+            asyncio.run(measure(cluster, procs, proxy, args, results))
+        if args.only != "http1":
+            measure_h2(cluster, procs, h2bench, args, results)
     finally:
         cluster.stop()
         proxy.remove()
         shutil.rmtree(work, ignore_errors=True)
-    table, ok = report(results, args)
-    print(table)
+    ok = True
+    if args.only != "h2":
+        table, ok = report(results, args)
+        print(table)
+    if args.only != "http1":
+        print(("\n" if args.only is None else "") + report_h2(results, args))
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -730,6 +967,12 @@ def main() -> int:
                     "routes": {p: v.__dict__ for p, v in results.routes.items()},
                     "profile": {p: v.__dict__ for p, v in results.profile.items()},
                     "cold": {p: [c.__dict__ for c in v] for p, v in results.cold.items()},
+                    "h2c_uncapped": results.h2_uncapped,
+                    "h2c_cpu_us": results.h2_cpu_us,
+                    "h2c_fixed": {p: v.__dict__ for p, v in results.h2_fixed.items()},
+                    "grpc_fixed": {p: v.__dict__ for p, v in results.grpc_fixed.items()},
+                    "h2c_fixed_cpu_us": results.h2_fixed_cpu_us,
+                    "grpc_cpu_us": results.grpc_cpu_us,
                 },
                 indent=1,
             )
