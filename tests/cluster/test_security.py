@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -251,13 +249,11 @@ async def test_caches_catch_up_promptly_after_an_api_server_restart(
         await served_by(cluster, "before.test", None, "web-")
 
         outage = 20.0  # long enough for an unbounded backoff to grow well past the limit below
-        apiserver = next(p for p in cluster.procs.procs if p.name == "kube-apiserver" and p.alive())
-        os.killpg(apiserver.pid, signal.SIGKILL)
-        apiserver.popen.wait(10)
+        cluster.kill_apiserver()
         try:
             await _outage(cluster, outage)
         finally:
-            cluster._start_apiserver(cluster._pki)  # type: ignore[arg-type]  # the same flags
+            await asyncio.to_thread(cluster.start_apiserver)
             try:
                 # Back when it answers a tenant again (it authorizes service accounts only once
                 # its RBAC caches are in, a few seconds after it answers the admin).

@@ -670,6 +670,53 @@ class Cluster:
         """Starts a process inside the namespace; it is stopped at teardown at the latest."""
         return self.procs.start(name, self.netns.command(argv), env=env or self._python_env())
 
+    # -- faults, for tests that inject them ---------------------------------------------------
+
+    def _running(self, name: str) -> Proc:
+        for proc in self.procs.procs:
+            if proc.name == name and proc.alive():
+                return proc
+        raise ClusterError(f"{name} is not running")
+
+    def kill_apiserver(self) -> None:
+        """SIGKILLs the API server: its clients meet refused connections until
+        :meth:`start_apiserver`. etcd keeps the data."""
+        proc = self._running("kube-apiserver")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.popen.wait(10)
+        self.procs.procs.remove(proc)  # gone on purpose, not a component that died
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """The API server again, with the same flags and certificates; returns once it is ready."""
+        assert self._pki is not None, "the cluster is not started"
+        self._start_apiserver(self._pki)
+        proc = self._running("kube-apiserver")
+        deadline = time.monotonic() + timeout
+        while True:
+            if not proc.alive():
+                raise ClusterError(self._died(proc))
+            with contextlib.suppress(OSError, ssl.SSLError, http.client.HTTPException):
+                if self._apiserver_ready():
+                    return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the API server was not ready again in {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def pause_etcd(self) -> None:
+        """SIGSTOPs etcd: the API server's reads and writes hang until :meth:`resume_etcd`."""
+        os.killpg(self._running("etcd").pid, signal.SIGSTOP)
+
+    def resume_etcd(self) -> None:
+        os.killpg(self._running("etcd").pid, signal.SIGCONT)
+
+    def kill_pod_server(self, namespace: str, pod: str, container: str = "http") -> int:
+        """SIGKILLs the server the pod runner started for a pod's container (a container
+        crash: the runner restarts it, as a kubelet would); returns its PID."""
+        pid_file = self.logs / "pods" / f"{namespace}_{pod}_{container}.pid"
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
     def describe(self) -> Iterator[str]:
         yield f"kubeconfig (host):   {self.kubeconfig}"
         yield f"kubeconfig (netns):  {self.netns_kubeconfig}"

@@ -222,6 +222,8 @@ class PodWorker:
                 c.proc = await asyncio.create_subprocess_exec(
                     *self._argv(c), stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
                 )
+            # Beside its log: a fault test kills the "container" (its server) by this PID.
+            log_path.with_suffix(".pid").write_text(str(c.proc.pid))
             started = _now()
             c.state = {"running": {"startedAt": started}}
             c.ready = False
