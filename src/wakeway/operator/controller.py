@@ -75,6 +75,11 @@ ROUTE_KEY = "InterceptorRoute:"
 FIRST_ANSWER_WAIT = 5.0
 """Seconds a pass waits for a new StreamIsActive's first answer before reporting no scaler."""
 
+FORBIDDEN_CONFIRM = 3.0
+"""Seconds a 403 on /scale must last before it is reported as WorkloadForbidden (which makes
+the interceptors answer held requests 503 at once): a restarted API server answers 403 until
+its RBAC caches are in, about a second. Until then the pass fails and is retried."""
+
 
 class ScalerLink(Protocol):
     """What standalone mode needs from the scaler (see :mod:`wakeway.operator.scalerlink`)."""
@@ -166,6 +171,7 @@ class Controller:
         self._passes: list[_Pass] = []
         self._echoes: dict[str, dict[str, Any]] = {}  # the status each key's last write sent
         self._stream_waits: dict[str, float] = {}  # see _first_answer_pending
+        self._forbidden_since: dict[str, float] = {}  # first 403 on /scale per key (monotonic)
         self.reconciles = 0
         self.stats = OperatorStats()
         self.status_writes = 0
@@ -443,6 +449,7 @@ class Controller:
             if self.scaler is not None:
                 self.scaler.forget(key)
             self._stream_waits.pop(key, None)
+            self._forbidden_since.pop(key, None)
             await self.apply(key, None, plan_removal(key, so_view))
             return None
         now = self.clock()
@@ -555,11 +562,17 @@ class Controller:
         resource = workload_resource(t.api_version, t.kind)
         what = f"{t.kind} {httpso.namespace}/{t.name} ({t.api_version})"
         try:
-            return (await self.kube.get_scale(resource, httpso.namespace, t.name)).replicas
+            replicas = (await self.kube.get_scale(resource, httpso.namespace, t.name)).replicas
         except Forbidden as exc:
+            since = self._forbidden_since.setdefault(httpso.key, time.monotonic())
+            if time.monotonic() - since < FORBIDDEN_CONFIRM:
+                raise  # perhaps an API server that just started: retried with backoff
             return Problem(WORKLOAD_FORBIDDEN, f"{what}: the operator may not read /scale: {exc}")
         except NotFound:
-            pass
+            replicas = None
+        self._forbidden_since.pop(httpso.key, None)
+        if replicas is not None:
+            return replicas
         group, version = resource.group, resource.version
         if group and not await self.kube.has_resource(group, version, resource.plural):
             return Problem(WORKLOAD_KIND_UNKNOWN, f"{what}: the API server serves no such kind")
