@@ -92,3 +92,9 @@ def traefik(*, build: bool = False, timeout: float = 120) -> Traefik:
 def h2bench(*, build: bool = False, timeout: float = 300) -> Path:
     """The peer benchmark's HTTP/2 and gRPC load generator and gRPC backend (loadtest/h2bench)."""
     return Path(_run("h2bench", build=build, timeout=timeout)["h2bench"])
+
+
+def otelcol(*, build: bool = False, timeout: float = 120) -> Path:
+    """An OpenTelemetry Collector with the OTLP receiver and the debug exporter
+    (tests/interop/otelcol)."""
+    return Path(_run("otelcol", build=build, timeout=timeout)["otelcol"])
