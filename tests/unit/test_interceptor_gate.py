@@ -139,8 +139,58 @@ def test_release_target_answers_only_that_target_in_order() -> None:
 def test_an_item_cannot_be_held_twice() -> None:
     gate: GateCore[str] = GateCore(global_limit=10)
     admit(gate, "a")
-    with pytest.raises(ValueError, match="already held"):
+    with pytest.raises(ValueError, match=r"^item is already held$"):
         admit(gate, "a")
+
+
+def test_equal_deadlines_expire_in_arrival_order() -> None:
+    gate: GateCore[str] = GateCore(global_limit=10)
+    for item in ["first", "second", "third"]:
+        admit(gate, item, wait=5.0, target=f"ns/{item}", backend=item)
+    assert gate.expire(5.0) == ["first", "second", "third"]
+
+
+def test_a_request_held_again_keeps_only_its_new_deadline() -> None:
+    gate: GateCore[str] = GateCore(global_limit=10)
+    admit(gate, "a", wait=1.0)
+    admit(gate, "b", wait=5.0, target="ns/b", backend="b")
+    assert gate.cancel("a")
+    admit(gate, "a", now=0.5, wait=9.5)  # deadline 10, its old one (1) still in the heap
+    assert gate.next_deadline() == 5.0
+    assert gate.expire(2.0) == []
+    assert gate.expire(5.0) == ["b"]
+    assert gate.expire(10.0) == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("deadline", "now", "retry_after"),
+    [(12.0, 11.5, 1), (12.0, 11.0, 1), (12.0, 10.5, 2), (100.0, 0.0, 60), (61.0, 0.0, 60)],
+)
+def test_retry_after_is_at_least_one_second_and_at_most_a_minute(
+    deadline: float, now: float, retry_after: int
+) -> None:
+    gate: GateCore[str] = GateCore(global_limit=10)
+    admit(gate, "a", limit=1, now=0.0, wait=deadline)
+    decision = admit(gate, "b", limit=1, now=now)
+    assert isinstance(decision, Rejected)
+    assert decision.retry_after == retry_after
+
+
+def test_retry_after_reads_the_backend_for_a_target_and_every_hold_for_the_gate() -> None:
+    gate: GateCore[str] = GateCore(global_limit=3)
+    admit(gate, "x", target="ns/x", backend="x", now=0.0, wait=5.0)  # the earliest of all
+    admit(gate, "a", target="ns/a", backend="a", now=0.0, wait=30.0, limit=2)
+    admit(gate, "a2", target="ns/a", backend="a", now=1.0, wait=30.0, limit=2)
+    full_target = admit(gate, "a3", target="ns/a", backend="a", now=2.0, limit=2)
+    assert isinstance(full_target, Rejected)
+    assert (full_target.scope, full_target.retry_after) == ("target", 28)  # a's first, at 30
+    full_gate = admit(gate, "y", target="ns/y", backend="y", now=2.0)
+    assert isinstance(full_gate, Rejected)
+    assert (full_gate.scope, full_gate.retry_after) == ("global", 3)  # x's, at 5
+    # A target full with its requests held for another backend (a failover): 1 s.
+    elsewhere = admit(gate, "a4", target="ns/a", backend="a-fallback", now=2.0, limit=2)
+    assert isinstance(elsewhere, Rejected)
+    assert elsewhere.retry_after == 1
 
 
 # -- property: the gate agrees with a naive model under any sequence of operations -----------

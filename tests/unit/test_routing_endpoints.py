@@ -8,7 +8,13 @@ import pytest
 
 from tests.unit.routing_fixtures import so
 from wakeway.model.service import parse_endpoint_slice, parse_service
-from wakeway.routing.endpoints import backends_of, endpoint_view, h2c_backends, index_slices
+from wakeway.routing.endpoints import (
+    BackendProblem,
+    backends_of,
+    endpoint_view,
+    h2c_backends,
+    index_slices,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -79,13 +85,51 @@ def test_problems_are_reported_and_external_names_never_followed() -> None:
         "default/ext": service("ext", [{"port": 80}], type="ExternalName"),
         "default/web": service("web", [{"port": 80}]),
     }
-    view, problems = endpoint_view(backends_of(targets), services, {})
-    assert [p.reason for p in problems] == [
-        "ServiceNotFound",
-        "ExternalNameService",
-        "PortNotFound",
+    targets.append(so("d", scaleTargetRef={"name": "d", "service": "web", "portName": "admin"}))
+    targets.append(so("e", scaleTargetRef={"name": "e", "service": "web", "port": 80}))
+    slices = index_slices([slice_("web", [{"port": 8080}], [{"addresses": ["10.244.0.5"]}])])
+    view, problems = endpoint_view(backends_of(targets), services, slices)
+    assert problems == [  # each names its backend; the one after them still gets its endpoints
+        BackendProblem(
+            "default/missing:80", "ServiceNotFound", "Service default/missing does not exist"
+        ),
+        BackendProblem(
+            "default/ext:80",
+            "ExternalNameService",
+            "Service default/ext is of type ExternalName, which is never followed",
+        ),
+        BackendProblem("default/web:81", "PortNotFound", "Service default/web has no port 81"),
+        BackendProblem(
+            "default/web:admin", "PortNotFound", "Service default/web has no port 'admin'"
+        ),
     ]
-    assert all(v == () for v in view.values())
+    assert view == {
+        "default/missing:80": (),
+        "default/ext:80": (),
+        "default/web:81": (),
+        "default/web:admin": (),
+        "default/web:80": (("10.244.0.5", 8080),),
+    }
+
+
+def test_a_slice_without_the_port_is_skipped_and_a_service_without_slices_is_empty() -> None:
+    targets = [
+        so("a", scaleTargetRef={"name": "a", "service": "web", "portName": "admin"}),
+        so("b", scaleTargetRef={"name": "b", "service": "idle", "port": 80}),
+    ]
+    services = {
+        "default/web": service("web", [{"name": "http", "port": 80}, {"name": "admin", "port": 9}]),
+        "default/idle": service("idle", [{"port": 80}]),
+    }
+    slices = index_slices(
+        [
+            slice_("web", [{"name": "http", "port": 8080}], [{"addresses": ["10.244.0.5"]}], "a"),
+            slice_("web", [{"name": "admin", "port": 9090}], [{"addresses": ["10.244.0.6"]}], "b"),
+        ]
+    )
+    view, problems = endpoint_view(backends_of(targets), services, slices)
+    assert problems == []
+    assert view == {"default/web:admin": (("10.244.0.6", 9090),), "default/idle:80": ()}
 
 
 def test_unnamed_single_port_and_failover_backend() -> None:

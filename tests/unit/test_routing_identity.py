@@ -55,8 +55,12 @@ def test_stamp_verifies_and_tampering_does_not() -> None:
     assert IDENTITY.verify("team-b/web;" + "0" * 32) is None
     assert IDENTITY.verify("team-b/web") is None
     assert RouteIdentity(b"another-key-of-16+bytes").verify(value) is None
-    with pytest.raises(ValueError, match="16 bytes"):
-        RouteIdentity(b"short")
+    with pytest.raises(ValueError, match=r"^the route identity key must be at least 16 bytes$"):
+        RouteIdentity(b"fifteen bytes..")
+    assert RouteIdentity(b"sixteen bytes...").verify(value) is None  # 16 is enough
+    assert IDENTITY.verify(IDENTITY.stamp("")) is None  # no route, whatever the tag
+    assert IDENTITY.verify(" " + value + " ") == "team-a/web"
+    assert IDENTITY.verify(IDENTITY.stamp("a;b")) == "a;b"  # the tag follows the last ';'
 
 
 def test_each_tenant_reaches_its_own_target() -> None:

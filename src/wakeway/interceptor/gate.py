@@ -117,7 +117,7 @@ class GateCore(Generic[T]):
             return []
         out = list(items)
         for item in out:
-            self._forget(item, keep_backend_index=True)
+            self._forget(item)  # its backend's index is gone already
         return out
 
     def release_target(self, target: str) -> list[T]:
@@ -149,14 +149,13 @@ class GateCore(Generic[T]):
         return out
 
     # -- internals --------------------------------------------------------------------------
-    def _forget(self, item: T, *, keep_backend_index: bool = False) -> None:
+    def _forget(self, item: T) -> None:
         entry = self._entries.pop(item)
-        if not keep_backend_index:
-            bucket = self._by_backend.get(entry.backend)
-            if bucket is not None:
-                bucket.pop(item, None)
-                if not bucket:
-                    del self._by_backend[entry.backend]
+        bucket = self._by_backend.get(entry.backend)
+        if bucket is not None:
+            del bucket[item]
+            if not bucket:
+                del self._by_backend[entry.backend]
         left = self._per_target[entry.target] - 1
         if left:
             self._per_target[entry.target] = left
@@ -168,10 +167,10 @@ class GateCore(Generic[T]):
     def _retry_after(self, backend: str | None, now: float) -> int:
         # Room frees up at the latest when the earliest held request of that backend expires.
         bucket = self._by_backend.get(backend) if backend is not None else self._entries
-        deadlines = [self._entries[i].deadline for i in list(bucket or ())[:1]]
-        if not deadlines:
+        first = next(iter(bucket or ()), None)
+        if first is None:
             return 1
-        return max(1, min(60, math.ceil(deadlines[0] - now)))
+        return max(1, min(60, math.ceil(self._entries[first].deadline - now)))
 
 
 def _check_limit(limit: int) -> None:
