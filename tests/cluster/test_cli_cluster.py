@@ -33,6 +33,7 @@ from wakeway.kube import Kube
 from wakeway.kube.resources import (
     HTTPROUTES,
     HTTPSCALEDOBJECTS,
+    INTERCEPTORROUTES,
     NAMESPACES,
     SERVICES,
     Resource,
@@ -263,6 +264,31 @@ async def test_explain_names_the_winning_httproute_rule(
     text = await cli(cluster, "explain", "--host", f"web.{ns}.test")
     assert text.returncode == 0, text.stderr
     assert f"goes to: {ns}/web\n  via host web.{ns}.test path /\n" in text.stdout
+
+
+async def test_explain_finds_an_interceptor_route_by_its_rules(
+    stack: Standalone, cluster: Cluster, kube: Kube
+) -> None:
+    """The add-on's InterceptorRoutes are routed beside HTTPScaledObjects; explain reads them."""
+    ns = await make_app(kube, "web")
+    rules = [{"hosts": [f"api.{ns}.test"], "paths": [{"value": "/v2"}]}]
+    spec = {
+        "target": {"service": "web", "port": 80},
+        "rules": rules,
+        "scalingMetric": {"concurrency": {"targetValue": 10}},
+    }
+    doc = {"apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute", "spec": spec}
+    await kube.create(INTERCEPTORROUTES, ns, {**doc, "metadata": {"name": "api"}})
+    done = await cli(
+        cluster, "explain", "--host", f"api.{ns}.test", "--path", "/v2/x", "-o", "json"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["winner"]["object"] == f"{ns}/api"
+    elsewhere = await cli(
+        cluster, "explain", "--host", f"api.{ns}.test", "--path", "/v1", "-o", "json"
+    )
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert json.loads(elsewhere.stdout)["winner"] is None
 
 
 async def test_kubectl_get_httpso_shows_active_and_bound_and_the_plugin_runs(

@@ -19,6 +19,7 @@ from wakeway.kube import Kube, KubeError, NotFound, Scale, Unavailable
 from wakeway.kube.resources import (
     HTTPROUTES,
     HTTPSCALEDOBJECTS,
+    INTERCEPTORROUTES,
     REFERENCEGRANTS,
     Resource,
     workload_resource,
@@ -26,10 +27,11 @@ from wakeway.kube.resources import (
 from wakeway.model.errors import ModelError
 from wakeway.model.httproute import HTTPRoute, parse_httproute
 from wakeway.model.httpso import HTTPScaledObject, parse_httpscaledobject
+from wakeway.model.interceptorroute import parse_interceptorroute
 from wakeway.model.objectstatus import ObjectStatus, state_of
 from wakeway.model.service import ReferenceGrant, parse_reference_grant
 from wakeway.model.settings import INTERCEPTOR_SERVICE
-from wakeway.routing import InterceptorRef, RouteGrants
+from wakeway.routing import InterceptorRef, RouteGrants, merge_targets
 from wakeway.routing.explain import Explanation, explain
 
 
@@ -308,22 +310,28 @@ def what_happens_next(obj: Mapping[str, Any], wake: bool) -> list[str]:
 
 
 async def explanation(kube: Kube, req: Request, notes: list[str]) -> Explanation:
-    """Explain ``req`` against every HTTPScaledObject, HTTPRoute and ReferenceGrant the caller
-    may list; objects that do not parse are left out and noted."""
+    """Explain ``req`` against every HTTPScaledObject, InterceptorRoute, HTTPRoute and
+    ReferenceGrant the caller may list; objects that do not parse are left out and noted."""
     targets: list[HTTPScaledObject] = []
+    interceptor_routes: list[HTTPScaledObject] = []
     routes: list[HTTPRoute] = []
     grants: list[ReferenceGrant] = []
     try:
         for doc in await _list_all(kube, HTTPSCALEDOBJECTS):
             _parse(doc, parse_httpscaledobject, targets, notes)
+        for doc in await _list_all(kube, INTERCEPTORROUTES):
+            _parse(doc, parse_interceptorroute, interceptor_routes, notes)
         for doc in await _list_all(kube, HTTPROUTES):
             _parse(doc, parse_httproute, routes, notes)
         for doc in await _list_all(kube, REFERENCEGRANTS):
             _parse(doc, parse_reference_grant, grants, notes)
     except KubeError as exc:
-        raise api_error(exc, "listing HTTPScaledObjects, HTTPRoutes and ReferenceGrants") from None
+        raise api_error(
+            exc, "listing HTTPScaledObjects, InterceptorRoutes, HTTPRoutes and ReferenceGrants"
+        ) from None
     interceptor = InterceptorRef(*INTERCEPTOR_SERVICE)
-    return explain(targets, routes, req, interceptor, RouteGrants.of(grants))
+    everything = merge_targets(targets, interceptor_routes)
+    return explain(everything, routes, req, interceptor, RouteGrants.of(grants))
 
 
 async def _list_all(kube: Kube, resource: Resource) -> Sequence[dict[str, Any]]:

@@ -73,7 +73,8 @@ def add_commands(sub: Any) -> None:
         parents=[where],
         help="which object, route and rule a request would go to, and why not the others",
         description="Runs the request through the routing table the interceptor uses, built "
-        "from the cluster's HTTPScaledObjects, HTTPRoutes and ReferenceGrants (or local "
+        "from the cluster's HTTPScaledObjects, InterceptorRoutes, HTTPRoutes and "
+        "ReferenceGrants (or local "
         "mode's configuration), and prints the winner and each other candidate's reason.",
     )
     explain.add_argument("--host", required=True, help="the request's Host")
