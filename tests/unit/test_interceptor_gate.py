@@ -145,9 +145,11 @@ def test_an_item_cannot_be_held_twice() -> None:
 
 def test_equal_deadlines_expire_in_arrival_order() -> None:
     gate: GateCore[str] = GateCore(global_limit=10)
-    for item in ["first", "second", "third"]:
+    arrivals = ["zulu", "mike", "alpha"]  # not in sorted order: the order is arrival's
+    for item in arrivals:
         admit(gate, item, wait=5.0, target=f"ns/{item}", backend=item)
-    assert gate.expire(5.0) == ["first", "second", "third"]
+    assert gate.next_deadline() == 5.0
+    assert gate.expire(5.0) == arrivals
 
 
 def test_a_request_held_again_keeps_only_its_new_deadline() -> None:

@@ -112,6 +112,18 @@ def test_problems_are_reported_and_external_names_never_followed() -> None:
     }
 
 
+def test_a_backend_shared_by_two_targets_is_looked_up_once_and_the_rest_still_are() -> None:
+    targets = [
+        so("a", scaleTargetRef={"name": "a", "service": "web", "port": 80}),
+        so("b", scaleTargetRef={"name": "b", "service": "web", "port": 80}),
+        so("c", scaleTargetRef={"name": "c", "service": "api", "port": 80}),
+    ]
+    services = {"default/web": service("web", [{"port": 80}]), "default/api": service("api", [])}
+    view, problems = endpoint_view(backends_of(targets), services, {})
+    assert view == {"default/web:80": (), "default/api:80": ()}
+    assert [p.key for p in problems] == ["default/api:80"]
+
+
 def test_a_slice_without_the_port_is_skipped_and_a_service_without_slices_is_empty() -> None:
     targets = [
         so("a", scaleTargetRef={"name": "a", "service": "web", "portName": "admin"}),
