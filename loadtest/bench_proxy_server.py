@@ -1,8 +1,9 @@
 """Run one wakeway interceptor for the load tests: every host routed to one backend address.
 
-Usage: python -m loadtest.bench_proxy_server [BACKEND_PORT]
-Without BACKEND_PORT the target stays cold (no endpoint), so every request is held: that is
-how held_rss.py measures memory per held request and bench_scaler.py times wakes. Listens on
+Usage: python -m loadtest.bench_proxy_server [BACKEND_PORT [h2c]]
+With ``h2c`` the backend is spoken to over HTTP/2 without TLS (bench_h2_ab.py). Without
+BACKEND_PORT the target stays cold (no endpoint), so every request is held: that is how
+held_rss.py measures memory per held request and bench_scaler.py times wakes. Listens on
 loopback ports the OS picks and prints them once listening, as one JSON line:
 ``{"proxy": PORT, "admin": PORT}``. :func:`spawn` runs it as a child process.
 """
@@ -39,7 +40,7 @@ TARGET = parse_httpscaledobject(
 )
 
 
-async def serve(backend_port: int | None) -> None:
+async def serve(backend_port: int | None, h2c: bool = False) -> None:
     settings = InterceptorSettings(
         listen_host="127.0.0.1",
         listen_port=0,
@@ -52,9 +53,8 @@ async def serve(backend_port: int | None) -> None:
     await interceptor.start()
     interceptor.set_router(OneTarget(TARGET))
     if backend_port is not None:
-        interceptor.set_endpoints(
-            {TARGET.backend.key(TARGET.namespace): [("127.0.0.1", backend_port)]}
-        )
+        key = TARGET.backend.key(TARGET.namespace)
+        interceptor.set_endpoints({key: [("127.0.0.1", backend_port)]}, h2c=[key] if h2c else [])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -86,9 +86,14 @@ def spawn(
     return proc, ports
 
 
-def spawn_interceptor(backend_port: int | None = None) -> tuple[subprocess.Popen[str], int, int]:
-    """This interceptor as a child process; it, its proxy port and its admin port."""
+def spawn_interceptor(
+    backend_port: int | None = None, *, h2c: bool = False
+) -> tuple[subprocess.Popen[str], int, int]:
+    """This interceptor as a child process; it, its proxy port and its admin port. ``h2c``:
+    the backend speaks HTTP/2 without TLS."""
     args = [] if backend_port is None else [str(backend_port)]
+    if h2c:
+        args.append("h2c")
     proc, ports = spawn("loadtest.bench_proxy_server", *args)
     return proc, ports["proxy"], ports["admin"]
 
@@ -97,7 +102,7 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     backend = int(sys.argv[1]) if len(sys.argv) > 1 else None
-    uvloop.run(serve(backend))
+    uvloop.run(serve(backend, h2c=sys.argv[2:3] == ["h2c"]))
 
 
 if __name__ == "__main__":
