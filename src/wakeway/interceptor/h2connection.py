@@ -83,7 +83,8 @@ class H2ClientConnection(asyncio.Protocol):
         self.write_paused = False
         self.closed = False
         self.draining = False
-        self._batching = False
+        self.batch = state.h2_writes
+        self.queued = False
         self.deadline = Deadline(state.loop, self._on_idle)
 
     # -- start ------------------------------------------------------------------------------
@@ -132,13 +133,14 @@ class H2ClientConnection(asyncio.Protocol):
         except ProtocolError:
             self._close()  # with the GOAWAY h2 queued
             return
-        self._batching = True
+        batch = self.batch
+        batch.begin()
         try:
             for event in events:
                 self._on_event(event)
         finally:
-            self._batching = False
-        self.flush()
+            batch.flush(self)  # what h2 answered itself (SETTINGS and PING acks, windows)
+            batch.end()
 
     def eof_received(self) -> bool:
         return False
@@ -269,21 +271,22 @@ class H2ClientConnection(asyncio.Protocol):
 
     # -- used by streams --------------------------------------------------------------------
     def begin_batch(self) -> bool:
-        if self._batching:
-            return False
-        self._batching = True
+        self.batch.begin()
         return True
 
     def end_batch(self) -> None:
-        self._batching = False
-        self.flush()
+        self.batch.end()
 
     def flush(self) -> None:
-        if self._batching:
+        self.batch.flush(self)
+
+    def write_out(self) -> None:
+        transport = self.transport
+        if transport is None or self.closed or transport.is_closing():
             return
         data = self.h2.data_to_send()
-        if data and self.transport is not None and not self.closed:
-            self.transport.write(data)
+        if data:
+            transport.write(data)
 
     def reset(self, stream: H2Stream, code: ErrorCodes) -> None:
         stream.reset = True
@@ -316,7 +319,7 @@ class H2ClientConnection(asyncio.Protocol):
         if self.closed or self.draining:
             return
         self.draining = True
-        self.flush()
+        self.write_out()
         # Written beside h2, whose state machine sends nothing more after its own GOAWAY:
         # the streams admitted so far still get their answers (RFC 9113 section 6.8).
         goaway = GoAwayFrame(0, last_stream_id=self.h2.highest_inbound_stream_id)
@@ -344,8 +347,7 @@ class H2ClientConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         self.deadline.cancel()
-        self._batching = False
-        self.flush()  # what h2 still holds goes out before the FIN
+        self.write_out()  # what h2 still holds goes out before the FIN
         if self.transport is not None and not self.closed:
             self.transport.close()
 

@@ -63,6 +63,7 @@ class ProxyState:
         self.metrics = Metrics(self.counters)
         self._pools = MixedPool(loop, settings.pool_size_per_upstream, settings.pool_idle_timeout)
         self.pool: Pool = self._pools
+        self.h2_writes = self._pools.writes  # one write per HTTP/2 connection per read
         self.h2c: frozenset[str] = frozenset()  # backend keys whose endpoints speak h2c
         self.connections: set[Connection] = set()
         self.draining = False

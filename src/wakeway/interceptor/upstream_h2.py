@@ -17,6 +17,10 @@ room. Response DATA is acknowledged as the client takes it: while the exchange h
 :class:`~.upstream.Pool`, h2c endpoints (``h2c``, set with the endpoint view) get a stream on
 their shared connection (a second connection only when the first has no stream left).
 
+:class:`WriteBatch` is shared by every HTTP/2 connection of the process (clients' and
+backends'): while one read is handled, what h2 queues for each connection goes out in one write
+when the read is done, not one per event.
+
 About 500 lines: the stream, its shared connection and the pool that chooses between h2c and
 HTTP/1.1 hand flow-control state to each other and are kept together.
 """
@@ -26,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import httptools
 from h2.config import H2Configuration
@@ -54,6 +58,54 @@ NOT_IN_H2 = HOP_BY_HOP | {b"host"}
 RECEIVE_WINDOW = 1 << 20  # per stream; the connection's is this times the stream limit
 CONNECTION_WINDOW = (1 << 31) - 1
 GRPC_STATUS_FIELDS = (b"grpc-status", b"grpc-message", b"grpc-status-details-bin")
+
+
+class Flushable(Protocol):
+    """An HTTP/2 connection whose queued frames a :class:`WriteBatch` sends."""
+
+    queued: bool  # in a batch's list
+
+    def write_out(self) -> None: ...
+
+
+class WriteBatch:
+    """Writes collected across HTTP/2 connections while one read is handled.
+
+    A read on one connection makes frames for others (a client's request becomes a backend's
+    HEADERS and DATA; a backend's response a client's HEADERS, DATA and trailers, and
+    WINDOW_UPDATEs both ways). Between :meth:`begin` and the :meth:`end` that closes the
+    outermost batch, a connection with frames to send is only noted; at the end each sends
+    what h2 holds for it in one ``transport.write``. Outside a batch, frames go out at once.
+    """
+
+    __slots__ = ("depth", "dirty")
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.dirty: list[Flushable] = []
+
+    def begin(self) -> None:
+        self.depth += 1
+
+    def end(self) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        while self.dirty:  # a write can call back (pause_writing) and queue more
+            dirty = self.dirty
+            self.dirty = []
+            for conn in dirty:
+                conn.queued = False
+            for conn in dirty:
+                conn.write_out()
+
+    def flush(self, conn: Flushable) -> None:
+        """Send ``conn``'s frames now, or at the end of the batch."""
+        if not self.depth:
+            conn.write_out()
+        elif not conn.queued:
+            conn.queued = True
+            self.dirty.append(conn)
 
 
 class _Reading:
@@ -322,6 +374,8 @@ class H2Backend(asyncio.Protocol):
     def __init__(self, pool: MixedPool, addr: Address) -> None:
         self.pool = pool
         self.addr = addr
+        self.batch = pool.writes
+        self.queued = False
         self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         # Initial values, not an update: an update is sent only after it is acknowledged.
         self.h2.local_settings = Settings(
@@ -337,7 +391,6 @@ class H2Backend(asyncio.Protocol):
         self.reserved = 0  # streams handed out whose head is not sent yet
         self.closed = False
         self.goaway = False
-        self._batching = False
 
     def usable(self) -> bool:
         """May a new stream be opened here now?"""
@@ -355,7 +408,10 @@ class H2Backend(asyncio.Protocol):
             del self.streams[stream.sid]
 
     def flush(self) -> None:
-        if self._batching or self.transport is None or self.closed:
+        self.batch.flush(self)
+
+    def write_out(self) -> None:
+        if self.transport is None or self.closed or self.transport.is_closing():
             return
         data = self.h2.data_to_send()
         if data:
@@ -365,7 +421,7 @@ class H2Backend(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             with contextlib.suppress(ProtocolError):
                 self.h2.close_connection()
-            self.flush()
+            self.write_out()
             self.transport.close()
 
     # -- asyncio.Protocol -------------------------------------------------------------------
@@ -379,16 +435,17 @@ class H2Backend(asyncio.Protocol):
         try:
             events = self.h2.receive_data(data)
         except ProtocolError as exc:
-            self.flush()
+            self.write_out()
             self._fail(ConnectionError(f"h2c backend {format_address(self.addr)}: {exc}"))
             return
-        self._batching = True
+        batch = self.batch
+        batch.begin()
         try:
             for event in events:
                 self._on_event(event)
         finally:
-            self._batching = False
-        self.flush()
+            batch.flush(self)  # what h2 answered itself (SETTINGS and PING acks, windows)
+            batch.end()
 
     def eof_received(self) -> bool:
         return False
@@ -463,6 +520,7 @@ class MixedPool(Pool):
     def __init__(self, loop: asyncio.AbstractEventLoop, max_idle: int, idle_timeout: float) -> None:
         super().__init__(loop, max_idle, idle_timeout)
         self.h2c: frozenset[Address] = frozenset()
+        self.writes = WriteBatch()  # shared with the HTTP/2 client connections
         self._backends: dict[Address, list[H2Backend]] = {}
         self._connecting: dict[Address, asyncio.Task[H2Backend]] = {}
 
