@@ -1,5 +1,6 @@
 """A small h2c backend for the tests (the ``h2`` library on asyncio streams): every request is
-answered with what it was, as JSON, followed by a trailer field; ``goaway_after`` makes each
+answered with what it was, as JSON (with the names of the fields HPACK carried as never
+indexed), followed by a trailer field; ``goaway_after`` makes each
 connection send GOAWAY after that many answers (and stay open)."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
+from hpack import NeverIndexedHeaderTuple
 
 
 @dataclass
@@ -83,6 +85,9 @@ class H2Backend:
                 "size": len(request.body),
                 "sha256": hashlib.sha256(request.body).hexdigest(),
                 "trailers": text(request.trailers),
+                "never_indexed": [
+                    f[0].decode() for f in request.headers if isinstance(f, NeverIndexedHeaderTuple)
+                ],
             }
         ).encode()
         h2.send_headers(sid, [(b":status", b"200"), (b"content-type", b"application/json")])

@@ -298,3 +298,58 @@ async def test_h2_clients_reach_an_h2c_backend_with_trailers_and_large_bodies(
     assert data["sha256"] == hashlib.sha256(body).hexdigest()
     assert data["trailers"] == [["x-request-sum", "7"]]
     assert response.trailers == {b"x-echo-trailer": b"yes"}
+
+
+async def test_fields_sent_over_http2_are_trimmed_and_credentials_never_indexed(
+    start_interceptor: StartInterceptor, h2_backend: H2Backend
+) -> None:
+    """h2 checks and normalises only what it receives: what the proxy sends to an h2c backend
+    has no surrounding whitespace (HTTP/1.1 keeps trailing whitespace; the backend's h2 would
+    refuse it) and carries credentials and short cookies outside HPACK's dynamic table."""
+    interceptor = await h2c_proxy(start_interceptor, h2_backend)
+    reader, writer = await asyncio.open_connection("127.0.0.1", interceptor.proxy_port)
+    writer.write(
+        b"GET /trim HTTP/1.1\r\nHost: app.example.com\r\nX-Spaced: two words \t \r\n"
+        b"Authorization: Bearer secret\r\nCookie: a=1\r\nX-Long-Cookie: no\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    body = b""
+    while not body.endswith(b"0\r\n\r\n"):
+        body += await reader.read(65536)
+    writer.close()
+    data = json.loads(body.split(b"\r\n")[1])
+    fields = dict(data["headers"])
+    assert fields["x-spaced"] == "two words"
+    assert fields["authorization"] == "Bearer secret"
+    assert sorted(data["never_indexed"]) == ["authorization", "cookie"]
+
+
+async def test_fields_of_an_http11_response_reach_an_h2_client_trimmed(
+    start_interceptor: StartInterceptor, clients: list[H2Client]
+) -> None:
+    """A backend's HTTP/1.1 field with trailing whitespace is valid there, not in HTTP/2 (the
+    client's h2 refuses it): the proxy trims it."""
+    served: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Spaced:  padded \t \r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        target = make_target(service="trim-svc", port=80)
+        interceptor = await start_interceptor()
+        interceptor.set_router(HostRouter({"*": target}))
+        port = server.sockets[0].getsockname()[1]
+        interceptor.set_endpoints({backend_key(target): [("127.0.0.1", port)]})
+        client = await h2_client(interceptor.proxy_port, clients)
+        _, response = client.request("GET", "/trim")
+        await asyncio.wait_for(response.done.wait(), 10)
+        assert response.status == 200
+        assert response.headers[b"x-spaced"] == b"padded"
+        assert bytes(response.body) == b"ok"
+        assert served
+    finally:
+        server.close()

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
-from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
@@ -52,6 +51,7 @@ from .h2stream import H2Stream, is_grpc, trailer_fields
 from .headers import grpc_timeout, scan
 from .state import ProxyState
 from .timers import Deadline
+from .upstream_h2 import h2_config
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_WINDOW = (1 << 31) - 1
@@ -66,9 +66,7 @@ class H2ClientConnection(asyncio.Protocol):
         self.proto = proto
         settings = state.settings
         self.window = min(settings.max_buffered_body, MAX_WINDOW)
-        self.h2 = H2Connection(
-            H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=True)
-        )
+        self.h2 = H2Connection(h2_config(client_side=False))
         self.h2.local_settings = Settings(
             client=False,
             initial_values={

@@ -17,6 +17,7 @@ from h2.exceptions import ProtocolError
 from .exchange import DONE, SENDING, Exchange
 from .headers import HOP_BY_HOP, VIA_VALUE, Framing, HeadFacts, RawHeaders
 from .pages import Page, grpc_status, grpc_trailers_only
+from .upstream_h2 import h2_field
 
 # Fields that describe one HTTP/1.1 connection and must not appear in HTTP/2 (RFC 9113 8.2.2).
 NOT_IN_H2 = HOP_BY_HOP | {b"host", b"http2-settings"}
@@ -107,7 +108,7 @@ class H2Stream:
                 continue
             if low == b"content-length" and framing not in ("length", "none"):
                 continue
-            fields.append((low, value))
+            fields.append(h2_field(low, value))
         if via:
             fields.append((b"via", VIA_VALUE))
         if cold_start is not None:
@@ -154,11 +155,12 @@ class H2Stream:
             # A gRPC client reads only a status: a trailers-only response (gRPC over HTTP/2).
             ex = self.ex
             code = grpc_status(page.status, deadline=ex is not None and ex.deadline_passed())
-            fields = grpc_trailers_only(code, page.body, cold_start)
+            fields = [h2_field(n, v) for n, v in grpc_trailers_only(code, page.body, cold_start)]
             h2.send_headers(self.sid, fields, end_stream=True)
             self._out_finished()
         else:
-            fields = [(b":status", b"%d" % page.status), *page.fields(cold_start)]
+            fields = [(b":status", b"%d" % page.status)]
+            fields += [h2_field(n, v) for n, v in page.fields(cold_start)]
             h2.send_headers(self.sid, fields, end_stream=head_only or not page.body)
             if head_only or not page.body:
                 self._out_finished()
@@ -280,7 +282,7 @@ class H2Stream:
 
 def trailer_fields(trailers: RawHeaders) -> list[tuple[bytes, bytes]]:
     return [
-        (low, value)
+        h2_field(low, value)
         for low, value in ((n.lower(), v) for n, v in trailers)
         if low not in NOT_IN_H2 and low[:1] != b":"
     ]

@@ -50,6 +50,7 @@ from h2.events import (
 )
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes, Settings
+from hpack import NeverIndexedHeaderTuple
 
 from .headers import HOP_BY_HOP
 from .upstream import Address, Pool, UpstreamConnection, format_address
@@ -58,6 +59,34 @@ NOT_IN_H2 = HOP_BY_HOP | {b"host"}
 RECEIVE_WINDOW = 1 << 20  # per stream; the connection's is this times the stream limit
 CONNECTION_WINDOW = (1 << 31) - 1
 GRPC_STATUS_FIELDS = (b"grpc-status", b"grpc-message", b"grpc-status-details-bin")
+CREDENTIALS = frozenset({b"authorization", b"proxy-authorization"})
+
+
+def h2_config(*, client_side: bool) -> H2Configuration:
+    """h2's settings for both ends. Received headers are validated by h2 (RFC 9113 section
+    8.2: characters, pseudo-header fields, connection-specific fields). Headers sent are built
+    by this package, which already gives what h2's outbound checks and normalisation would
+    (lowercase names, no connection-specific field, ``te`` only as ``trailers``, pseudo-header
+    fields first and once): :func:`h2_field` does the rest, without h2's chain of generators
+    per field."""
+    return H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        validate_inbound_headers=True,
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+
+
+def h2_field(low: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """A field to send over HTTP/2 (``low``: its lowercase name), as h2's outbound
+    normalisation made it: the value without surrounding whitespace (HTTP/1.1 parsers keep
+    trailing whitespace, HTTP/2 forbids it), credentials and short cookies never indexed by HPACK
+    (kept out of the compression context, as h2 and nghttp2 do)."""
+    value = value.strip()
+    if low in CREDENTIALS or (low == b"cookie" and len(value) < 20):
+        return NeverIndexedHeaderTuple(low, value)
+    return (low, value)
 
 
 class Flushable(Protocol):
@@ -240,7 +269,7 @@ class H2UpstreamStream(UpstreamConnection):
             if low == b"host":
                 authority = value
             elif low not in NOT_IN_H2:
-                fields.append((low, value))
+                fields.append(h2_field(low, value))
                 if low == b"content-type" and value.startswith(b"application/grpc"):
                     grpc = True
         if grpc:
@@ -275,7 +304,9 @@ class H2UpstreamStream(UpstreamConnection):
             if not data:  # the end
                 out.popleft()
                 trailers = [
-                    (n.lower(), v) for n, v in self.req_trailers if n.lower() not in NOT_IN_H2
+                    h2_field(n.lower(), v)
+                    for n, v in self.req_trailers
+                    if n.lower() not in NOT_IN_H2
                 ]
                 if trailers:
                     h2.send_headers(self.sid, trailers, end_stream=True)
@@ -376,7 +407,7 @@ class H2Backend(asyncio.Protocol):
         self.addr = addr
         self.batch = pool.writes
         self.queued = False
-        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+        self.h2 = H2Connection(h2_config(client_side=True))
         # Initial values, not an update: an update is sent only after it is acknowledged.
         self.h2.local_settings = Settings(
             client=True,
