@@ -1,7 +1,9 @@
 """A small h2c backend for the tests (the ``h2`` library on asyncio streams): every request is
 answered with what it was, as JSON (with the names of the fields HPACK carried as never
 indexed), followed by a trailer field; ``goaway_after`` makes each
-connection send GOAWAY after that many answers (and stay open)."""
+connection send GOAWAY after that many answers (and stay open); ``max_streams`` is the
+SETTINGS_MAX_CONCURRENT_STREAMS it announces, ``answer_after`` how many requests each connection
+holds until it answers them all (so streams stay open together)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import DataReceived, RequestReceived, StreamEnded, TrailersReceived
+from h2.settings import SettingCodes, Settings
 from hpack import NeverIndexedHeaderTuple
 
 
@@ -24,8 +27,17 @@ class _Request:
 
 
 class H2Backend:
-    def __init__(self, *, goaway_after: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        goaway_after: int | None = None,
+        max_streams: int | None = None,
+        answer_after: int = 1,
+    ) -> None:
         self.goaway_after = goaway_after
+        self.max_streams = max_streams
+        self.answer_after = answer_after
+        self.most_open = 0  # the most streams one connection had open at once
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -48,7 +60,13 @@ class H2Backend:
         self._tasks.add(task)
         self.connections += 1
         h2 = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        if self.max_streams is not None:
+            h2.local_settings = Settings(
+                client=False,
+                initial_values={SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams},
+            )
         h2.initiate_connection()
+        ended: list[int] = []
         writer.write(h2.data_to_send())
         requests: dict[int, _Request] = {}
         answered = 0
@@ -64,10 +82,16 @@ class H2Backend:
                     elif isinstance(event, TrailersReceived):
                         requests[sid].trailers = list(event.headers or [])
                     elif isinstance(event, StreamEnded):
-                        self._answer(h2, sid, requests.pop(sid))
-                        answered += 1
-                        if answered == self.goaway_after:
-                            h2.close_connection(last_stream_id=sid)
+                        self.most_open = max(self.most_open, h2.open_inbound_streams)
+                        ended.append(sid)
+                        if len(ended) < self.answer_after:
+                            continue
+                        for done in ended:
+                            self._answer(h2, done, requests.pop(done))
+                            answered += 1
+                            if answered == self.goaway_after:
+                                h2.close_connection(last_stream_id=done)
+                        ended.clear()
                 writer.write(h2.data_to_send())
         finally:
             writer.close()

@@ -353,3 +353,25 @@ async def test_fields_of_an_http11_response_reach_an_h2_client_trimmed(
         assert served
     finally:
         server.close()
+
+
+async def test_an_h2c_backends_stream_limit_opens_another_connection(
+    start_interceptor: StartInterceptor, clients: list[H2Client]
+) -> None:
+    """A backend that takes 2 streams at a time and answers only when it has 2: once its first
+    connection is open, 4 requests at once need a second one, and no connection ever carries
+    more than 2 streams."""
+    backend = H2Backend(max_streams=2, answer_after=2)
+    await backend.start()
+    try:
+        interceptor = await h2c_proxy(start_interceptor, backend)
+        client = await h2_client(interceptor.proxy_port, clients)
+        for count in (2, 4):
+            responses = [client.request("GET", f"/limit?n={i}")[1] for i in range(count)]
+            for response in responses:
+                await asyncio.wait_for(response.done.wait(), 10)
+                assert response.status == 200
+        assert backend.connections == 2
+        assert backend.most_open == 2
+    finally:
+        await backend.stop()

@@ -427,8 +427,10 @@ class H2Backend(asyncio.Protocol):
         """May a new stream be opened here now?"""
         if self.closed or self.goaway or self.transport is None:
             return False
+        # Our own count: every stream h2 counts as open is in ``streams`` until it ends or is
+        # reset (h2's open_outbound_streams walks all its streams, on every request).
         limit = self.h2.remote_settings.max_concurrent_streams
-        return self.h2.open_outbound_streams + self.reserved < limit
+        return len(self.streams) + self.reserved < limit
 
     def open_stream(self) -> H2UpstreamStream:
         self.reserved += 1
