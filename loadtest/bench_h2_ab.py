@@ -32,7 +32,7 @@ from pathlib import Path
 from tests.interop import binaries
 
 from loadtest import h2gen
-from loadtest.common import free_port
+from loadtest.common import free_port, percentile
 from loadtest.loadgen import cpu_seconds, nginx_argv, nginx_config, wait_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +54,8 @@ class Server:
 class Figures:
     rps: dict[str, list[float]] = field(default_factory=dict)
     cpu_us: dict[str, list[float]] = field(default_factory=dict)
+    p50_ms: dict[str, list[float]] = field(default_factory=dict)
+    p99_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
 def spawn(src: Path, backend_port: int) -> Server:
@@ -89,8 +91,9 @@ def load(exe: Path, kind: str, port: int, seconds: float, rate: float) -> list[s
 
 def measure(
     exe: Path, kind: str, server: Server, seconds: float, rate: float
-) -> tuple[float, float]:
-    """Requests per second and the interceptor's CPU µs per request of one run."""
+) -> tuple[float, float, list[float]]:
+    """Requests per second, the interceptor's CPU µs per request and (open loop) the
+    latencies of one run."""
     before = cpu_seconds(server.proc.pid)
     result = h2bench_run(
         load(exe, kind, server.port, seconds, rate), seconds, open_loop=kind != "h2c"
@@ -98,7 +101,7 @@ def measure(
     used = cpu_seconds(server.proc.pid) - before
     if result.errors:
         raise RuntimeError(f"{kind}: {result.errors} errors: {result.error_samples}")
-    return result.rps, used / result.ok * 1e6
+    return result.rps, used / result.ok * 1e6, result.latencies
 
 
 def main() -> int:
@@ -143,10 +146,16 @@ def main() -> int:
             order = list(trees) if i % 2 == 0 else list(reversed(trees))
             for kind, fig in figures.items():
                 for tree in order:
-                    rps, cpu = measure(exe, kind, servers[tree, kind], args.seconds, args.rate)
+                    rps, cpu, lat = measure(exe, kind, servers[tree, kind], args.seconds, args.rate)
                     fig.rps.setdefault(tree, []).append(rps)
                     fig.cpu_us.setdefault(tree, []).append(cpu)
-                    print(f"round {i + 1} {kind:4s} {tree:6s} {rps:9.0f} req/s {cpu:7.1f} µs/req")
+                    line = f"round {i + 1} {kind:4s} {tree:6s} {rps:9.0f} req/s {cpu:7.1f} µs/req"
+                    if lat:
+                        p50, p99 = percentile(lat, 0.5) * 1e3, percentile(lat, 0.99) * 1e3
+                        fig.p50_ms.setdefault(tree, []).append(p50)
+                        fig.p99_ms.setdefault(tree, []).append(p99)
+                        line += f"  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+                    print(line, flush=True)
         report(figures, args)
     finally:
         for server in servers.values():
@@ -166,7 +175,9 @@ def report(figures: dict[str, Figures], args: argparse.Namespace) -> None:
     print("|---|---|---|---|---|")
     for kind, fig in figures.items():
         name = "h2c uncapped" if kind == "h2c" else f"gRPC unary at {args.rate:g}/s"
-        for metric, values in (("req/s", fig.rps), ("CPU µs/req", fig.cpu_us)):
+        metrics = [("req/s", fig.rps), ("CPU µs/req", fig.cpu_us)]
+        metrics += [("p50 ms", fig.p50_ms), ("p99 ms", fig.p99_ms)] if fig.p50_ms else []
+        for metric, values in metrics:
             b, a = values["before"], values["after"]
             ratios = [x / y for x, y in zip(a, b, strict=True)]
             print(
