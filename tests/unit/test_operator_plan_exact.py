@@ -386,6 +386,13 @@ def test_bound_a_lost_rule_alone_is_a_rule_conflict() -> None:
     ]
 
 
+def test_bound_names_every_lost_rule() -> None:
+    blog = route_conflict("apps/blog", "apps/old", "apps/web")
+    news = route_conflict("apps/news", "apps/new", "apps/web")
+    p = routed([{"name": "blog"}, {"name": "news"}], conflicts=(blog, news))
+    assert bound(p) == cond("Bound", "False", "RuleConflict", f"{blog.message}; {news.message}")
+
+
 def test_bound_counts_only_route_rules_this_object_lost() -> None:
     conflicts = (
         Conflict("HTTPScaledObject", "host a.example.com path /", "apps/old", "apps/web"),

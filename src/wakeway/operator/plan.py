@@ -179,7 +179,8 @@ def plan(
     replicas = observed.workload if isinstance(observed.workload, int) else None
 
     if observed.mode == "keda":
-        so_problem, so_change, ready_reason, active = _keda(spec, observed, problems, policy)
+        so_problem, so_change, active = _keda(spec, observed, problems, policy)
+        ready_reason = "ScaledObjectSkipped" if spec.skip_scaledobject else "Ready"
         if so_problem is not None:
             problems.append(so_problem)
         current_so = observed.scaled_object
@@ -355,15 +356,14 @@ def _port_problems(
 
 def _keda(
     spec: HTTPScaledObject, observed: Observed, problems: list[Problem], policy: Policy
-) -> tuple[Problem | None, ScaledObjectChange | None, str, tuple[ConditionStatus, str, str]]:
-    """(a problem, the ScaledObject change, the Ready reason, the Active condition)."""
+) -> tuple[Problem | None, ScaledObjectChange | None, tuple[ConditionStatus, str, str]]:
+    """(a problem, the ScaledObject change, the Active condition)."""
     current = observed.scaled_object
     owned = current is not None and current.owned_by(spec.meta.uid)
     if spec.skip_scaledobject:
         return (
             None,
             ScaledObjectChange("delete", spec.name) if owned else None,
-            "ScaledObjectSkipped",
             ("Unknown", "ScaledObjectSkipped", "ScaledObject creation is skipped by annotation"),
         )
     if current is not None and not owned:
@@ -372,7 +372,7 @@ def _keda(
             f"a ScaledObject named {spec.name} exists and is not controlled by this "
             "HTTPScaledObject; delete it, or set the skip-scaledobject-creation annotation",
         )
-        return problem, None, "Ready", _keda_active(None)
+        return problem, None, _keda_active(None)
     change: ScaledObjectChange | None = None
     if not problems:
         if current is None:
@@ -385,7 +385,7 @@ def _keda(
                 "spec": scaledobject.desired_spec(spec, policy.scaler_address),
             }
             change = ScaledObjectChange("update", spec.name, patch)
-    return None, change, "Ready", _keda_active(current)
+    return None, change, _keda_active(current)
 
 
 def _keda_active(current: ScaledObjectView | None) -> tuple[ConditionStatus, str, str]:
