@@ -375,3 +375,23 @@ async def test_an_h2c_backends_stream_limit_opens_another_connection(
         assert backend.most_open == 2
     finally:
         await backend.stop()
+
+
+async def test_a_burst_beyond_the_stream_limit_of_a_backend_not_yet_connected_is_served(
+    start_interceptor: StartInterceptor, clients: list[H2Client]
+) -> None:
+    """4 requests at once for an h2c backend with no connection yet that takes 2 streams at a
+    time: those the first connection cannot take wait for another one, none gets a 502."""
+    backend = H2Backend(max_streams=2, answer_after=2)
+    await backend.start()
+    try:
+        interceptor = await h2c_proxy(start_interceptor, backend)
+        client = await h2_client(interceptor.proxy_port, clients)
+        responses = [client.request("GET", f"/burst?n={i}")[1] for i in range(4)]
+        for response in responses:
+            await asyncio.wait_for(response.done.wait(), 10)
+        assert [r.status for r in responses] == [200] * 4
+        assert backend.most_open == 2
+        assert backend.connections == 2
+    finally:
+        await backend.stop()

@@ -58,6 +58,9 @@ from .upstream import Address, Pool, UpstreamConnection, format_address
 NOT_IN_H2 = HOP_BY_HOP | {b"host"}
 RECEIVE_WINDOW = 1 << 20  # per stream; the connection's is this times the stream limit
 CONNECTION_WINDOW = (1 << 31) - 1
+# Connections one request may wait for when those before it are full (each brings the backend's
+# whole stream limit, so more than a couple means the backend refuses streams altogether).
+H2_CONNECT_ATTEMPTS = 4
 GRPC_STATUS_FIELDS = (b"grpc-status", b"grpc-message", b"grpc-status-details-bin")
 CREDENTIALS = frozenset({b"authorization", b"proxy-authorization"})
 
@@ -578,19 +581,22 @@ class MixedPool(Pool):
     async def open(self, addr: Address, within: float) -> UpstreamConnection:
         if addr not in self.h2c:
             return await super().open(addr, within)
-        task = self._connecting.get(addr)
-        if task is None:
-            task = self.loop.create_task(self._connect(addr))
-            self._connecting[addr] = task
-            task.add_done_callback(lambda _t: self._connecting.pop(addr, None))
         async with asyncio.timeout(within):
-            backend = await asyncio.shield(task)
-        if not backend.usable():
-            stream = self.acquire(addr)
-            if stream is None:
-                raise ConnectionError(f"h2c backend {format_address(addr)} takes no more streams")
-            return stream
-        return backend.open_stream()
+            # Requests that arrive together share one connection attempt; those it cannot take
+            # (the backend's stream limit, known once it is open) share the next one.
+            for _ in range(H2_CONNECT_ATTEMPTS):
+                task = self._connecting.get(addr)
+                if task is None:
+                    task = self.loop.create_task(self._connect(addr))
+                    self._connecting[addr] = task
+                    task.add_done_callback(lambda _t: self._connecting.pop(addr, None))
+                backend = await asyncio.shield(task)
+                if backend.usable():
+                    return backend.open_stream()
+                stream = self.acquire(addr)
+                if stream is not None:
+                    return stream
+        raise ConnectionError(f"h2c backend {format_address(addr)} takes no more streams")
 
     async def _connect(self, addr: Address) -> H2Backend:
         _, backend = await self.loop.create_connection(
