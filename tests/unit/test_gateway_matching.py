@@ -16,6 +16,7 @@ from wakeway.gateway import (
     route_rank,
     select,
 )
+from wakeway.gateway.request import normalize_host
 from wakeway.model.httproute import (
     HeaderMatch,
     HTTPRoute,
@@ -71,6 +72,7 @@ def http_route(
         ("test.example.com", "test.example.com", True),
         ("test.example.com", "foo.test.example.com", False),
         ("test.example.com", "example.com", False),
+        ("*.example.com", ".example.com", False),  # no label in front
     ],
 )
 def test_hostname_matching(route_hostname: str, host: str, expected: bool) -> None:
@@ -81,6 +83,37 @@ def test_host_header_case_and_port_are_ignored() -> None:
     route = http_route("r", hostnames=("foo.example.com",))
     for host in ("foo.example.com", "FOO.Example.Com", "foo.example.com:8443", "foo.example.com."):
         assert select([route], req(host=host)) is not None, host
+
+
+@pytest.mark.parametrize(
+    ("raw", "host"),
+    [
+        ("Example.COM", "example.com"),
+        (" example.com:8080 ", "example.com"),
+        ("example.com.", "example.com"),
+        ("a:80", "a"),
+        ("8080", "8080"),  # digits without a colon are a name, not a port
+        ("example.com:http", "example.com:http"),  # not a port number: kept
+        ("h:x8", "h:x8"),
+        ("a:b:80", "a:b"),  # the port follows the last colon
+        ("[::1]", "[::1]"),
+        ("[::1]:8443", "[::1]"),
+        ("[::1].", "[::1]"),  # a bracketed literal ends at its bracket
+        ("[::1]x", "[::1]"),
+        ("[::1", "[::1"),  # no closing bracket: kept whole
+    ],
+)
+def test_the_host_is_normalised_once(raw: str, host: str) -> None:
+    assert normalize_host(raw) == host
+    assert Request("GET", raw, "/").host == host
+
+
+def test_a_request_defaults_to_the_root_and_no_query() -> None:
+    bare = Request("GET", "h", "")
+    assert (bare.path, bare.query, dict(bare.headers), dict(bare.params)) == ("/", "", {}, {})
+    assert repr(bare) == "Request(GET h/)"
+    assert repr(Request("POST", "h", "/p", "a=1&a=2&b")) == "Request(POST h/p?a=1&a=2&b)"
+    assert dict(Request("POST", "h", "/p", "a=1&a=2&b").params) == {"a": "1", "b": ""}
 
 
 def test_route_without_hostnames_matches_every_host() -> None:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.routing_fixtures import INTERCEPTOR, reference_grant, route, so
+from tests.unit.routing_oracle import reference_lookup
 from wakeway.gateway import select_among
 from wakeway.gateway.request import Request
 from wakeway.model.httproute import HTTPRoute, RouteMatch
@@ -19,7 +20,6 @@ from wakeway.model.httpso import HTTPScaledObject
 from wakeway.model.service import ReferenceGrant
 from wakeway.routing import RoutingTable
 from wakeway.routing.grants import RouteGrants
-from wakeway.routing.scaledobjects import reference_lookup
 
 pytestmark = pytest.mark.unit
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 _EXACT, _WILDCARD, _ANY = 0, 1, 2
 
 HostnameRank = tuple[int, int]
+_ANY_RANK: HostnameRank = (_ANY, 0)  # a route without hostnames: after every named one
 
 
 def hostname_matches(route_hostname: str, host: str) -> bool:
@@ -24,7 +25,7 @@ def hostname_rank(route_hostname: str | None, host: str) -> HostnameRank | None:
     as the HTTPRoute ``hostnames`` precedence says. ``None`` stands for a route without
     hostnames, which matches everything and comes last."""
     if route_hostname is None:
-        return (_ANY, 0)
+        return _ANY_RANK
     if not hostname_matches(route_hostname, host):
         return None
     kind = _WILDCARD if route_hostname.startswith("*.") else _EXACT
@@ -34,6 +35,6 @@ def hostname_rank(route_hostname: str | None, host: str) -> HostnameRank | None:
 def route_hostname_rank(hostnames: tuple[str, ...], host: str) -> HostnameRank | None:
     """The best rank of a route's hostnames for ``host``; None when none of them match."""
     if not hostnames:
-        return hostname_rank(None, host)
+        return _ANY_RANK
     ranks = [r for r in (hostname_rank(h, host) for h in hostnames) if r is not None]
     return min(ranks) if ranks else None

@@ -20,8 +20,6 @@ from wakeway.model.httpso import HTTPScaledObject
 from wakeway.routing.hosts import HostIndex
 from wakeway.routing.paths import normalize_prefix, prefixes_of
 
-HostRank = tuple[int, int]
-
 
 @dataclass(frozen=True, slots=True)
 class HostEntry:
@@ -163,33 +161,3 @@ def _describe(entry: HostEntry) -> str:
         f" {h.name}" + (f"={h.value}" if h.value is not None else "") for h in entry.headers
     )
     return f"host {entry.host} path {entry.prefix or '/'}{headers}".rstrip()
-
-
-def reference_lookup(targets: Iterable[HTTPScaledObject], req: Request) -> HostEntry | None:
-    """The semantics above as a scan of every entry in precedence order: the oracle that
-    property tests hold :class:`ScaledObjectIndex` to."""
-    ranked: list[tuple[HostRank, int, tuple[int, int, float, str], HostEntry]] = []
-    for target in targets:
-        for entry in host_entries(target):
-            rank = _host_rank(entry.host, req.host)
-            if rank is not None:
-                ranked.append((rank, -len(entry.prefix), entry.sort_key, entry))
-    ranked.sort(key=lambda item: item[:3])
-    for _rank, _length, _key, entry in ranked:
-        if _prefix_matches(entry.prefix, req.path) and headers_match(entry.headers, req.headers):
-            return entry
-    return None
-
-
-def _host_rank(pattern: str, host: str) -> HostRank | None:
-    if pattern == "*":
-        return (2, 0)
-    if pattern.startswith("*."):
-        suffix = pattern[1:]
-        return (1, -len(pattern)) if host.endswith(suffix) and len(host) > len(suffix) else None
-    return (0, 0) if pattern == host else None
-
-
-def _prefix_matches(prefix: str, path: str) -> bool:
-    path = path if path.startswith("/") else "/" + path
-    return not prefix or path == prefix or path.startswith(prefix + "/")
