@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.unit.routing_fixtures import INTERCEPTOR, reference_grant, route, so
 from wakeway.gateway.request import Request
-from wakeway.routing import RouteGrants, RoutingTable
+from wakeway.routing import InterceptorRef, RouteGrants, RoutingTable
+from wakeway.routing.identity import RouteIdentity
+from wakeway.routing.table import BindingProblem
 
 pytestmark = pytest.mark.unit
 
@@ -247,3 +251,134 @@ def test_redirecting_rule_is_reported_even_without_an_interceptor_ref() -> None:
     assert [p.reason for p in RoutingTable([target], [r], INTERCEPTOR).problems] == [
         "NotRoutedToInterceptor"
     ]
+
+
+REWRITE = {"type": "URLRewrite", "urlRewrite": {"hostname": "internal"}}
+ELSEWHERE = [{"name": "elsewhere", "port": 80}]
+
+
+@pytest.mark.parametrize(
+    ("binding", "rules", "problem"),
+    [
+        (
+            {"name": "r"},
+            [{"name": "a"}, {"backendRefs": ELSEWHERE}],  # the second rule, unnamed: #1
+            BindingProblem(
+                "default/t",
+                "default/r",
+                None,
+                "NotRoutedToInterceptor",
+                "HTTPRoute default/r rule #1 has no backendRef to the interceptor Service "
+                "wakeway/wakeway-interceptor",
+            ),
+        ),
+        (
+            {"name": "r", "ruleName": "b"},
+            [{"name": "a"}, {"name": "b", "filters": [REWRITE]}],
+            BindingProblem(
+                "default/t",
+                "default/r",
+                "b",
+                "FilterBreaksRematch",
+                "HTTPRoute default/r rule 'b' uses URLRewrite: the interceptor would see a "
+                "rewritten or redirected request that no longer matches the rule",
+            ),
+        ),
+        (
+            {"name": "r", "ruleName": "nope"},
+            [{"name": "yes"}],
+            BindingProblem(
+                "default/t",
+                "default/r",
+                "nope",
+                "RuleNotFound",
+                "HTTPRoute default/r has no rule named 'nope'",
+            ),
+        ),
+    ],
+)
+def test_binding_problems_say_exactly_what_and_where(
+    binding: dict[str, str], rules: list[dict[str, object]], problem: BindingProblem
+) -> None:
+    table = RoutingTable([so("t", routes=[binding])], [route("r", rules)], INTERCEPTOR)
+    assert table.problems_of("default/t") == [problem]
+
+
+def test_a_route_without_rules_is_named() -> None:
+    """The API server defaults an empty rules list to one rule; a route built otherwise has
+    none, and binding it says so."""
+    bare = dataclasses.replace(route("r", [{}]), rules=())
+    table = RoutingTable([so("t", routes=[{"name": "r"}])], [bare], INTERCEPTOR)
+    assert table.problems_of("default/t") == [
+        BindingProblem(
+            "default/t", "default/r", None, "NoRules", "HTTPRoute default/r has no rules"
+        )
+    ]
+
+
+def test_a_rule_not_stamping_the_identity_is_named_with_the_value_it_must_set() -> None:
+    identity = RouteIdentity(b"0123456789abcdef-test-key")
+    table = RoutingTable(
+        [so("t", routes=[{"name": "r"}])],
+        [route("r", [{"name": "main"}])],
+        INTERCEPTOR,
+        identity=identity,
+    )
+    want = identity.stamp("default/r")
+    assert table.problems_of("default/t") == [
+        BindingProblem(
+            "default/t",
+            "default/r",
+            "main",
+            "IdentityNotStamped",
+            f"HTTPRoute default/r rule 'main' must set the header x-wakeway-route: {want} with a "
+            "RequestHeaderModifier filter",
+        ),
+    ]
+
+
+def test_a_contested_rule_is_named_in_the_conflict() -> None:
+    r = route("r", [{"name": "first"}, {}])
+    old = so("old", routes=[{"name": "r"}], created="2025-01-01T00:00:00Z")
+    new = so("new", routes=[{"name": "r"}])
+    claims = {c.claim for c in RoutingTable([old, new], [r], INTERCEPTOR).conflicts}
+    assert claims == {"HTTPRoute default/r rule 'first'", "HTTPRoute default/r rule #1"}
+
+
+@pytest.mark.parametrize(
+    ("ref", "route_namespace", "referenced"),
+    [
+        ({"name": "wakeway-interceptor", "namespace": "wakeway", "port": 8080}, "app", True),
+        (
+            {"group": "core", "name": "wakeway-interceptor", "namespace": "wakeway", "port": 8080},
+            "app",
+            True,
+        ),
+        ({"name": "wakeway-interceptor", "port": 8080}, "wakeway", True),  # the route's own
+        ({"name": "wakeway-interceptor", "port": 8080}, "app", False),
+        ({"name": "wakeway-interceptor", "namespace": "wakeway", "port": 9090}, "app", False),
+        ({"name": "other", "namespace": "wakeway", "port": 8080}, "app", False),
+        (
+            {"group": "example.com", "name": "wakeway-interceptor", "namespace": "wakeway"},
+            "app",
+            False,
+        ),
+    ],
+)
+def test_which_backend_refs_name_the_interceptor(
+    ref: dict[str, object], route_namespace: str, referenced: bool
+) -> None:
+    [rule] = route("r", [{"backendRefs": [ref]}], ns=route_namespace).rules
+    [backend] = rule.backend_refs
+    assert INTERCEPTOR.is_referenced_by(backend, route_namespace) is referenced
+    anywhere = InterceptorRef(None, "wakeway-interceptor")  # local mode: any namespace, any port
+    named = ref["name"] == "wakeway-interceptor" and ref.get("group", "") != "example.com"
+    assert anywhere.is_referenced_by(backend, route_namespace) is named
+
+
+def test_a_request_through_a_bound_rule_says_which() -> None:
+    table = RoutingTable([so("t", routes=[{"name": "r"}])], [route("r", [{}])], INTERCEPTOR)
+    found = table.resolve(Request("GET", "h", "/", "", {}))
+    assert found is not None
+    assert found.route_hit is not None
+    assert (found.route_hit.route.key, found.route_hit.rule_index) == ("default/r", 0)
