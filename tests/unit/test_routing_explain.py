@@ -21,6 +21,8 @@ from wakeway.routing.explain import (
     OUTRANKED,
     PATH,
     QUERY,
+    SELECTED,
+    Candidate,
     Explanation,
     explain,
     explanation_from_json,
@@ -193,3 +195,142 @@ def test_json_round_trip() -> None:
     assert doc["winner"]["rule"] == "api"
     assert doc["request"] == {"method": "GET", "host": "shop.example.com", "path": "/api"}
     assert explanation_from_json(doc) == e
+
+
+def _scene() -> tuple[list[HTTPScaledObject], list[HTTPRoute]]:
+    """An object claiming a host, a path and two headers; a catch-all; another host; and an
+    object bound to a route rule that wants POST, a header and a query parameter."""
+    web = so(
+        "web",
+        hosts=["shop.example.com"],
+        pathPrefixes=["/api"],
+        headers=[{"name": "x-tenant", "value": "blue"}, {"name": "x-beta"}],
+    )
+    anything = so("any", created="2026-02-01T00:00:00Z")
+    docs = so("docs", hosts=["docs.example.com"])
+    routed = so("routed", routes=[bind("r")])
+    match = {
+        "path": {"type": "PathPrefix", "value": "/cart"},
+        "method": "POST",
+        "headers": [{"name": "x-a", "value": "1"}],
+        "queryParams": [{"name": "q", "value": "1"}],
+    }
+    r = route("r", [{"matches": [match]}], hostnames=["shop.example.com"])
+    return [web, anything, docs, routed], [r]
+
+
+RULE_CLAIM = (
+    "HTTPRoute default/r rule #0 match #0: PathPrefix /cart, method POST, header x-a=1, query q=1"
+)
+WEB_CLAIM = "host shop.example.com path /api header x-tenant=blue header x-beta"
+
+
+def host_candidate(target: str, claim: str, verdict: str, reason: str) -> Candidate:
+    return Candidate(f"default/{target}", "HTTPScaledObject", claim, verdict, reason)
+
+
+def rule_candidate(verdict: str, reason: str) -> Candidate:
+    return Candidate(
+        "default/routed", "HTTPRoute", RULE_CLAIM, verdict, reason, "default/r", "#0", 0
+    )
+
+
+def test_an_object_claim_wins_and_every_other_says_exactly_why_not() -> None:
+    targets, routes = _scene()
+    headers = {"x-tenant": "blue", "x-beta": "yes"}
+    got = explain(targets, routes, Request("GET", "shop.example.com", "/api/x", "", headers))
+    assert got == Explanation(
+        "GET",
+        "shop.example.com",
+        "/api/x",
+        host_candidate(
+            "web", WEB_CLAIM, SELECTED, "the most specific host and path prefix that match"
+        ),
+        (
+            rule_candidate(METHOD, "method GET is not POST"),
+            host_candidate(
+                "any",
+                "host * path /",
+                OUTRANKED,
+                "matches, but default/web's claim host shop.example.com path /api is more "
+                "specific or older",
+            ),
+            host_candidate(
+                "docs",
+                "host docs.example.com path /",
+                HOST,
+                "host shop.example.com does not match docs.example.com",
+            ),
+        ),
+    )
+
+
+def test_a_bound_rule_wins_and_host_claims_are_told_why_not() -> None:
+    targets, routes = _scene()
+    req = Request("POST", "shop.example.com", "/cart", "q=1", {"x-a": "1"})
+    got = explain(targets, routes, req)
+    assert got.winner == rule_candidate(
+        SELECTED, "the most specific bound rule that matches the request"
+    )
+    assert got.candidates == (
+        host_candidate("web", WEB_CLAIM, PATH, "path /cart is not under /api"),
+        host_candidate(
+            "any",
+            "host * path /",
+            OUTRANKED,
+            "matches, but HTTPRoute default/r rule #0 match #0 comes first (bound HTTPRoute "
+            "rules precede host claims; among rules, Gateway API precedence)",
+        ),
+        host_candidate(
+            "docs",
+            "host docs.example.com path /",
+            HOST,
+            "host shop.example.com does not match docs.example.com",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("req", "rule_verdict", "web_verdict"),
+    [
+        (
+            Request("POST", "shop.example.com", "/cart", "q=1", {}),
+            (HEADER, "header x-a is absent, wants Exact '1'"),
+            (PATH, "path /cart is not under /api"),
+        ),
+        (
+            Request("POST", "shop.example.com", "/cart", "q=2", {"x-a": "2"}),
+            (HEADER, "header x-a is '2', wants Exact '1'"),
+            (PATH, "path /cart is not under /api"),
+        ),
+        (
+            Request("POST", "shop.example.com", "/cart", "q=2", {"x-a": "1"}),
+            (QUERY, "query parameter q does not match Exact '1'"),
+            (PATH, "path /cart is not under /api"),
+        ),
+        (
+            Request("POST", "shop.example.com", "/api", "", {"x-tenant": "blue"}),
+            (PATH, "path /api does not match PathPrefix /cart"),
+            (HEADER, "the request lacks a header this claim requires"),
+        ),
+    ],
+)
+def test_each_failed_condition_is_named(
+    req: Request, rule_verdict: tuple[str, str], web_verdict: tuple[str, str]
+) -> None:
+    targets, routes = _scene()
+    got = explain(targets, routes, req)
+    by_target = {c.target: (c.verdict, c.reason) for c in got.candidates}
+    assert by_target["default/routed"] == rule_verdict
+    assert by_target["default/web"] == web_verdict
+
+
+def test_an_explanation_survives_json() -> None:
+    targets, routes = _scene()
+    got = explain(
+        targets, routes, Request("POST", "shop.example.com", "/cart", "q=1", {"x-a": "1"})
+    )
+    assert explanation_from_json(explanation_json(got)) == got
+    none = explain(targets, routes, Request("GET", "nowhere.example.com", "/nothing", "", {}))
+    assert none.winner is not None  # the catch-all takes it
+    assert explanation_from_json(explanation_json(none)) == none
