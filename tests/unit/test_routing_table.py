@@ -10,6 +10,7 @@ from tests.unit.routing_fixtures import INTERCEPTOR, reference_grant, route, so
 from wakeway.gateway.request import Request
 from wakeway.routing import InterceptorRef, RouteGrants, RoutingTable
 from wakeway.routing.identity import RouteIdentity
+from wakeway.routing.paths import prefixes_of
 from wakeway.routing.table import BindingProblem
 
 pytestmark = pytest.mark.unit
@@ -382,3 +383,18 @@ def test_a_request_through_a_bound_rule_says_which() -> None:
     assert found is not None
     assert found.route_hit is not None
     assert (found.route_hit.route.key, found.route_hit.rule_index) == ("default/r", 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "keys"),
+    [
+        ("/a/b/", ["/a/b", "/a", ""]),
+        ("/a/b", ["/a/b", "/a", ""]),
+        ("/", [""]),
+        ("", [""]),
+        ("a/b", ["/a/b", "/a", ""]),  # no leading slash: as if it had one
+        ("/a b/c d", ["/a b/c d", "/a b", ""]),  # a space is no separator
+    ],
+)
+def test_every_element_wise_prefix_of_a_path(path: str, keys: list[str]) -> None:
+    assert list(prefixes_of(path)) == keys
