@@ -241,6 +241,11 @@ class AbsentKindApi(ScriptedApi):
         return await super().list(resource, namespace, selector)
 
 
+def absent(informer: Informer[ObjectMeta]) -> bool:
+    """Read afresh each time (a bare attribute stays narrowed across awaits for mypy)."""
+    return informer.absent
+
+
 @pytest.mark.parametrize(
     "error",
     [NotFound(404, "NotFound", "the server could not find"), Forbidden(403, "Forbidden", "no")],
@@ -260,10 +265,10 @@ async def test_an_optional_kind_not_served_is_synced_empty_and_listed_again(
     )
     informer.start()
     await asyncio.wait_for(informer.synced.wait(), 5)  # at once: readiness does not wait
-    assert informer.absent
+    assert absent(informer) is True
     assert informer.values() == []
     await asyncio.wait_for(api.done.wait(), 5)  # listed once it is served, then watched
     assert [m.name for m in informer.values()] == ["a"]
-    assert informer.absent is False
+    assert absent(informer) is False
     assert api.lists == 3
     await informer.stop()
