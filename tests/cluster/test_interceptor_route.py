@@ -37,7 +37,8 @@ def route(name: str, ns: str, **spec: Any) -> dict[str, Any]:
         "target": {"service": name, "port": 80},
         "rules": [
             {"hosts": [f"{name}.{ns}.test"], "paths": [{"value": "/api"}]},
-            {"hosts": ["*.other.test"], "headers": [{"name": "x-tenant", "value": name}]},
+            # Each namespace its own wildcard: routes of other tests claim none of it.
+            {"hosts": [f"*.other.{ns}.test"], "headers": [{"name": "x-tenant", "value": name}]},
         ],
         "scalingMetric": {"concurrency": {"targetValue": 10}},
     }
@@ -133,9 +134,9 @@ async def test_a_route_is_routed_by_its_rules_and_its_status_is_written(
     assert (answer.status, answer.body.split("-")[0]) == (200, "web"), answer
     # The path is the rule's, element-wise: /apix is not /api.
     assert (await get(stack, host, "/apix")).status == 404
-    # The second rule: any host under other.test with the tenant header.
-    assert (await get(stack, "a.other.test", "/", {"x-tenant": "web"})).status == 200
-    assert (await get(stack, "a.other.test", "/")).status == 404
+    # The second rule: any host under other.<ns>.test with the tenant header.
+    assert (await get(stack, f"a.other.{ns}.test", "/", {"x-tenant": "web"})).status == 200
+    assert (await get(stack, f"a.other.{ns}.test", "/")).status == 404
     # A route whose Service is missing is answered at once, not held until the deadline.
     missing = await get(stack, f"gone.{ns}.test", "/api")
     assert missing.status == 503, missing

@@ -219,10 +219,8 @@ class KubeConfigSource:
             log_table_swap(log, before, self.table)
             if before is not None:
                 for key in before.targets.keys() - self.table.targets.keys():
-                    self._fail(
-                        key,
-                        f"{key} was deleted while this request was held for it",
-                    )
+                    kind = before.targets[key].source  # HTTPScaledObject or InterceptorRoute
+                    self._fail(key, f"{kind} {key} was deleted while this request was held for it")
             self.rebuilds += 1
 
     def _check_servable(self) -> None:
