@@ -21,29 +21,14 @@ from typing import TypeVar
 import pytest
 from loadtest.common import free_port
 
+from tests.component.test_local_mode import config
 from tests.interop import binaries
 
 pytestmark = pytest.mark.component
 
 T = TypeVar("T")
 APP = Path(__file__).with_name("trace_app.py")
-CONFIG = f"""\
-apiVersion: local.wakeway.dev/v1alpha1
-kind: LocalWorkload
-metadata: {{name: app}}
-spec:
-  command: [{json.dumps(sys.executable)}, {json.dumps(str(APP))}, "--port", "{{port}}"]
-  startupTimeout: 20s
-  stopGracePeriod: 5s
----
-apiVersion: http.keda.sh/v1alpha1
-kind: HTTPScaledObject
-metadata: {{name: app}}
-spec:
-  hosts: [app.localhost]
-  scaleTargetRef: {{apiVersion: local.wakeway.dev/v1alpha1, kind: LocalWorkload, name: app}}
-  scaledownPeriod: 300
-"""
+CONFIG = config(app=APP, scaledown=300)  # one workload, host app.localhost
 COLLECTOR = """\
 receivers:
   otlp:
