@@ -34,6 +34,7 @@ class Keda:
 @dataclass(frozen=True)
 class Addon:
     interceptor: Path
+    scaler: Path  # its KEDA external scaler, which polls the interceptors' /queue
     crds: Path
 
 
@@ -81,7 +82,9 @@ def keda(*, build: bool = False, timeout: float = 120) -> Keda:
 
 def addon(*, build: bool = False, timeout: float = 120) -> Addon:
     found = _run("addon", build=build, timeout=timeout)
-    return Addon(Path(found["addon_interceptor"]), Path(found["addon_crds"]))
+    return Addon(
+        Path(found["addon_interceptor"]), Path(found["addon_scaler"]), Path(found["addon_crds"])
+    )
 
 
 def traefik(*, build: bool = False, timeout: float = 120) -> Traefik:
