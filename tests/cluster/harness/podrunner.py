@@ -32,6 +32,7 @@ STARTUP_DELAY = "wakeway.test/startup-delay"  # seconds before the server listen
 RESPONSE_DELAY = "wakeway.test/response-delay"  # seconds before each response
 CRASH_AFTER = "wakeway.test/crash-after"  # the server exits after this many responses
 NEVER_READY = "wakeway.test/never-ready"  # "true": the process runs but never listens
+SHUTDOWN_DELAY = "wakeway.test/shutdown-delay"  # seconds it serves on after SIGTERM (else 0)
 
 RESTART_BACKOFF = 1.0  # seconds; a kubelet's is 10 s and grows, too slow for tests
 PROBE_PERIOD_STARTING = 0.05
@@ -197,6 +198,7 @@ class PodWorker:
             ("--startup-delay", STARTUP_DELAY),
             ("--response-delay", RESPONSE_DELAY),
             ("--crash-after", CRASH_AFTER),
+            ("--shutdown-delay", SHUTDOWN_DELAY),
         ):
             if key in a:
                 argv += [flag, a[key]]

@@ -72,12 +72,19 @@ def main() -> None:
     parser.add_argument("--response-delay", type=float, default=0.0)
     parser.add_argument("--crash-after", type=int, default=0)
     parser.add_argument("--never-ready", action="store_true")
+    parser.add_argument("--shutdown-delay", type=float, default=0.0)
     args = parser.parse_args()
 
     # Die with the runner, whatever kills it: no server outlives the cluster.
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    if args.shutdown_delay:
+        # As a workload following Kubernetes' advice (a preStop sleep, or serving on after
+        # SIGTERM): it answers until its endpoint has been withdrawn, then exits.
+        delay = args.shutdown_delay
+        signal.signal(signal.SIGTERM, lambda *_: threading.Timer(delay, os._exit, (0,)).start())
+    else:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # at once, requests in flight too
 
     if args.never_ready:
         signal.pause()  # runs, never listens: Running but never Ready
