@@ -95,11 +95,19 @@ def running_standalone(
     scaler: int,
     proxy_host: str = LO,
     scaler_env: Mapping[str, str] | None = None,
+    interceptor_env: Mapping[str, str] | None = None,
 ) -> Iterator[Standalone]:
     """A module's stack (:func:`start_standalone`), stopped when the block ends."""
     stack = asyncio.run(
         start_standalone(
-            cluster, prefix, proxy, admin, scaler, proxy_host=proxy_host, scaler_env=scaler_env
+            cluster,
+            prefix,
+            proxy,
+            admin,
+            scaler,
+            proxy_host=proxy_host,
+            scaler_env=scaler_env,
+            interceptor_env=interceptor_env,
         )
     )
     try:

@@ -73,6 +73,11 @@ def test_ready_pod_addresses_with_the_target_port() -> None:
         ("10.244.0.8", 8080),
     )
     assert view["default/web:admin"] == (("10.244.0.5", 9090), ("10.244.0.7", 9090))
+    starting, _ = endpoint_view(backends_of([web, named]), services, slices, starting=True)
+    assert starting == {
+        "default/web:80": (("10.244.0.6", 8080),),
+        "default/web:admin": (("10.244.0.6", 9090),),
+    }
 
 
 def test_problems_are_reported_and_external_names_never_followed() -> None:
@@ -168,21 +173,25 @@ def test_unnamed_single_port_and_failover_backend() -> None:
 
 
 @pytest.mark.parametrize(
-    ("conditions", "ready", "serving"),
+    ("conditions", "ready", "serving", "starting"),
     [
-        ({}, True, True),  # no conditions: ready, so serving
-        ({"ready": True}, True, True),
-        ({"ready": False}, False, False),  # not ready, serving absent: as ready
-        ({"ready": False, "serving": True, "terminating": True}, False, True),  # draining
-        ({"ready": False, "serving": False, "terminating": True}, False, False),
+        ({}, True, True, False),  # no conditions: ready, so serving
+        ({"ready": True}, True, True, False),
+        ({"ready": False}, False, False, True),  # not ready, serving absent: as ready
+        ({"ready": False, "terminating": False}, False, False, True),
+        ({"ready": False, "serving": True, "terminating": True}, False, True, False),  # draining
+        ({"ready": False, "serving": False, "terminating": True}, False, False, False),
     ],
 )
 def test_a_terminating_endpoint_that_still_serves_is_serving_not_ready(
-    conditions: dict[str, bool], ready: bool, serving: bool
+    conditions: dict[str, bool], ready: bool, serving: bool, starting: bool
 ) -> None:
+    """Starting: not ready and not terminating (a pod coming up, which an early probe tries;
+    never one going away)."""
     parsed = slice_("web", [], [{"addresses": ["10.244.0.5"], "conditions": conditions}])
     assert (parsed.ready_addresses == ("10.244.0.5",)) is ready
     assert (parsed.serving_addresses == ("10.244.0.5",)) is serving
+    assert (parsed.starting_addresses == ("10.244.0.5",)) is starting
 
 
 def test_the_scaler_follows_draining_interceptors_until_they_stop_serving() -> None:

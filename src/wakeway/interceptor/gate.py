@@ -70,6 +70,10 @@ class GateCore(Generic[T]):
         """Backend keys that have at least one held item."""
         return list(self._by_backend)
 
+    def holds_for(self, backend: str) -> bool:
+        """Whether at least one item is held for ``backend``."""
+        return backend in self._by_backend
+
     def next_deadline(self) -> float | None:
         """The earliest deadline of a held item (the shell sets one timer for it)."""
         heap = self._heap

@@ -195,9 +195,13 @@ class KubeConfigSource:
             self._check_servable()
             services = {s.key: s for s in self.services.values()}
             backends = backends_of(self.targets())
-            view, _problems = endpoint_view(backends, services, index_slices(self.slices.values()))
+            slices = index_slices(self.slices.values())
+            view, _problems = endpoint_view(backends, services, slices)
+            starting = None
+            if self.interceptor.settings.early_probe_interval is not None:
+                starting, _ = endpoint_view(backends, services, slices, starting=True)
             self._endpoint_changes.swapped(view)  # logged before it releases held requests
-            self.interceptor.set_endpoints(view, h2c_backends(backends, services))
+            self.interceptor.set_endpoints(view, h2c_backends(backends, services), starting)
             self._view_built = asyncio.get_running_loop().time()
             self.view_refreshes += 1
 

@@ -58,6 +58,7 @@ class Interceptor:
         self._router: Router | None = None
         self._endpoints: EndpointView = {}
         self._h2c: frozenset[str] = frozenset()
+        self._starting: EndpointView = {}
         self._cold: list[ColdCallback] = []
         self._tls: Terminator | None = None
         self._tls_watch: asyncio.Task[None] | None = None
@@ -72,7 +73,7 @@ class Interceptor:
         loop = asyncio.get_running_loop()
         state = ProxyState(self.settings, loop, self._cold)
         state.set_router(self._router)
-        state.set_endpoints(self._endpoints, self._h2c)
+        state.set_endpoints(self._endpoints, self._h2c, self._starting)
         self._state = state
         s = self.settings
         files = CertificateFiles(s.tls_certificates) if s.tls_certificates else None
@@ -153,10 +154,13 @@ class Interceptor:
         if self._state is not None:
             self._state.set_router(router)
 
-    def set_endpoints(self, view: EndpointView, h2c: Collection[str] = ()) -> None:
+    def set_endpoints(
+        self, view: EndpointView, h2c: Collection[str] = (), starting: EndpointView | None = None
+    ) -> None:
         """Replace the whole ready-endpoint view, keyed by ``PortRef.key(namespace)``;
         ``h2c``: the keys of backends spoken to over HTTP/2 without TLS (their Service port's
-        appProtocol says so), the others get HTTP/1.1.
+        appProtocol says so), the others get HTTP/1.1; ``starting``: endpoints not ready yet,
+        which early probes try (see :mod:`.probe`; None: none).
 
         Every held request whose backend now has an endpoint is released at once, in arrival
         order.
@@ -164,8 +168,9 @@ class Interceptor:
         frozen = {k: tuple(v) for k, v in view.items()}
         self._endpoints = frozen
         self._h2c = frozenset(h2c)
+        self._starting = {k: tuple(v) for k, v in (starting or {}).items() if v}
         if self._state is not None:
-            self._state.set_endpoints(frozen, self._h2c)
+            self._state.set_endpoints(frozen, self._h2c, self._starting)
 
     def fail_held(self, target: str, status: int, reason: str) -> int:
         """Answer every request held for target key ``target`` ("ns/name") with ``status`` and

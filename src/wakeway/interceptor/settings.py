@@ -63,6 +63,10 @@ class InterceptorSettings:
     # another ready endpoint or back to the cold-start gate instead of failing.
     refused_endpoint_skip: float = seconds(2.0)
     refused_endpoint_attempts: int = count(3)
+    # Early probes (seconds between rounds; none: off): while requests are held, connect to the
+    # backend's endpoints that are not ready yet and forward to the first that accepts, before
+    # Kubernetes lists it ready. Only for workloads whose open port means ready (.probe).
+    early_probe_interval: float | None = setting(None, above=0)
     request_timeout: float | None = setting(None, above=0)
     # Cold-start gate: held requests per target (spec.coldStart.maxHeldRequests overrides) and
     # across all targets; at least 1, since the first held request is what wakes a target.

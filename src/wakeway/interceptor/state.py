@@ -19,10 +19,11 @@ from .exchange import Exchange
 from .gate import GateCore, Rejected
 from .metrics import Metrics
 from .policy import Admission, Held, Refused, TargetPolicy, resolve
+from .probe import EarlyProbes
 from .router import Router
 from .settings import InterceptorSettings
 from .stream import CountHub
-from .upstream import Address, Pool
+from .upstream import Address, Pool, format_address
 from .upstream_h2 import MixedPool
 
 ColdCallback = Callable[[HTTPScaledObject], object]  # what it returns is ignored
@@ -51,7 +52,19 @@ class ProxyState:
         self.loop = loop
         self.router: Router | None = None
         self._policies: dict[str, TargetPolicy] = {}  # per target key, for this router
-        self.endpoints: Mapping[str, Sequence[Address]] = {}
+        self.endpoints: Mapping[str, Sequence[Address]] = {}  # ready, and found by a probe
+        self._listed: Mapping[str, Sequence[Address]] = {}  # ready, as the last view said
+        self.starting: Mapping[str, Sequence[Address]] = {}  # not ready yet, not terminating
+        self._early: dict[str, Address] = {}  # backend -> a starting endpoint that accepted
+        self.probes: EarlyProbes | None = None
+        if settings.early_probe_interval is not None:
+            self.probes = EarlyProbes(
+                loop,
+                settings.early_probe_interval,
+                settings.connect_timeout,
+                self._probe_wanted,
+                self._probe_found,
+            )
         self._rr: dict[str, int] = {}
         self._refused: dict[Address, float] = {}  # endpoint -> until when to skip it
         self._refused_timer: asyncio.TimerHandle | None = None
@@ -121,20 +134,36 @@ class ProxyState:
         now = self.loop.time()
         for addr in [a for a, until in self._refused.items() if until <= now]:
             del self._refused[addr]
-        self.set_endpoints(self.endpoints)  # releases held requests whose backend has endpoints
+        self.set_endpoints(self._listed)  # releases held requests whose backend has endpoints
         if self._refused:
             self._refused_timer = self.loop.call_at(
                 min(self._refused.values()), self._refused_expired
             )
 
     def set_endpoints(
-        self, view: Mapping[str, Sequence[Address]], h2c: Collection[str] | None = None
+        self,
+        view: Mapping[str, Sequence[Address]],
+        h2c: Collection[str] | None = None,
+        starting: Mapping[str, Sequence[Address]] | None = None,
     ) -> None:
-        """Swap the endpoint view; ``h2c``: the backend keys forwarded over HTTP/2 (None: the
-        same as before)."""
-        self.endpoints = view
+        """Swap the endpoint view; ``h2c``: the backend keys forwarded over HTTP/2, and
+        ``starting``: each backend's endpoints not ready yet (None: the same as before).
+
+        A starting endpoint that accepted an early probe serves its backend until the view
+        lists a ready endpoint for it, or no longer lists that one as starting."""
+        self._listed = view
         if h2c is not None:
             self.h2c = frozenset(h2c)
+        if starting is not None:
+            self.starting = starting
+        if self._early:
+            self._early = {
+                b: a
+                for b, a in self._early.items()
+                if not view.get(b) and a in self.starting.get(b, ())
+            }
+            view = {**view, **{b: (a,) for b, a in self._early.items()}}
+        self.endpoints = view
         self._pools.h2c = frozenset(a for key in self.h2c for a in view.get(key, ()))
         for backend in self.gate.backends():
             if view.get(backend):
@@ -145,6 +174,29 @@ class ProxyState:
                 for ex in released:
                     ex.on_released()
         self._arm_gate_timer()
+        if self.probes is not None:
+            for backend in self.gate.backends():
+                self.probes.start(backend)
+
+    def _probe_wanted(self, backend: str) -> Sequence[Address]:
+        """The endpoints to probe for ``backend``: its starting ones, while it has held
+        requests and no ready endpoint."""
+        if self.endpoints.get(backend) or not self.gate.holds_for(backend):
+            return ()
+        return self.starting.get(backend, ())
+
+    def _probe_found(self, backend: str, addr: Address) -> None:
+        if addr not in self.starting.get(backend, ()) or self._listed.get(backend):
+            return  # the view moved on meanwhile: it decides
+        log.info(
+            "backend %s: starting endpoint %s accepted a connection before it was listed "
+            "ready; forwarding to it",
+            backend,
+            format_address(addr),
+            extra=event("early-probe", backend=backend),
+        )
+        self._early[backend] = addr
+        self.set_endpoints(self._listed)
 
     # -- counts -----------------------------------------------------------------------------
     def arrive(self, ex: Exchange) -> None:
@@ -210,6 +262,8 @@ class ProxyState:
             for callback in list(self._cold_callbacks):
                 callback(target)
         self.hub.changed(wake=first)
+        if self.probes is not None:
+            self.probes.start(ex.backend_key)
         timer = self._gate_timer
         if timer is None or timer.when() > ex.hold_deadline:
             self._arm_gate_timer()
@@ -274,5 +328,7 @@ class ProxyState:
         if self._refused_timer is not None:
             self._refused_timer.cancel()
             self._refused_timer = None
+        if self.probes is not None:
+            self.probes.close()
         self.pool.close()
         self.hub.close()

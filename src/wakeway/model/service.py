@@ -59,6 +59,8 @@ class EndpointSlice:
     # Addresses of endpoints still serving: the ready ones, and terminating ones that still
     # answer (``serving``; absent: as ``ready``). A draining interceptor is one of these.
     serving_addresses: tuple[str, ...] = ()
+    # Addresses of endpoints not ready yet and not terminating: pods still starting.
+    starting_addresses: tuple[str, ...] = ()
 
     @property
     def service_key(self) -> str:
@@ -131,6 +133,7 @@ def parse_endpoint_slice(doc: Mapping[str, Any]) -> EndpointSlice:
             ports.append(SlicePort(f.opt_str(item, "name", f"ports[{i}]", ""), port))
     ready: list[str] = []
     serving: list[str] = []
+    starting: list[str] = []
     for i, raw in enumerate(f.opt_list(doc, "endpoints", "")):
         item = f.mapping(raw, f"endpoints[{i}]")
         conditions = f.opt_mapping(item, "conditions", f"endpoints[{i}]") or {}
@@ -144,12 +147,15 @@ def parse_endpoint_slice(doc: Mapping[str, Any]) -> EndpointSlice:
             ready.extend(addresses)
         if conditions.get("serving", is_ready) is not False:
             serving.extend(addresses)
+        if not is_ready and conditions.get("terminating") is not True:
+            starting.extend(addresses)
     return EndpointSlice(
         meta,
         meta.labels.get(SERVICE_NAME_LABEL, ""),
         tuple(ports),
         tuple(dict.fromkeys(ready)),
         tuple(dict.fromkeys(serving)),
+        tuple(dict.fromkeys(starting)),
     )
 
 

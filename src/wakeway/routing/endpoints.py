@@ -72,7 +72,11 @@ def endpoint_view(
     backends: Iterable[tuple[str, PortRef]],
     services: Mapping[str, Service],
     slices_by_service: Mapping[str, list[EndpointSlice]],
+    *,
+    starting: bool = False,
 ) -> tuple[dict[str, tuple[Address, ...]], list[BackendProblem]]:
+    """Each backend's ready endpoints (``starting``: its endpoints not ready yet and not
+    terminating, the ones an early probe may try), and why a backend can have none."""
     view: dict[str, tuple[Address, ...]] = {}
     problems: list[BackendProblem] = []
     for namespace, ref in backends:
@@ -111,6 +115,7 @@ def endpoint_view(
             target = next((sp.port for sp in s.ports if sp.name == port.name), None)
             if target is None:
                 continue
-            addresses.extend((ip, target) for ip in s.ready_addresses)
+            ips = s.starting_addresses if starting else s.ready_addresses
+            addresses.extend((ip, target) for ip in ips)
         view[key] = tuple(dict.fromkeys(addresses))
     return view, problems

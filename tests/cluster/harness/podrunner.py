@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ RESPONSE_DELAY = "wakeway.test/response-delay"  # seconds before each response
 CRASH_AFTER = "wakeway.test/crash-after"  # the server exits after this many responses
 NEVER_READY = "wakeway.test/never-ready"  # "true": the process runs but never listens
 SHUTDOWN_DELAY = "wakeway.test/shutdown-delay"  # seconds it serves on after SIGTERM (else 0)
+# Seconds the runner still reports a container not ready after its ports first accept (a
+# readiness probe's initial delay or period, as a kubelet's would be).
+READY_DELAY = "wakeway.test/ready-delay"
 
 RESTART_BACKOFF = 1.0  # seconds; a kubelet's is 10 s and grows, too slow for tests
 PROBE_PERIOD_STARTING = 0.05
@@ -232,8 +236,14 @@ class PodWorker:
             self.phase = "Running"
             self.changed()
             exited = asyncio.ensure_future(c.proc.wait())
+            ready_delay = float(self.annotations.get(READY_DELAY, "0"))
+            accepting_since: float | None = None
             while not exited.done():
                 ready = await self._probe(c)
+                if ready and ready_delay:
+                    now = time.monotonic()
+                    accepting_since = accepting_since or now
+                    ready = now - accepting_since >= ready_delay
                 if ready != c.ready:
                     c.ready = ready
                     self.changed()
