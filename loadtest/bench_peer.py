@@ -59,7 +59,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,10 @@ from tests.cluster.wakeway_setup import (
 )
 from tests.interop import binaries
 
+from loadtest import addon as addon_peer
 from loadtest import h2gen
+from loadtest.addon import KubeProxy, ServicePort
+from loadtest.cluster_cold import at_zero, cold_request, wait_for
 from loadtest.common import format_ratio, free_ports, percentile
 from loadtest.loadgen import (
     BACKEND_BODY,
@@ -97,7 +99,6 @@ from wakeway.kube.resources import (
     HTTPSCALEDOBJECTS,
     NAMESPACES,
     SERVICES,
-    Resource,
 )
 
 NS = "bench"
@@ -105,7 +106,6 @@ FAST_IP = "10.244.0.250"  # in the namespace's pod range, past the addresses pod
 BACKEND_PORT = 8080  # the warm backend's port on its pod address, as a containerPort
 ROUTES = 200
 RATE = 1000
-PODS = Resource("", "v1", "pods", "Pod")
 PATHS = ("direct", "nginx", "wakeway", "addon")
 H2_PATHS = ("direct", "wakeway", "addon")  # nginx cannot forward to an h2c backend
 H2_BACKEND_PORT = 8081  # the same nginx, speaking h2c (prior knowledge) on this port
@@ -247,89 +247,6 @@ async def set_up_objects(cluster: Cluster, addon_crds: Path) -> dict[str, str]:
         await kube.close()
 
 
-# -- a minimal kube-proxy for the add-on: hosts file + DNAT in the namespace ---------------------
-
-
-class KubeProxy:
-    def __init__(self, cluster: Cluster, cluster_ips: dict[str, str]) -> None:
-        self.cluster = cluster
-        self.ips = cluster_ips
-        self.etc = Path("/etc/netns") / cluster.netns.name
-        self.current: dict[str, str] = {}
-        self.ready_at: dict[str, float] = {}  # perf_counter when a ready endpoint was first seen
-
-    def _iptables(self, *args: str) -> None:
-        subprocess.run(
-            self.cluster.netns.command(["iptables", "-w", "-t", "nat", *args]),
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-
-    def install(self) -> None:
-        self.etc.mkdir(parents=True, exist_ok=True)
-        lines = ["127.0.0.1 localhost"]
-        for name, ip in self.ips.items():
-            lines.append(f"{ip} {name}.{NS} {name}.{NS}.svc {name}.{NS}.svc.cluster.local")
-        (self.etc / "hosts").write_text("\n".join(lines) + "\n")
-        subprocess.run(
-            ["ip", "-n", self.cluster.netns.name, "route", "add", "10.96.0.0/24", "dev", "lo"],
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
-        for name, ip in self.ips.items():
-            chain = f"KP-{name.upper()}"
-            self._iptables("-N", chain)
-            self._iptables("-A", "OUTPUT", "-d", ip, "-p", "tcp", "--dport", "80", "-j", chain)
-        for name in STATIC:
-            self.point(name, FAST_IP)
-
-    def point(self, name: str, endpoint: str) -> None:
-        if self.current.get(name) == endpoint:
-            return
-        chain = f"KP-{name.upper()}"
-        self._iptables("-F", chain)
-        target = f"{endpoint}:{BACKENDS[name][1]}"
-        self._iptables("-A", chain, "-p", "tcp", "-j", "DNAT", "--to-destination", target)
-        self.current[name] = endpoint
-
-    async def follow(self, kube: Kube, name: str) -> None:
-        """Points the Service's rule at its first endpoint address, ready or not yet."""
-        while True:
-            listed = await kube.list(ENDPOINTSLICES, NS)
-            for item in listed.items:
-                self._apply(name, item)
-            try:
-                async for event in kube.watch(ENDPOINTSLICES, NS, listed.resource_version):
-                    if event.type in ("ADDED", "MODIFIED"):
-                        self._apply(name, event.object)
-            except Exception as e:  # a dropped watch: list again
-                log(f"kube-proxy: watch ended ({e!r}), relisting")
-                await asyncio.sleep(0.2)
-
-    def _apply(self, name: str, slice_: dict[str, Any]) -> None:
-        labels = slice_.get("metadata", {}).get("labels") or {}
-        if labels.get("kubernetes.io/service-name") != name:
-            return
-        endpoints = [
-            e
-            for e in slice_.get("endpoints") or []
-            if not e.get("conditions", {}).get("terminating") and e.get("addresses")
-        ]
-        if any(e.get("conditions", {}).get("ready") for e in endpoints):
-            self.ready_at.setdefault(name, time.perf_counter())
-        else:
-            self.ready_at.pop(name, None)
-        if endpoints:
-            self.point(name, endpoints[0]["addresses"][0])
-
-    def remove(self) -> None:
-        shutil.rmtree(self.etc, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.etc.parent.rmdir()  # /etc/netns itself, if nothing else lives there
-
-
 # -- processes in the namespace ------------------------------------------------------------------
 
 
@@ -372,16 +289,7 @@ def start_servers(
             cluster, wakeway_kubeconfig, PORTS.wakeway, PORTS.wakeway_admin
         ),
     }
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "KUBECONFIG": str(cluster.netns_kubeconfig),
-        "KEDA_HTTP_PROXY_PORT": str(PORTS.addon),
-        "KEDA_HTTP_ADMIN_PORT": str(PORTS.addon_admin),
-        "OTEL_PROM_EXPORTER_ENABLED": "false",
-    }
-    procs["addon"] = cluster.popen_in_netns(
-        "addon-interceptor", [str(addon), "--zap-log-level=info"], env=env
-    )
+    procs["addon"] = addon_peer.start_interceptor(cluster, addon, PORTS.addon, PORTS.addon_admin)
     return procs
 
 
@@ -401,18 +309,6 @@ def netns_get(cluster: Cluster, port: int, path: str, host: str = "bench") -> tu
         return cluster.netns.call(get)
     except OSError:
         return 0, b""
-
-
-def wait_for(what: str, check: Callable[[], bool], within: float, procs: dict[str, Proc]) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        for name, proc in procs.items():
-            if not proc.alive():
-                raise RuntimeError(f"{name} exited:\n{proc.tail()}")
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {n}\n{p.tail(10)}" for n, p in procs.items())
-            raise RuntimeError(f"timed out waiting for {what}\n{tails}")
-        time.sleep(0.1)
 
 
 # -- load, inside the namespace ------------------------------------------------------------------
@@ -631,45 +527,10 @@ class Cold:
     hold_seen: float  # request written -> the benchmark saw it held (and scaled)
 
 
-def cold_request(port: int) -> tuple[float, float, int]:
-    """Runs inside the namespace: one GET; (sent, first byte) perf_counter times and status."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-        sent = time.perf_counter()
-        s.sendall(f"GET /b HTTP/1.1\r\nHost: {SLEEPY_HOST}\r\nConnection: close\r\n\r\n".encode())
-        rest = s.recv(1)
-        first = time.perf_counter()
-        while chunk := s.recv(65536):
-            rest += chunk
-    return sent, first, int(rest[9:12] or b"0")
-
-
-async def at_zero(kube: Kube) -> None:
-    """Scales sleepy to zero and waits until its pod is gone and its endpoints are empty."""
-    await kube.set_scale(DEPLOYMENTS, NS, "sleepy", 0)
-    deadline = time.monotonic() + 60
-    while True:
-        pods = await kube.list(PODS, NS)
-        slices = await kube.list(ENDPOINTSLICES, NS)
-        endpoints = [
-            e
-            for s in slices.items
-            if (s["metadata"].get("labels") or {}).get("kubernetes.io/service-name") == "sleepy"
-            for e in s.get("endpoints") or []
-        ]
-        if not pods.items and not endpoints:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError("sleepy did not go back to zero")
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)  # both interceptors' informers have seen the empty slice by now
-
-
 async def cold_start(cluster: Cluster, kube: Kube, proxy: KubeProxy, path: str) -> Cold:
     """One cold start; the Deployment is scaled once the interceptor holds the request, seen
     from its own signal: wakeway's count stream (pushed), the add-on's /queue (polled 2 ms)."""
-    await at_zero(kube)
+    await at_zero(kube, NS, "sleepy")
     proxy.ready_at.pop("sleepy", None)
     port = TARGETS[path].port
     subscribed = threading.Event()
@@ -678,7 +539,7 @@ async def cold_start(cluster: Cluster, kube: Kube, proxy: KubeProxy, path: str) 
     )
     if watch is not None and not await asyncio.to_thread(subscribed.wait, 10):
         raise RuntimeError("could not follow wakeway's count stream")
-    pending = cluster.netns.submit(lambda: cold_request(port))
+    pending = cluster.netns.submit(lambda: cold_request(port, SLEEPY_HOST))
     deadline = time.monotonic() + 30
     if watch is not None:
         await asyncio.wait_for(asyncio.wrap_future(watch), 30)
@@ -763,7 +624,7 @@ async def measure(
                     f"from the scale call {c.from_scale * 1000:7.1f} ms, "
                     f"after ready {c.after_ready * 1000:6.1f} ms"
                 )
-        await at_zero(kube)
+        await at_zero(kube, NS, "sleepy")
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -910,14 +771,17 @@ def main() -> int:
     addon = binaries.addon(build=True, timeout=3600)
     h2bench = binaries.h2bench(build=True, timeout=600)
     cluster = Cluster(ensure(), log=log)
-    proxy = KubeProxy(cluster, {})
+    proxy = KubeProxy(cluster, NS)
     work = Path(tempfile.mkdtemp(prefix="wakeway-peer-"))  # nginx's files, readable by its workers
     try:
         cluster.start()
         pick_ports(cluster)
         log("cluster up; creating objects")
-        proxy.ips = asyncio.run(set_up_objects(cluster, addon.crds))
-        proxy.install()
+        ips = asyncio.run(set_up_objects(cluster, addon.crds))
+        proxy.install(
+            {name: ServicePort(ip, BACKENDS[name][1]) for name, ip in ips.items()},
+            dict.fromkeys(STATIC, FAST_IP),
+        )
         kubeconfig = asyncio.run(
             cluster.service_account_kubeconfig("wakeway", "wakeway-interceptor", in_netns=True)
         )
