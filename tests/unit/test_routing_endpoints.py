@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit.routing_fixtures import so
 from wakeway.model.service import parse_endpoint_slice, parse_service
 from wakeway.routing.endpoints import (
     BackendProblem,
+    EndpointIndex,
     backends_of,
     endpoint_view,
     h2c_backends,
@@ -238,3 +241,151 @@ def test_backends_on_an_h2c_port_by_app_protocol(app_protocol: str | None, h2c: 
     keys = h2c_backends(backends_of([by_number, by_name, other_port, missing]), services)
     want = {"default/svc:50051", "default/svc:rpc"} if h2c else set()
     assert keys == want
+
+
+# -- the incremental index ---------------------------------------------------------------------
+
+SERVICES = ("a", "b", "c")
+CONDITIONS: tuple[dict[str, bool], ...] = (
+    {"ready": True},
+    {"ready": False},
+    {"ready": False, "terminating": True},
+    {},
+)
+
+
+def _service_doc(name: str, variant: int) -> Any:
+    ports: list[dict[str, Any]] = [{"name": "http", "port": 80 + variant % 2}]
+    if variant % 3 == 0:
+        ports.append({"name": "grpc", "port": 90, "appProtocol": "kubernetes.io/h2c"})
+    return service(name, ports, type="ExternalName" if variant == 5 else "ClusterIP")
+
+
+def _slice_doc(owner: str, n: int, variant: int) -> Any:
+    endpoints = [
+        {"addresses": [f"10.0.{n}.{i}"], "conditions": CONDITIONS[(variant + i) % 4]}
+        for i in range(variant % 3 + 1)
+    ]
+    ports = [{"name": "http", "port": 8080}, {"name": "grpc", "port": 9090}]
+    return slice_(owner, ports, endpoints, name=f"{owner}-{n}")
+
+
+def _targets(variant: int) -> list[Any]:
+    refs = [
+        {"name": "a", "service": "a", "port": 80},
+        {"name": "b", "service": "b", "portName": "grpc"},
+        {"name": "c", "service": "c", "port": 81},
+        {"name": "d", "service": "missing", "port": 80},
+    ]
+    return [so(f"t{i}", scaleTargetRef=ref) for i, ref in enumerate(refs) if (variant >> i) & 1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["service", "slice", "targets", "refresh"]),
+            st.integers(0, 2),  # which Service
+            st.integers(0, 3),  # which of its slices
+            st.integers(-1, 15),  # the new version; -1: deleted
+        ),
+        max_size=40,
+    )
+)
+def test_the_incremental_index_always_equals_the_whole_view(
+    changes: list[tuple[str, int, int, int]],
+) -> None:
+    """Whatever the order of Service, EndpointSlice and target changes, a refresh gives what
+    endpoint_view computes from everything at once (ready, starting and h2c)."""
+    index = EndpointIndex(track_starting=True)
+    services: dict[str, Any] = {}
+    slices: dict[str, Any] = {}
+    targets: list[Any] = []
+    index.set_backends(backends_of(targets))
+    for what, which, n, variant in changes:
+        name = SERVICES[which]
+        if what == "service":
+            doc = None if variant < 0 else _service_doc(name, variant)
+            services.pop(f"default/{name}", None) if doc is None else services.update(
+                {f"default/{name}": doc}
+            )
+            index.service(f"default/{name}", doc)
+        elif what == "slice":
+            key = f"default/{name}-{n}"
+            doc = None if variant < 0 else _slice_doc(name, n, variant)
+            slices.pop(key, None) if doc is None else slices.update({key: doc})
+            index.slice(key, doc)
+        elif what == "targets":
+            targets = _targets(max(variant, 0))
+            index.set_backends(backends_of(targets))
+        else:
+            index.refresh()
+            _assert_whole(index, targets, services, slices)
+    index.refresh()
+    _assert_whole(index, targets, services, slices)
+
+
+def _assert_whole(
+    index: EndpointIndex, targets: list[Any], services: dict[str, Any], slices: dict[str, Any]
+) -> None:
+    backends = backends_of(targets)
+    by_service = index_slices(slices.values())
+    ready, _ = endpoint_view(backends, services, by_service)
+    starting, _ = endpoint_view(backends, services, by_service, starting=True)
+    # Backends no longer used may linger in the index: only the targets' own keys are read.
+    # The order of a backend's endpoints is the order slices were first seen (round robin
+    # starts somewhere else, nothing more): compared as sets.
+    keys = {ref.key(ns) for ns, ref in backends}
+
+    def as_sets(view: dict[str, tuple[Any, ...]]) -> dict[str, set[Any]]:
+        return {k: set(v) for k, v in view.items() if k in keys}
+
+    assert as_sets(index.view) == as_sets(ready)
+    assert as_sets(index.starting) == as_sets(starting)
+    assert index.h2c & keys == h2c_backends(backends, services)
+
+
+def ready_of(index: EndpointIndex, key: str) -> tuple[tuple[str, int], ...]:
+    return index.view[key]  # read afresh each time (no narrowing carried across changes)
+
+
+def starting_of(index: EndpointIndex, key: str) -> tuple[tuple[str, int], ...]:
+    return index.starting[key]
+
+
+def test_a_deleted_or_moved_slice_leaves_the_view_and_a_new_port_reaches_it() -> None:
+    index = EndpointIndex(track_starting=True)
+    index.set_backends(backends_of(_targets(0b0011)))  # a:80, b:grpc (h2c)
+    index.service("default/a", _service_doc("a", 0))
+    index.service("default/b", _service_doc("b", 0))
+    index.slice("default/a-1", _slice_doc("a", 1, 0))
+    index.slice("default/b-1", _slice_doc("b", 1, 0))
+    assert index.refresh()
+    assert ready_of(index, "default/a:80") == (("10.0.1.0", 8080),)
+    assert ready_of(index, "default/b:grpc") == (("10.0.1.0", 9090),)
+    assert starting_of(index, "default/b:grpc") == ()
+    assert index.h2c == {"default/b:grpc"}
+    index.slice("default/a-1", None)
+    assert index.refresh()
+    assert ready_of(index, "default/a:80") == ()
+    index.slice("default/a-1", _slice_doc("b", 1, 1))  # the same slice name, now b's
+    index.refresh()
+    assert ready_of(index, "default/a:80") == ()
+    assert starting_of(index, "default/b:grpc") == (("10.0.1.0", 9090),)  # not ready, not leaving
+    index.service("default/b", _service_doc("b", 1))  # its grpc port is gone
+    index.refresh()
+    assert ready_of(index, "default/b:grpc") == ()
+    assert index.h2c == frozenset()
+
+
+def test_an_event_of_a_service_no_target_uses_changes_nothing() -> None:
+    index = EndpointIndex()
+    index.set_backends(
+        backends_of([so("a", scaleTargetRef={"name": "a", "service": "a", "port": 80})])
+    )
+    assert index.refresh()
+    index.service("default/other", service("other", [{"port": 80}]))
+    index.slice("default/other-1", slice_("other", [{"port": 8080}], [{"addresses": ["10.0.0.1"]}]))
+    assert index.stale
+    assert not index.refresh()  # nothing to recompute
+    assert not index.stale

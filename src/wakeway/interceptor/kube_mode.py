@@ -3,9 +3,11 @@
 HTTPScaledObjects, InterceptorRoutes, HTTPRoutes and ReferenceGrants rebuild the routing table;
 Services and EndpointSlices (and the targets) rebuild the ready-endpoint view. An InterceptorRoute
 is a target like an HTTPScaledObject (and replaces one of the same namespace and name); its CRD
-may be missing (a cluster set up before it): then there are none. Each rebuild reads the
-informers' caches whole and swaps the result in one assignment; watch events only mark what is
-stale, and a burst of events within ``debounce`` seconds costs one rebuild. An HTTPScaledObject
+may be missing (a cluster set up before it): then there are none. A routing-table rebuild reads
+the informers' caches whole and swaps the result in one assignment; the endpoint view is kept
+change by change (a Service or EndpointSlice event recomputes that Service's backends only).
+Watch events only mark what is stale, and a burst of events within ``debounce`` seconds costs
+one rebuild. An HTTPScaledObject
 event that changes nothing the interceptor reads (a status write, other than one that makes it
 unservable or servable again) marks nothing. /readyz stays false
 until every informer has listed once. While the API server is unreachable the informers keep
@@ -48,14 +50,12 @@ from wakeway.model.service import (
 )
 from wakeway.observe.debug import EndpointChanges, log_table_swap
 from wakeway.routing import (
+    EndpointIndex,
     InterceptorRef,
     RouteGrants,
     RouteIdentity,
     RoutingTable,
     backends_of,
-    endpoint_view,
-    h2c_backends,
-    index_slices,
     merge_targets,
 )
 
@@ -99,6 +99,9 @@ class KubeConfigSource:
         self.slices: Informer[EndpointSlice] = Informer(kube, ENDPOINTSLICES, parse_endpoint_slice)
         self._table_stale = True
         self._view_stale = True
+        self._targets_changed = True  # the view's backends are due again
+        probing = interceptor.settings.early_probe_interval is not None
+        self._index = EndpointIndex(track_starting=probing)
         self._endpoint_changes = EndpointChanges(log)
         self._pending: asyncio.Task[None] | None = None  # the routing-table rebuild
         self._view_task: asyncio.Task[None] | None = None  # the endpoint-view refresh
@@ -115,8 +118,8 @@ class KubeConfigSource:
         self.irs.add_handler(lambda key: self._target_changed(self.irs, "ir:", key))
         self.routes.add_handler(lambda _key: self._mark(table=True))
         self.grants.add_handler(lambda _key: self._mark(table=True))
-        self.services.add_handler(lambda _key: self._mark(view=True))
-        self.slices.add_handler(lambda _key: self._mark(view=True))
+        self.services.add_handler(self._service_changed)
+        self.slices.add_handler(self._slice_changed)
         self._informers: tuple[_Watching, ...] = (
             self.scaled,
             self.irs,
@@ -168,7 +171,18 @@ class KubeConfigSource:
                 self.skipped += 1
                 return
             self._read[kind + key] = read
+        self._targets_changed = True
         self._mark(table=True, view=True)
+
+    def _service_changed(self, key: str) -> None:
+        cached = self.services.get(key)
+        self._index.service(key, None if cached is None else cached.value)
+        self._mark(view=True)
+
+    def _slice_changed(self, key: str) -> None:
+        cached = self.slices.get(key)
+        self._index.slice(key, None if cached is None else cached.value)
+        self._mark(view=True)
 
     def _mark(self, table: bool = False, view: bool = False) -> None:
         self._table_stale |= table
@@ -186,22 +200,24 @@ class KubeConfigSource:
             self._pending = asyncio.create_task(self._rebuild(debounce))
 
     async def _refresh_view(self, delay: float) -> None:
-        """Rebuild the endpoint view (cheap, on the loop: it is what releases held requests)
-        until it is not stale, independently of any routing-table build in progress."""
+        """Bring the endpoint view up to date (on the loop: it is what releases held requests)
+        until it is not stale, independently of any routing-table build in progress. A Service
+        or EndpointSlice event recomputes the backends of that Service only; a target change,
+        every backend (:class:`~wakeway.routing.endpoints.EndpointIndex`)."""
         if delay:
             await asyncio.sleep(delay)
+        index = self._index
         while self._view_stale:
             self._view_stale = False
-            self._check_servable()
-            services = {s.key: s for s in self.services.values()}
-            backends = backends_of(self.targets())
-            slices = index_slices(self.slices.values())
-            view, _problems = endpoint_view(backends, services, slices)
-            starting = None
-            if self.interceptor.settings.early_probe_interval is not None:
-                starting, _ = endpoint_view(backends, services, slices, starting=True)
-            self._endpoint_changes.swapped(view)  # logged before it releases held requests
-            self.interceptor.set_endpoints(view, h2c_backends(backends, services), starting)
+            if self._targets_changed:
+                self._targets_changed = False
+                self._check_servable()
+                index.set_backends(backends_of(self.targets()))
+            if not index.refresh():
+                continue  # no backend of any target uses what changed
+            self._endpoint_changes.swapped(index.view)  # logged before it releases held requests
+            starting = index.starting if index.track_starting else None
+            self.interceptor.set_endpoints(index.view, index.h2c, starting)
             self._view_built = asyncio.get_running_loop().time()
             self.view_refreshes += 1
 

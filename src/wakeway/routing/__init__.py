@@ -2,6 +2,7 @@
 
 from wakeway.routing.endpoints import (
     BackendProblem,
+    EndpointIndex,
     backends_of,
     endpoint_view,
     h2c_backends,
@@ -26,6 +27,7 @@ __all__ = [
     "BindingProblem",
     "BoundRule",
     "Conflict",
+    "EndpointIndex",
     "HostEntry",
     "InterceptorRef",
     "Resolution",

@@ -8,8 +8,8 @@ object send traffic to any DNS name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from wakeway.model.httpso import HTTPScaledObject, PortRef
 from wakeway.model.service import EndpointSlice, Service, ServicePort
@@ -71,7 +71,7 @@ def h2c_backends(
 def endpoint_view(
     backends: Iterable[tuple[str, PortRef]],
     services: Mapping[str, Service],
-    slices_by_service: Mapping[str, list[EndpointSlice]],
+    slices_by_service: Mapping[str, Iterable[EndpointSlice]],
     *,
     starting: bool = False,
 ) -> tuple[dict[str, tuple[Address, ...]], list[BackendProblem]]:
@@ -119,3 +119,102 @@ def endpoint_view(
             addresses.extend((ip, target) for ip in ips)
         view[key] = tuple(dict.fromkeys(addresses))
     return view, problems
+
+
+class _SliceLists(Mapping[str, Iterable[EndpointSlice]]):
+    """Each Service's slices, read straight from the index (no copy per refresh)."""
+
+    __slots__ = ("_slices",)
+
+    def __init__(self, slices: dict[str, dict[str, EndpointSlice]]) -> None:
+        self._slices = slices
+
+    def __getitem__(self, key: str) -> Iterable[EndpointSlice]:
+        return self._slices[key].values()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slices)
+
+    def __len__(self) -> int:
+        return len(self._slices)
+
+
+@dataclass(slots=True)
+class EndpointIndex:
+    """The endpoint view, kept up to date change by change: a Service or EndpointSlice event
+    recomputes only the backends of that Service (an EndpointSlice controller catching up on
+    thousands of Services, or one pod turning ready, costs what changed, not every backend);
+    new targets recompute every backend. The result is always :func:`endpoint_view` of the
+    current inputs (``starting``: also its ``starting=True`` view)."""
+
+    track_starting: bool = False
+    view: dict[str, tuple[Address, ...]] = field(default_factory=dict)
+    starting: dict[str, tuple[Address, ...]] = field(default_factory=dict)
+    h2c: frozenset[str] = frozenset()
+    _services: dict[str, Service] = field(default_factory=dict)
+    _slices: dict[str, dict[str, EndpointSlice]] = field(default_factory=dict)  # by Service
+    _slice_service: dict[str, str] = field(default_factory=dict)  # slice key -> Service key
+    _backends: list[tuple[str, PortRef]] = field(default_factory=list)
+    _by_service: dict[str, list[tuple[str, PortRef]]] = field(default_factory=dict)
+    _dirty: set[str] = field(default_factory=set)  # Service keys changed since refresh()
+    _all: bool = True  # every backend is due
+
+    def set_backends(self, backends: Iterable[tuple[str, PortRef]]) -> None:
+        """The targets' backends (:func:`backends_of`): all are recomputed."""
+        self._backends = list(backends)
+        by_service: dict[str, list[tuple[str, PortRef]]] = {}
+        for namespace, ref in self._backends:
+            by_service.setdefault(f"{namespace}/{ref.service}", []).append((namespace, ref))
+        self._by_service = by_service
+        self._all = True
+
+    def service(self, key: str, service: Service | None) -> None:
+        """Service ``key`` (namespace/name) is now ``service`` (None: gone)."""
+        if service is None:
+            self._services.pop(key, None)
+        else:
+            self._services[key] = service
+        self._dirty.add(key)
+
+    def slice(self, key: str, slice_: EndpointSlice | None) -> None:
+        """EndpointSlice ``key`` is now ``slice_`` (None: gone, or not readable)."""
+        old = self._slice_service.pop(key, None)
+        if old is not None:
+            bucket = self._slices.get(old)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self._slices[old]
+            self._dirty.add(old)
+        if slice_ is not None and slice_.service:
+            owner = slice_.service_key
+            self._slices.setdefault(owner, {})[key] = slice_
+            self._slice_service[key] = owner
+            self._dirty.add(owner)
+
+    @property
+    def stale(self) -> bool:
+        return self._all or bool(self._dirty)
+
+    def refresh(self) -> bool:
+        """Bring the view up to date; false when no backend could have changed."""
+        if self._all:
+            backends = self._backends
+        else:
+            backends = [b for key in self._dirty for b in self._by_service.get(key, ())]
+        everything, self._all = self._all, False
+        self._dirty.clear()
+        if not backends and not everything:
+            return False
+        slices = _SliceLists(self._slices)
+        view, _ = endpoint_view(backends, self._services, slices)
+        h2c = h2c_backends(backends, self._services)
+        if everything:
+            self.view, self.h2c = view, h2c
+        else:
+            self.view = {**self.view, **view}
+            self.h2c = (self.h2c - view.keys()) | h2c
+        if self.track_starting:
+            starting, _ = endpoint_view(backends, self._services, slices, starting=True)
+            self.starting = starting if everything else {**self.starting, **starting}
+        return True
