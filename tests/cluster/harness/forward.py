@@ -55,6 +55,10 @@ class Forwarder:
         self._connections.add(task)
         try:
             await self._forward(reader, writer)
+        except asyncio.CancelledError:
+            # Ended by close(): return normally, or asyncio's stream callback, asking the
+            # cancelled task for its exception, prints a traceback for each connection.
+            pass
         finally:
             self._connections.discard(task)
 
