@@ -439,7 +439,9 @@ async def measure(
                     f"run {i + 1}: {chain:13s} TTFB {run.first * 1000:6.0f} ms, scaled up at "
                     f"{run.scaled * 1000:5.0f} ms, pod start {run.pod_start * 1000:4.0f} ms"
                 )
+                began = time.monotonic()
                 await back_to_zero(kube, chain)
+                log(f"{chain}: back at zero {time.monotonic() - began:.1f} s after its answer")
         return runs
     finally:
         for task in tasks:
