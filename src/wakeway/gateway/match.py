@@ -91,6 +91,10 @@ class CompiledMatch:
             (q.name, _value_test(q.type, q.value)) for q in effective_query_params(m)
         )
 
+    def __reduce__(self) -> tuple[type[CompiledMatch], tuple[RouteMatch]]:
+        # Its tests are closures: pickled (to another interceptor worker) as its source.
+        return (CompiledMatch, (self.source,))
+
     def matches(self, req: Request) -> bool:
         if self._method is not None and req.method != self._method:
             return False

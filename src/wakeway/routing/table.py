@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from wakeway.gateway.request import Request
 from wakeway.model.httproute import BackendRef, HTTPRoute, RouteRule
@@ -114,6 +115,17 @@ class RoutingTable:
         self._scaled = ScaledObjectIndex(by_key.values())
         self.problems: tuple[BindingProblem, ...] = tuple(problems)
         self.conflicts: tuple[Conflict, ...] = tuple(conflicts) + self._scaled.conflicts
+
+    # Pickled whole (not rebuilt) when an interceptor ships its table to its worker processes.
+    def __getstate__(self) -> dict[str, object]:
+        state = {name: getattr(self, name) for name in self.__slots__}
+        state["targets"] = dict(self.targets)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+        self.targets = MappingProxyType(state["targets"])
 
     def resolve(self, req: Request) -> Resolution | None:
         if self._identity is not None:
