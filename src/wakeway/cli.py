@@ -40,6 +40,25 @@ def addresses(value: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def workers(value: str) -> int:
+    """``N`` or ``auto`` (one per core), for argparse."""
+    from wakeway.interceptor.settings import parse_workers
+
+    try:
+        n = parse_workers(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 <= n <= 256:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be 0..256 or auto")
+    return n
+
+
+WORKERS_HELP = (
+    "processes serving the proxy address, N or auto (one per core this process may use); "
+    "default 1, or WAKEWAY_INTERCEPTOR_WORKERS"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wakeway", description="HTTP scale-to-zero: hold, wake, forward."
@@ -77,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"admin address: /livez /readyz /metrics /counts, and /objects and /explain for "
         f"wakeway status|wake|sleep|explain --local (default {DEFAULT_LOCAL_ADMIN})",
     )
+    local.add_argument("--workers", type=workers, metavar="N|auto", help=WORKERS_HELP)
     local.add_argument(
         "--tls-cert",
         action="append",
@@ -115,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", type=host_port, help="proxy address (default 0.0.0.0:8080)"
     )
     interceptor.add_argument("--admin", type=host_port, help="admin address (default 0.0.0.0:9090)")
+    interceptor.add_argument("--workers", type=workers, metavar="N|auto", help=WORKERS_HELP)
 
     operator = sub.add_parser(
         "operator",
@@ -271,6 +292,8 @@ def _local(args: argparse.Namespace) -> int:
             return 2
         pairs = tuple(zip(args.tls_cert, args.tls_key, strict=True))
         settings = replace(settings, tls_certificates=pairs)
+    if args.workers is not None:
+        settings = replace(settings, workers=args.workers)
     listeners = [(args.listen, "--listen"), (args.admin, "--admin")]
     _observe(settings.access_log)
     return _serve(run_local(args.paths, settings), listeners)
@@ -351,6 +374,12 @@ def _interceptor(args: argparse.Namespace) -> int:
         settings = replace(settings, listen_host=args.listen.host, listen_port=args.listen.port)
     if args.admin is not None:
         settings = replace(settings, admin_host=args.admin.host, admin_port=args.admin.port)
+    if args.workers is not None:
+        try:
+            settings = replace(settings, workers=args.workers)
+        except ValueError as exc:  # with tls_secrets
+            print(f"wakeway: {exc}", file=sys.stderr)
+            return 2
     _observe(settings.access_log)
 
     async def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from wakeway.interceptor.exchange import LazyHeaders
@@ -21,7 +23,7 @@ from wakeway.interceptor.pages import (
     placeholder_response,
     simple_response,
 )
-from wakeway.interceptor.settings import InterceptorSettings, settings_from_env
+from wakeway.interceptor.settings import InterceptorSettings, settings_from_env, worker_count
 from wakeway.model.httpso import Placeholder
 
 pytestmark = pytest.mark.unit
@@ -300,8 +302,18 @@ def test_settings_from_env() -> None:
         settings_from_env({"WAKEWAY_INTERCEPTOR_VIA": "maybe"})
     with pytest.raises(ValueError, match="WAKEWAY_INTERCEPTOR_CONNECT_TIMEOUT"):
         settings_from_env({"WAKEWAY_INTERCEPTOR_CONNECT_TIMEOUT": "-1"})
+    assert settings_from_env({"WAKEWAY_INTERCEPTOR_WORKERS": "4"}).workers == 4
+    assert settings_from_env({"WAKEWAY_INTERCEPTOR_WORKERS": "auto"}).workers == 0
+    assert worker_count(0) == len(os.sched_getaffinity(0))
+    assert worker_count(3) == 3
+    with pytest.raises(ValueError, match="WAKEWAY_INTERCEPTOR_WORKERS"):
+        settings_from_env({"WAKEWAY_INTERCEPTOR_WORKERS": "many"})
     with pytest.raises(ValueError, match="workers"):
-        InterceptorSettings(workers=2)
+        InterceptorSettings(workers=-1)
+    with pytest.raises(ValueError, match="workers_listener"):
+        InterceptorSettings(workers_listener="inetd")
+    with pytest.raises(ValueError, match="tls_secrets"):
+        InterceptorSettings(workers=2, tls_secrets=True)
 
 
 def test_routing_sees_a_repeated_header_as_one_comma_joined_value() -> None:

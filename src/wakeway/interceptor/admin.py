@@ -24,7 +24,7 @@ import time
 from typing import Protocol
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.registry import CollectorRegistry
 
 from .counts import heartbeat_line
@@ -43,6 +43,7 @@ class Served(Protocol):
     def draining(self) -> bool: ...
     @property
     def registry(self) -> CollectorRegistry: ...
+    async def metrics_text(self) -> bytes: ...
     def subscribe(self) -> CountSubscription: ...
 
 
@@ -73,7 +74,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     interceptor = request.app[INTERCEPTOR_KEY]
-    body = generate_latest(interceptor.registry)
+    body = await interceptor.metrics_text()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,16 @@ def heartbeat_line(seq: int, now: float) -> bytes:
         ).encode()
         + b"\n"
     )
+
+
+class CountSource(Protocol):
+    """What the count stream reads: :class:`Counters`, or the sum over worker processes."""
+
+    changed: set[str]
+    woken: set[str]
+
+    def snapshot(self) -> dict[str, TargetCounts]: ...
+    def take_changes(self) -> tuple[dict[str, TargetCounts], bool]: ...
 
 
 class Counters:

@@ -24,16 +24,18 @@ import socket
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from aiohttp import web
+from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from .admin import build_admin_app
 from .connection import ClientConnection
 from .counts import TargetCounts
 from .router import Router
-from .settings import InterceptorSettings
+from .settings import InterceptorSettings, worker_count
 from .state import ColdCallback, ProxyState
 from .stream import CountSubscription
 from .tls import CertificateFiles, Terminator, stop
+from .workers import WorkerGroup
 
 log = logging.getLogger("wakeway.interceptor")
 
@@ -41,17 +43,29 @@ EndpointView = Mapping[str, Sequence[tuple[str, int]]]
 
 
 class Interceptor:
-    """Reverse proxy with a cold-start gate; one per process (one event loop)."""
+    """Reverse proxy with a cold-start gate; one per process (one event loop).
+
+    With ``workers`` above 1 the proxy listener is served by that many worker processes
+    (:mod:`.workers`); this object then keeps the admin port and the count stream (the sum of
+    theirs), and ships the routing table, the endpoint view and held-request answers to them.
+    """
 
     def __init__(
         self,
         settings: InterceptorSettings | None = None,
         admin_routes: Callable[[web.Application], None] | None = None,
+        *,
+        listener: socket.socket | None = None,
+        admin: bool = True,
     ) -> None:
         """``admin_routes`` adds routes of the caller's own to the admin app (local mode's
-        control API) before it serves."""
+        control API) before it serves. A worker process passes its ``listener`` (a bound
+        socket) and ``admin=False``."""
         self.settings = settings or InterceptorSettings()
         self._admin_routes = admin_routes
+        self._listener = listener
+        self._serve_admin = admin
+        self._group: WorkerGroup | None = None
         self._state: ProxyState | None = None
         self._server: asyncio.Server | None = None
         self._runner: web.AppRunner | None = None
@@ -70,6 +84,22 @@ class Interceptor:
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind the proxy and admin listeners (port 0 picks a free port)."""
+        n = worker_count(self.settings.workers)
+        if n > 1 and self._listener is None:
+            if self.settings.tls_certificates:  # a file that cannot be used: said here, once
+                CertificateFiles(self.settings.tls_certificates).load()
+            group = WorkerGroup(self.settings, n, self._cold)
+            self._group = group
+            group.set_router(self._router)
+            group.set_endpoints(self._endpoints, self._h2c, self._starting)
+            await group.start()
+            self._proxy_port = group.port
+        else:
+            await self._start_proxy()
+        if self._serve_admin:
+            await self._start_admin()
+
+    async def _start_proxy(self) -> None:
         loop = asyncio.get_running_loop()
         state = ProxyState(self.settings, loop, self._cold)
         state.set_router(self._router)
@@ -81,21 +111,35 @@ class Interceptor:
             self._tls = Terminator(files.load())
         elif s.tls_secrets:
             self._tls = Terminator(None)  # Kubernetes mode swaps the Secrets' in
-        self._server = await loop.create_server(
-            lambda: ClientConnection(state),
-            s.listen_host,
-            s.listen_port,
-            backlog=1024,
-            reuse_address=True,
-            ssl=None if self._tls is None else self._tls.context,
-            # A TLS handshake is bounded as a request head is.
-            ssl_handshake_timeout=None if self._tls is None else s.header_read_timeout,
-        )
+        tls = None if self._tls is None else self._tls.context
+        # A TLS handshake is bounded as a request head is.
+        handshake = None if self._tls is None else s.header_read_timeout
+        if self._listener is not None:
+            self._server = await loop.create_server(
+                lambda: ClientConnection(state),
+                sock=self._listener,
+                backlog=1024,
+                ssl=tls,
+                ssl_handshake_timeout=handshake,
+            )
+        else:
+            self._server = await loop.create_server(
+                lambda: ClientConnection(state),
+                s.listen_host,
+                s.listen_port,
+                backlog=1024,
+                reuse_address=True,
+                ssl=tls,
+                ssl_handshake_timeout=handshake,
+            )
         if files is not None and self._tls is not None:
             self._tls_watch = loop.create_task(files.watch(self._tls, s.tls_reload_interval))
         sock = self._server.sockets[0]
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._proxy_port = sock.getsockname()[1]
+
+    async def _start_admin(self) -> None:
+        s = self.settings
         app = build_admin_app(self)
         if self._admin_routes is not None:
             self._admin_routes(app)
@@ -107,10 +151,11 @@ class Interceptor:
         self._admin_port = admin_sock.getsockname()[1]
         await web.SockSite(self._runner, admin_sock).start()
         log.info(
-            "interceptor listening on %s:%d%s, admin on %s:%d",
+            "interceptor listening on %s:%d%s%s, admin on %s:%d",
             s.listen_host,
             self._proxy_port,
-            "" if self._tls is None else " (TLS)",
+            "" if self._tls is None and not s.tls_certificates else " (TLS)",
+            "" if self._group is None else f" with {self._group.n} worker processes",
             s.admin_host,
             self._admin_port,
         )
@@ -121,6 +166,13 @@ class Interceptor:
         if self._stopped:
             return
         self._draining = True
+        limit = self.settings.drain_timeout if drain_timeout is None else drain_timeout
+        if self._group is not None:
+            await self._group.drain(limit)
+            if self._runner is not None:
+                await self._runner.cleanup()
+            self._stopped = True
+            return
         state = self._state
         if state is None:
             self._stopped = True
@@ -131,7 +183,6 @@ class Interceptor:
         await stop(self._tls_watch)
         for conn in list(state.connections):
             conn.drain()
-        limit = self.settings.drain_timeout if drain_timeout is None else drain_timeout
         try:
             await asyncio.wait_for(state.wait_idle(), limit)
         except TimeoutError:
@@ -151,6 +202,8 @@ class Interceptor:
     def set_router(self, router: Router) -> None:
         """Replace the routing table (one assignment; requests in progress keep their target)."""
         self._router = router
+        if self._group is not None:
+            self._group.set_router(router)
         if self._state is not None:
             self._state.set_router(router)
 
@@ -169,17 +222,24 @@ class Interceptor:
         self._endpoints = frozen
         self._h2c = frozenset(h2c)
         self._starting = {k: tuple(v) for k, v in (starting or {}).items() if v}
+        if self._group is not None:
+            self._group.set_endpoints(frozen, self._h2c, self._starting)
         if self._state is not None:
             self._state.set_endpoints(frozen, self._h2c, self._starting)
 
     def fail_held(self, target: str, status: int, reason: str) -> int:
         """Answer every request held for target key ``target`` ("ns/name") with ``status`` and
-        ``reason`` as the body (e.g. 502 when its workload failed to start); returns how many."""
+        ``reason`` as the body (e.g. 502 when its workload failed to start); returns how many
+        (with workers: how many were held as of their last reports)."""
+        if self._group is not None:
+            return self._group.fail_held(target, status, reason)
         return self._require_state().fail_held(target, status, reason)
 
     # -- observation ------------------------------------------------------------------------
     def subscribe(self) -> CountSubscription:
         """The in-process count stream: first a snapshot, then coalesced changes."""
+        if self._group is not None:
+            return self._group.hub.subscribe()
         return self._require_state().hub.subscribe()
 
     def on_cold(self, callback: ColdCallback) -> Callable[[], None]:
@@ -198,15 +258,26 @@ class Interceptor:
 
     def counts(self) -> dict[str, TargetCounts]:
         """The current counts of every target seen so far."""
+        if self._group is not None:
+            return self._group.counts.snapshot()
         return self._require_state().counters.snapshot()
 
     def clock(self) -> float:
         """Now on the counters' clock, which their ``idle_since`` is on."""
+        if self._group is not None:
+            return self._group.counts.now()
         return self._require_state().counters.now()
 
     @property
     def ready(self) -> bool:
+        if self._group is not None:
+            return not self._draining and self._group.ready
         return self._router is not None and not self._draining and self._state is not None
+
+    @property
+    def workers(self) -> WorkerGroup | None:
+        """The worker processes (None when this process serves the proxy listener itself)."""
+        return self._group
 
     @property
     def draining(self) -> bool:
@@ -228,7 +299,17 @@ class Interceptor:
 
     @property
     def registry(self) -> CollectorRegistry:
+        """This process's metrics (with workers: the sum of theirs as last merged by
+        :meth:`metrics_text`)."""
+        if self._group is not None:
+            return self._group.registry
         return self._require_state().metrics.registry
+
+    async def metrics_text(self) -> bytes:
+        """``/metrics``: the Prometheus text of this interceptor (of all its workers)."""
+        if self._group is not None:
+            return await self._group.metrics_text()
+        return generate_latest(self.registry)
 
     def _require_state(self) -> ProxyState:
         if self._state is None:

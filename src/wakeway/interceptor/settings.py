@@ -41,6 +41,22 @@ def parse_cert_pairs(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def parse_workers(text: str) -> int:
+    """A number of worker processes; ``auto`` (or 0): one per core this process may use."""
+    if text.strip().lower() == "auto":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number or auto") from None
+
+
+def worker_count(workers: int) -> int:
+    """The processes that serve the proxy listener: ``workers``, or for 0 the cores the
+    process may run on (its CPU affinity, which a container's cpuset narrows)."""
+    return workers or len(os.sched_getaffinity(0))
+
+
 ENV_PREFIX = "WAKEWAY_INTERCEPTOR_"
 KUBE_ENV_PREFIX = "WAKEWAY_"
 
@@ -106,13 +122,20 @@ class InterceptorSettings:
     # Kubernetes mode: TLS with the kubernetes.io/tls Secrets of the interceptor's own
     # namespace labelled wakeway.dev/tls-certificate, watched (instead of tls_certificates).
     tls_secrets: bool = False
-    # Processes; only 1 is implemented (one uvloop process reaches the throughput goal).
-    workers: int = 1
+    # Processes serving the proxy listener, each with its own event loop; 0 ("auto"): one per
+    # core the process may use. Above 1 this process keeps the admin port, the count stream
+    # (the sum over the workers) and the routing table, which it ships to the workers.
+    workers: int = setting(1, min=0, max=256, parse=parse_workers)
+    # workers > 1: "reuseport": each worker listens on its own SO_REUSEPORT socket (the kernel
+    # spreads connections evenly); "shared": all accept on one inherited listening socket.
+    workers_listener: str = setting("reuseport", choices=("reuseport", "shared"))
 
     def __post_init__(self) -> None:
         check_fields(self)
-        if self.workers != 1:
-            raise ValueError("workers: only 1 is supported")
+        if self.tls_secrets and self.workers != 1:
+            raise ValueError(
+                "tls_secrets: only with workers=1 (the Secrets are watched in one process)"
+            )
         if self.tls_secrets and self.tls_certificates:
             raise ValueError("tls_secrets: not together with tls_certificates; choose one")
 
