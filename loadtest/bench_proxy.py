@@ -1,6 +1,7 @@
 """Proxy benchmark: direct vs wakeway vs nginx-as-proxy, same backend, one run.
 
     .venv/bin/python -m loadtest.bench_proxy [--runs 3] [--duration 10] [--threads 2]
+        [--workers N] [--listener reuseport|shared] [--py-spy DIR]
 
 Installs Debian's nginx and wrk when missing (apt-get, as root), starts nginx serving a small
 static file on loopback as the backend, a wakeway interceptor and an nginx reverse proxy in
@@ -13,15 +14,26 @@ front of it, then measures:
   scheduled time over a pool of keep-alive connections (uvloop, raw protocol, perf_counter
   timing), for each path in turn.
 
+``--workers N`` runs the interceptor with N worker processes and nginx with N worker processes
+(its CPU per request is then that of the interceptor and all its workers, and the share of it
+each worker took shows how evenly connections were spread; ``--listener`` chooses how the
+workers listen, the ``workers_listener`` setting). ``--py-spy DIR``
+adds one more wrk run with py-spy sampling every process that serves the proxy listener
+(raw collapsed stacks in DIR) and prints the frames where the most samples were taken.
+
 Everything listens on 127.0.0.1; every load loop is bounded in count and time.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +46,12 @@ from loadtest.loadgen import (
     BACKEND_BODY,
     CONNECTIONS,
     PROXY_BODY,
+    children,
     cpu_seconds,
     ensure_tools,
     fixed_rate,
     start_nginx,
+    tree_cpu_seconds,
     wait_port,
     wrk,
 )
@@ -62,9 +76,14 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=1, help="interceptor and nginx workers")
+    parser.add_argument("--listener", choices=("reuseport", "shared"), default="reuseport")
+    parser.add_argument("--py-spy", type=Path, help="profile one more run; stacks go here")
     args = parser.parse_args()
     if args.runs < 1 or args.runs > 10 or args.duration > 60 or args.latency_seconds > 60:
         parser.error("keep it bounded: runs 1..10, durations up to 60 s")
+    if not 1 <= args.workers <= 16:
+        parser.error("--workers: 1..16")
     ensure_tools()
 
     procs: list[subprocess.Popen[Any]] = []
@@ -94,9 +113,12 @@ def main() -> int:
                         backend_address="127.0.0.1",
                         backend=ports.direct,
                     ),
+                    workers=args.workers,
                 )
             )
-            wakeway, ports.wakeway, _ = spawn_interceptor(ports.direct)
+            wakeway, ports.wakeway, _ = spawn_interceptor(
+                ports.direct, workers=args.workers, listener=args.listener
+            )
             procs.append(wakeway)
             wait_port(ports.nginx)
             return run(args, ports, wakeway.pid)
@@ -117,12 +139,17 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
         wrk(getattr(ports, name), 2, args.threads)
     results: dict[str, list[float]] = {n: [] for n in names}
     cpu_per_request: list[float] = []
+    workers = children(wakeway)
+    worker_cpu = dict.fromkeys(workers, 0.0)
     for i in range(args.runs):
         for name in names:
-            cpu0 = cpu_seconds(wakeway)
+            cpu0 = tree_cpu_seconds(wakeway)
+            each0 = {w: cpu_seconds(w) for w in workers}
             rps = wrk(getattr(ports, name), args.duration, args.threads)
             if name == "wakeway":
-                cpu = cpu_seconds(wakeway) - cpu0
+                for w in workers:
+                    worker_cpu[w] += cpu_seconds(w) - each0[w]
+                cpu = tree_cpu_seconds(wakeway) - cpu0
                 cpu_per_request.append(cpu / (rps * args.duration))
             results[name].append(rps)
             print(f"run {i + 1}: {name:8s} {rps:10.0f} req/s", flush=True)
@@ -136,13 +163,21 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
         for n, v in latencies.items()
     }
 
+    if args.py_spy is not None:
+        profile(args, ports.wakeway, [*children(wakeway)] or [wakeway])
+
     print()
     wrk_args = f"-t{args.threads} -c{CONNECTIONS} -d{args.duration:g}s"
+    print(f"workers: {args.workers} (interceptor and nginx)")
     print(f"uncapped, wrk {wrk_args}, median of {args.runs}:")
     for name in names:
         print(f"  {name:8s} {med[name]:10.0f} req/s   runs: {[round(x) for x in results[name]]}")
     cpu_us = statistics.median(cpu_per_request) * 1e6
     print(f"  wakeway CPU per request: {cpu_us:.1f} us")
+    if workers:
+        total = sum(worker_cpu.values()) or 1.0
+        shares = " / ".join(f"{100 * c / total:.0f} %" for c in worker_cpu.values())
+        print(f"  CPU share of each worker ({args.listener}): {shares}")
     print(f"fixed rate {RATE} req/s for {args.latency_seconds:g} s (open loop):")
     for name in names:
         p50, p99, worst = p[name]
@@ -161,6 +196,39 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
     ok = ratio_nginx >= 0.5 and added_p99 <= 2.0
     print("goals met" if ok else "goals NOT met")
     return 0 if ok else 1
+
+
+def profile(args: argparse.Namespace, port: int, pids: list[int], top: int = 15) -> None:
+    """py-spy on every process serving the proxy during one more wrk run; the frames where
+    most samples were taken (their own time), over all of them."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    args.py_spy.mkdir(parents=True, exist_ok=True)
+    seconds = max(1, int(args.duration))
+    spies = [
+        subprocess.Popen(
+            [
+                *(py_spy, "record", "--pid", str(pid), "--rate", "250"),
+                *("--duration", str(seconds), "--format", "raw", "--nonblocking"),
+                *("--output", str(args.py_spy / f"{pid}.txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for pid in pids
+    ]
+    wrk(port, seconds, args.threads)
+    for spy in spies:
+        spy.wait(timeout=seconds + 30)
+    own: Counter[str] = Counter()
+    for pid in pids:
+        for line in (args.py_spy / f"{pid}.txt").read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])
+            own[leaf] += int(count)
+    total = sum(own.values()) or 1
+    print(f"py-spy, {len(pids)} process(es), {seconds} s at 250 Hz: top frames by own samples")
+    for frame, n in own.most_common(top):
+        print(f"  {100 * n / total:5.1f} %  {frame}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Run one wakeway interceptor for the load tests: every host routed to one backend address.
 
 Usage: python -m loadtest.bench_proxy_server [BACKEND_PORT [h2c]]
+``WAKEWAY_INTERCEPTOR_*`` variables apply (``..._WORKERS=2``: two worker processes).
 With ``h2c`` the backend is spoken to over HTTP/2 without TLS (bench_h2_ab.py). Without
 BACKEND_PORT the target stays cold (no endpoint), so every request is held: that is how
 held_rss.py measures memory per held request and bench_scaler.py times wakes. Listens on
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import select
 import signal
@@ -23,6 +25,7 @@ import uvloop
 
 from loadtest.common import OneTarget
 from wakeway.interceptor import Interceptor, InterceptorSettings
+from wakeway.interceptor.settings import settings_from_env
 from wakeway.model.httpso import parse_httpscaledobject
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +52,7 @@ async def serve(backend_port: int | None, h2c: bool = False) -> None:
         max_held_total=1000000,
         header_read_timeout=600.0,
     )
-    interceptor = Interceptor(settings)
+    interceptor = Interceptor(settings_from_env(base=settings))
     await interceptor.start()
     interceptor.set_router(OneTarget(TARGET))
     if backend_port is not None:
@@ -66,12 +69,17 @@ async def serve(backend_port: int | None, h2c: bool = False) -> None:
 
 
 def spawn(
-    module: str, *args: str, within: float = 30.0
+    module: str, *args: str, within: float = 30.0, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[str], dict[str, int]]:
     """``python -m module args`` whose first stdout line is a JSON object of the ports it
-    listens on (within ``within`` seconds); the process and those ports. The caller stops it."""
+    listens on (within ``within`` seconds); the process and those ports. The caller stops it.
+    ``env``: variables added to this process's environment."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-m", module, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=None if env is None else {**os.environ, **env},
     )
     assert proc.stdout is not None
     line = ""
@@ -87,14 +95,23 @@ def spawn(
 
 
 def spawn_interceptor(
-    backend_port: int | None = None, *, h2c: bool = False
+    backend_port: int | None = None,
+    *,
+    h2c: bool = False,
+    workers: int = 1,
+    listener: str = "reuseport",
 ) -> tuple[subprocess.Popen[str], int, int]:
     """This interceptor as a child process; it, its proxy port and its admin port. ``h2c``:
-    the backend speaks HTTP/2 without TLS."""
+    the backend speaks HTTP/2 without TLS; ``workers``: its worker processes, listening as
+    ``listener`` says (the ``workers_listener`` setting)."""
     args = [] if backend_port is None else [str(backend_port)]
     if h2c:
         args.append("h2c")
-    proc, ports = spawn("loadtest.bench_proxy_server", *args)
+    env = {
+        "WAKEWAY_INTERCEPTOR_WORKERS": str(workers),
+        "WAKEWAY_INTERCEPTOR_WORKERS_LISTENER": listener,
+    }
+    proc, ports = spawn("loadtest.bench_proxy_server", *args, env=env)
     return proc, ports["proxy"], ports["admin"]
 
 

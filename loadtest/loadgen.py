@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -40,6 +41,24 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (an interceptor's workers), from /proc."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children (an interceptor with its workers)."""
+    total = cpu_seconds(pid)
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(child)
+    return total
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -83,7 +102,7 @@ def ensure_tools(*extra: tuple[str, str]) -> None:
 # -- nginx ---------------------------------------------------------------------------------------
 
 NGINX_CONF = """
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {dir}/nginx-{name}.pid;
 error_log {dir}/nginx-{name}-error.log warn;
@@ -122,9 +141,9 @@ PROXY_BODY = """
 """
 
 
-def nginx_config(workdir: Path, name: str, body: str) -> Path:
+def nginx_config(workdir: Path, name: str, body: str, workers: int = 1) -> Path:
     conf = workdir / f"nginx-{name}.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, name=name, body=body))
+    conf.write_text(NGINX_CONF.format(dir=workdir, name=name, body=body, workers=workers))
     return conf
 
 
@@ -134,8 +153,8 @@ def nginx_argv(workdir: Path, conf: Path) -> list[str]:
     return [nginx, "-c", str(conf), "-p", str(workdir)]
 
 
-def start_nginx(workdir: Path, name: str, body: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(nginx_argv(workdir, nginx_config(workdir, name, body)))
+def start_nginx(workdir: Path, name: str, body: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(nginx_argv(workdir, nginx_config(workdir, name, body, workers)))
 
 
 def wait_port(port: int, within: float = 10.0, address: str = "127.0.0.1") -> None:
