@@ -33,6 +33,8 @@ from .workers import frame, read_message, to_wire
 
 log = logging.getLogger("wakeway.interceptor.worker")
 
+REPORT_COALESCE = 0.025  # seconds
+
 
 def _listener(spec: tuple[Any, ...], settings: InterceptorSettings) -> socket.socket:
     if spec[0] == "fd":
@@ -80,7 +82,10 @@ async def serve(fd: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: None)  # the primary drains the workers
-    settings = replace(settings, workers=1)
+    # Reports to the primary are coalesced longer than the primary's own stream (a wake still
+    # goes at once): each one is a write that wakes another process.
+    coalesce = max(settings.counts_coalesce, REPORT_COALESCE)
+    settings = replace(settings, workers=1, counts_coalesce=coalesce)
     interceptor = Interceptor(settings, listener=_listener(spec, settings), admin=False)
     reporter = _Reporter(writer, interceptor)
     await interceptor.start()
