@@ -141,6 +141,7 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
     cpu_per_request: list[float] = []
     workers = children(wakeway)
     worker_cpu = dict.fromkeys(workers, 0.0)
+    primary_cpu = 0.0  # with workers: the process that sums their counts
     for i in range(args.runs):
         for name in names:
             cpu0 = tree_cpu_seconds(wakeway)
@@ -150,6 +151,7 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
                 for w in workers:
                     worker_cpu[w] += cpu_seconds(w) - each0[w]
                 cpu = tree_cpu_seconds(wakeway) - cpu0
+                primary_cpu += cpu - sum(cpu_seconds(w) - each0[w] for w in workers)
                 cpu_per_request.append(cpu / (rps * args.duration))
             results[name].append(rps)
             print(f"run {i + 1}: {name:8s} {rps:10.0f} req/s", flush=True)
@@ -178,6 +180,8 @@ def run(args: argparse.Namespace, ports: Paths, wakeway: int) -> int:
         total = sum(worker_cpu.values()) or 1.0
         shares = " / ".join(f"{100 * c / total:.0f} %" for c in worker_cpu.values())
         print(f"  CPU share of each worker ({args.listener}): {shares}")
+        whole = primary_cpu + sum(worker_cpu.values()) or 1.0
+        print(f"  CPU share of the primary (counts, admin): {100 * primary_cpu / whole:.1f} %")
     print(f"fixed rate {RATE} req/s for {args.latency_seconds:g} s (open loop):")
     for name in names:
         p50, p99, worst = p[name]
