@@ -8,18 +8,11 @@ import pickle
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from tests.unit.routing_fixtures import INTERCEPTOR, route, so
+from tests.unit.test_interceptor_counts import Clock
 from wakeway.gateway.request import Request
 from wakeway.interceptor.counts import TargetCounts
 from wakeway.interceptor.workers import SummedCounts, merge_families
 from wakeway.routing import RoutingTable
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_counts_are_the_sum_of_each_workers_latest_report() -> None:

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +73,34 @@ def heartbeat_line(seq: int, now: float) -> bytes:
     )
 
 
-class CountSource(Protocol):
-    """What the count stream reads: :class:`Counters`, or the sum over worker processes."""
+class TracksChanges:
+    """The targets changed since the last :meth:`take_changes`, and which of them woke: what
+    the count stream reads of :class:`Counters` and of the primary's sum over its workers."""
 
+    __slots__ = ()
     changed: set[str]
     woken: set[str]
 
-    def snapshot(self) -> dict[str, TargetCounts]: ...
-    def take_changes(self) -> tuple[dict[str, TargetCounts], bool]: ...
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def get(self, target: str, now: float | None = None) -> TargetCounts:
+        raise NotImplementedError
+
+    def snapshot(self) -> dict[str, TargetCounts]:
+        raise NotImplementedError
+
+    def take_changes(self) -> tuple[dict[str, TargetCounts], bool]:
+        """The targets changed since the last call, and whether any of them woke."""
+        now = self.now()
+        changes = {t: self.get(t, now) for t in self.changed}
+        wake = bool(self.woken)
+        self.changed.clear()
+        self.woken.clear()
+        return changes, wake
 
 
-class Counters:
+class Counters(TracksChanges):
     """In-flight, held and request counts per target key, with a set of changed targets."""
 
     __slots__ = (
@@ -170,12 +187,3 @@ class Counters:
     def snapshot(self) -> dict[str, TargetCounts]:
         now = self._clock()
         return {t: self.get(t, now) for t in self.requests}
-
-    def take_changes(self) -> tuple[dict[str, TargetCounts], bool]:
-        """The targets changed since the last call, and whether any of them woke."""
-        now = self._clock()
-        changes = {t: self.get(t, now) for t in self.changed}
-        wake = bool(self.woken)
-        self.changed.clear()
-        self.woken.clear()
-        return changes, wake

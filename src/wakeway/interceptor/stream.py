@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from .counts import CountSource, CountUpdate
+from .counts import CountUpdate, TracksChanges
 
 
 class CountSubscription:
@@ -83,7 +83,11 @@ class CountHub:
     """Fans counter changes out to subscriptions, coalescing within ``coalesce`` seconds."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, counters: CountSource, coalesce: float, maxsize: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        counters: TracksChanges,
+        coalesce: float,
+        maxsize: int,
     ) -> None:
         self._loop = loop
         self.counters = counters

@@ -43,7 +43,7 @@ from prometheus_client.registry import CollectorRegistry
 from wakeway.model.httpso import HTTPScaledObject
 from wakeway.model.logs import JsonFormatter
 
-from .counts import TargetCounts
+from .counts import TargetCounts, TracksChanges
 from .router import Router
 from .settings import InterceptorSettings
 from .stream import CountHub
@@ -87,8 +87,8 @@ class _Reported:
     at: float
 
 
-class SummedCounts:
-    """The counts of every worker, summed: a :class:`~.counts.CountSource` for the stream.
+class SummedCounts(TracksChanges):
+    """The counts of every worker, summed: a :class:`~.counts.TracksChanges` the stream reads.
 
     ``busy`` of a worker with requests in flight is carried forward from its last report at
     its in-flight count (which cannot have changed since: a change is reported). ``idle_since``
@@ -170,14 +170,6 @@ class SummedCounts:
     def snapshot(self) -> dict[str, TargetCounts]:
         now = self._clock()
         return {t: self.get(t, now) for t in self.targets()}
-
-    def take_changes(self) -> tuple[dict[str, TargetCounts], bool]:
-        now = self._clock()
-        changes = {t: self.get(t, now) for t in self.changed}
-        wake = bool(self.woken)
-        self.changed.clear()
-        self.woken.clear()
-        return changes, wake
 
 
 def merge_families(per_worker: Sequence[Sequence[Metric]]) -> list[Metric]:
