@@ -1,7 +1,8 @@
 """Peer benchmark: wakeway's interceptor and the KEDA HTTP add-on's, side by side, in one run.
 
     sudo .venv/bin/python -m loadtest.bench_peer [--runs 3] [--duration 10] [--latency-seconds 10]
-        [--profile-seconds 60] [--cold 20] [--only http1|h2|cold] [--json FILE]
+        [--profile-seconds 60] [--cold 20] [--only http1|h2|cold] [--many-routes N]
+        [--json FILE]
 
 Brings up the harness cluster (tests/cluster, a real control plane in a network namespace) and,
 inside that namespace, both interceptors against the same backends, plus the baselines: the
@@ -173,8 +174,11 @@ H2_HOST = "h2.bench.test"
 GRPC_HOST = "grpc.bench.test"
 
 
-def route_hosts() -> list[str]:
-    return [f"r{i:03d}.bench.test" for i in range(ROUTES)]
+def route_hosts(count: int = ROUTES) -> list[str]:
+    return [f"r{i:03d}.bench.test" for i in range(count)]
+
+
+CREATES_IN_FLIGHT = 32  # API calls at once while creating thousands of routes
 
 
 def log(message: str) -> None:
@@ -228,8 +232,9 @@ def static_endpoints(name: str) -> dict[str, Any]:
     }
 
 
-async def set_up_objects(cluster: Cluster, addon_crds: Path) -> dict[str, str]:
-    """Creates everything; returns each Service's ClusterIP."""
+async def set_up_objects(cluster: Cluster, addon_crds: Path, routes: int) -> dict[str, str]:
+    """Creates everything (``routes`` one-host HTTPScaledObjects beside the named ones); returns
+    each Service's ClusterIP."""
     kube = await Kube.connect(str(cluster.kubeconfig))
     try:
         await install_crd(kube)
@@ -249,10 +254,15 @@ async def set_up_objects(cluster: Cluster, addon_crds: Path) -> dict[str, str]:
             httpso("sleepy", [SLEEPY_HOST], "sleepy", timeouts={"conditionWait": "60s"}),
             httpso("h2", [H2_HOST], "h2"),
             httpso("grpc", [GRPC_HOST], "grpc"),
-            *(httpso(f"r{i:03d}", [h], "fast") for i, h in enumerate(route_hosts())),
+            *(httpso(f"r{i:03d}", [h], "fast") for i, h in enumerate(route_hosts(routes))),
         ]
-        for obj in objects:
-            await kube.create(HTTPSCALEDOBJECTS, NS, obj)
+        limit = asyncio.Semaphore(CREATES_IN_FLIGHT)
+
+        async def create(obj: dict[str, Any]) -> None:
+            async with limit:
+                await kube.create(HTTPSCALEDOBJECTS, NS, obj)
+
+        await asyncio.gather(*(create(obj) for obj in objects))
         return ips
     finally:
         await kube.close()
@@ -601,6 +611,7 @@ class Results:
     fixed: dict[str, Latency] = field(default_factory=dict)
     profile: dict[str, Latency] = field(default_factory=dict)
     routes: dict[str, Latency] = field(default_factory=dict)
+    many_routes: dict[str, Latency] = field(default_factory=dict)  # --many-routes
     cold: dict[str, list[Cold]] = field(default_factory=dict)
     h2_uncapped: dict[str, list[float]] = field(default_factory=dict)
     h2_cpu_us: dict[str, list[float]] = field(default_factory=dict)
@@ -669,6 +680,12 @@ async def measure_warm(
             run_open_loop, cluster, path, args.latency_seconds, route_hosts()
         )
         log(f"{ROUTES} routes at {RATE} req/s: {path:8s} {r.routes[path]}")
+    if args.many_routes:
+        for path in ("wakeway", "addon"):
+            r.many_routes[path] = await asyncio.to_thread(
+                run_open_loop, cluster, path, args.latency_seconds, route_hosts(args.many_routes)
+            )
+            log(f"{args.many_routes} routes at {RATE} req/s: {path:8s} {r.many_routes[path]}")
     for path in ("wakeway", "addon"):
         r.profile[path] = await asyncio.to_thread(
             run_open_loop, cluster, path, args.profile_seconds, [FAST_HOST]
@@ -687,6 +704,14 @@ def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
         (f"p99 ms at {RATE} req/s", {p: v.p99_ms for p, v in r.fixed.items()}, False),
         (f"p50 ms, {ROUTES} routes", {p: v.p50_ms for p, v in r.routes.items()}, False),
         (f"p99 ms, {ROUTES} routes", {p: v.p99_ms for p, v in r.routes.items()}, False),
+    ]
+    if r.many_routes:
+        n = args.many_routes
+        rows += [
+            (f"p50 ms, {n} routes", {p: v.p50_ms for p, v in r.many_routes.items()}, False),
+            (f"p99 ms, {n} routes", {p: v.p99_ms for p, v in r.many_routes.items()}, False),
+        ]
+    rows += [
         (
             f"p99 ms, {RATE} req/s for {args.profile_seconds:g} s",
             {p: v.p99_ms for p, v in r.profile.items()},
@@ -724,6 +749,14 @@ def report(r: Results, args: argparse.Namespace) -> tuple[str, bool]:
         )
     errors = {p: v.errors for p, v in {**r.fixed}.items() if v.errors}
     errors.update({f"{p} ({ROUTES} routes)": v.errors for p, v in r.routes.items() if v.errors})
+    n = args.many_routes
+    errors.update({f"{p} ({n} routes)": v.errors for p, v in r.many_routes.items() if v.errors})
+    if r.many_routes:
+        many, few = r.many_routes["wakeway"].p99_ms, r.routes["wakeway"].p99_ms
+        lines.append(
+            f"- goal: wakeway's p99 across {n} routes {many:.2f} ms, across {ROUTES} "
+            f"{few:.2f} ms ({many / few:.2f}×; no worse): {'met' if many <= few else 'missed'}"
+        )
     lines.append(f"- errors at fixed rates: {errors or 'none'}")
     lines.append(
         f"- uncapped: wrk -t{args.threads} -c{CONNECTIONS} -d{args.duration:g}s, median of "
@@ -849,10 +882,18 @@ def main() -> int:
         help="run one part: the HTTP/1.1 sections and cold starts, the h2c/gRPC ones, or "
         "the cold starts alone",
     )
+    parser.add_argument(
+        "--many-routes",
+        type=int,
+        default=0,
+        help="also measure at 1000 req/s across this many routes (e.g. 10000)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if not (1 <= args.runs <= 10 and args.duration <= 60 and args.latency_seconds <= 60):
         parser.error("keep it bounded: runs 1..10, durations up to 60 s")
+    if not 0 <= args.many_routes <= 20000:
+        parser.error("keep it bounded: up to 20000 routes")
     if not (1 <= args.cold <= 50 and args.profile_seconds <= 120):
         parser.error("keep it bounded: 1..50 cold starts, a profile of up to 120 s")
     if os.geteuid() != 0:
@@ -867,7 +908,7 @@ def main() -> int:
         cluster.start()
         pick_ports(cluster)
         log("cluster up; creating objects")
-        ips = asyncio.run(set_up_objects(cluster, addon.crds))
+        ips = asyncio.run(set_up_objects(cluster, addon.crds, max(ROUTES, args.many_routes)))
         proxy.install(
             {name: ServicePort(ip, BACKENDS[name][1]) for name, ip in ips.items()},
             dict.fromkeys(STATIC, FAST_IP),
@@ -892,9 +933,10 @@ def main() -> int:
         for path in ("wakeway", "addon"):
 
             def routed(port: int = TARGETS[path].port) -> bool:
-                return _get_from(cluster, "127.0.0.1", port, route_hosts()[-1]) == 200
+                last = route_hosts(max(ROUTES, args.many_routes))[-1]
+                return _get_from(cluster, "127.0.0.1", port, last) == 200
 
-            wait_for(f"{path} to route all {ROUTES} routes", routed, 60, procs)
+            wait_for(f"{path} to route every route", routed, 300, procs)
         for path in H2_PATHS:
 
             def h2_ready(path: str = path) -> bool:
@@ -926,6 +968,7 @@ def main() -> int:
                     "cpu_us": results.cpu_us,
                     "fixed": {p: v.__dict__ for p, v in results.fixed.items()},
                     "routes": {p: v.__dict__ for p, v in results.routes.items()},
+                    "many_routes": {p: v.__dict__ for p, v in results.many_routes.items()},
                     "profile": {p: v.__dict__ for p, v in results.profile.items()},
                     "cold": {p: [c.__dict__ for c in v] for p, v in results.cold.items()},
                     "h2c_uncapped": results.h2_uncapped,
