@@ -1,8 +1,8 @@
 """Peer benchmark: wakeway's interceptor and the KEDA HTTP add-on's, side by side, in one run.
 
     sudo .venv/bin/python -m loadtest.bench_peer [--runs 3] [--duration 10] [--latency-seconds 10]
-        [--profile-seconds 60] [--cold 20] [--only http1|h2|cold] [--many-routes N]
-        [--json FILE]
+        [--profile-seconds 60] [--cold 20] [--only http1|h2|cold|throughput] [--many-routes N]
+        [--workers N] [--json FILE]
 
 Brings up the harness cluster (tests/cluster, a real control plane in a network namespace) and,
 inside that namespace, both interceptors against the same backends, plus the baselines: the
@@ -33,6 +33,11 @@ addon, h2bench) and installs Debian's nginx, wrk and iptables when missing.
   each interceptor used meanwhile. A second wakeway interceptor with early probes on
   (``early_probe_interval`` 5 ms) takes its turn too: three cold starts per round, interleaved
   (``--only cold`` runs just these).
+
+``--workers N``: wakeway's interceptor runs N worker processes (``WAKEWAY_INTERCEPTOR_WORKERS``)
+and nginx as a proxy N worker processes; the add-on's Go binary uses every core as it always
+does. CPU per request of the uncapped runs is that of every process of each proxy (its process
+group). ``--only throughput`` runs just the uncapped throughput and CPU per request.
 
 Measured: uncapped throughput (wrk, same threads and connections for every path, interleaved,
 medians of ``--runs``), CPU per request of each interceptor, p50/p99 at 1000 req/s (open loop,
@@ -92,6 +97,7 @@ from loadtest.loadgen import (
     PROXY_BODY,
     cpu_seconds,
     ensure_tools,
+    group_cpu_seconds,
     nginx_argv,
     nginx_config,
     wrk_argv,
@@ -280,7 +286,12 @@ H2C_BACKEND_BODY = """
 
 
 def start_servers(
-    cluster: Cluster, work: Path, addon: Path, h2bench: Path, wakeway_kubeconfig: Path
+    cluster: Cluster,
+    work: Path,
+    addon: Path,
+    h2bench: Path,
+    wakeway_kubeconfig: Path,
+    workers: int = 1,
 ) -> dict[str, Proc]:
     (work / "www").mkdir(exist_ok=True)
     (work / "www" / "b").write_bytes(b"x" * 100)
@@ -297,6 +308,7 @@ def start_servers(
         PROXY_BODY.format(
             address="127.0.0.1", port=PORTS.nginx, backend_address=FAST_IP, backend=BACKEND_PORT
         ),
+        workers=workers,
     )
     procs = {
         "backend": cluster.popen_in_netns("nginx-backend", nginx_argv(work, backend)),
@@ -307,7 +319,11 @@ def start_servers(
             env={"PATH": "/usr/bin:/bin", "GOMAXPROCS": "1"},
         ),
         "wakeway": start_interceptor(
-            cluster, wakeway_kubeconfig, PORTS.wakeway, PORTS.wakeway_admin
+            cluster,
+            wakeway_kubeconfig,
+            PORTS.wakeway,
+            PORTS.wakeway_admin,
+            WAKEWAY_INTERCEPTOR_WORKERS=str(workers),
         ),
         "probe": start_interceptor(
             cluster,
@@ -633,6 +649,8 @@ async def measure(
     try:
         if args.only != "cold":
             await measure_warm(cluster, procs, args, r)
+        if args.only == "throughput":
+            return
         pids = {p: procs[p].pid for p in COLD_PATHS}
         for i in range(args.cold):
             for path in COLD_PATHS:
@@ -661,14 +679,17 @@ async def measure_warm(
         await asyncio.to_thread(run_wrk, cluster, path, 2, args.threads)
     for i in range(args.runs):
         for path in PATHS:
-            pid = procs[path].pid if path in ("wakeway", "addon") else None
-            cpu0 = cpu_seconds(pid) if pid else 0.0
+            # Every process of the proxy: wakeway's workers, nginx's, the add-on's one.
+            group = os.getpgid(procs[path].pid) if path != "direct" else None
+            cpu0 = group_cpu_seconds(group) if group else 0.0
             rps = await asyncio.to_thread(run_wrk, cluster, path, args.duration, args.threads)
             r.uncapped.setdefault(path, []).append(rps)
-            if pid:
-                used = cpu_seconds(pid) - cpu0
+            if group:
+                used = group_cpu_seconds(group) - cpu0
                 r.cpu_us.setdefault(path, []).append(used / (rps * args.duration) * 1e6)
             log(f"uncapped run {i + 1}: {path:8s} {rps:10.0f} req/s")
+    if args.only == "throughput":
+        return
     for path in PATHS:
         hosts = [FAST_HOST]
         r.fixed[path] = await asyncio.to_thread(
@@ -822,6 +843,35 @@ def report_cold(cold: dict[str, list[Cold]]) -> str:
     return "\n".join(lines)
 
 
+def report_throughput(r: Results, args: argparse.Namespace) -> str:
+    """``--only throughput``: uncapped req/s and CPU per request, with the ratios the
+    every-core goal reads (wakeway / nginx at the same workers, CPU / the add-on's)."""
+    med = {p: statistics.median(v) for p, v in r.uncapped.items()}
+    cpu = {p: statistics.median(v) for p, v in r.cpu_us.items()}
+    n = args.workers
+    lines = [
+        f"| metric ({n} worker{'s' if n > 1 else ''}: wakeway, nginx) | direct | nginx | "
+        "wakeway | add-on | wakeway/add-on | wakeway/nginx | wakeway/direct |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, values in (("uncapped req/s", med), ("CPU µs per request", cpu)):
+        w = values.get("wakeway", 0.0)
+        ratios = [format_ratio(w, values.get(p)) for p in ("addon", "nginx", "direct")]
+        cells = " | ".join(_cell(values, p) for p in PATHS)
+        lines.append(f"| {name} | {cells} | {' | '.join(ratios)} |")
+    runs = {p: [round(x) for x in v] for p, v in r.uncapped.items()}
+    lines += [
+        "",
+        f"- wrk -t{args.threads} -c{CONNECTIONS} -d{args.duration:g}s, interleaved, median of "
+        f"{args.runs}: {runs}",
+        f"- goals: wakeway/nginx throughput ≥ 0.9 "
+        f"({format_ratio(med.get('wakeway', 0.0), med.get('nginx'))}); "
+        f"CPU per request ≤ 0.4 × the add-on's "
+        f"({format_ratio(cpu.get('wakeway', 0.0), cpu.get('addon'))})",
+    ]
+    return "\n".join(lines)
+
+
 def report_h2(r: Results, args: argparse.Namespace) -> str:
     """The HTTP/2 table: h2c and gRPC, the backend direct, wakeway and the add-on."""
     rows: list[tuple[str, dict[str, float]]] = [
@@ -878,9 +928,12 @@ def main() -> int:
     parser.add_argument("--cold", type=int, default=20, help="cold starts per interceptor")
     parser.add_argument(
         "--only",
-        choices=("http1", "h2", "cold"),
-        help="run one part: the HTTP/1.1 sections and cold starts, the h2c/gRPC ones, or "
-        "the cold starts alone",
+        choices=("http1", "h2", "cold", "throughput"),
+        help="run one part: the HTTP/1.1 sections and cold starts, the h2c/gRPC ones, "
+        "the cold starts alone, or the uncapped HTTP/1.1 throughput and CPU per request alone",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="wakeway's and nginx's worker processes"
     )
     parser.add_argument(
         "--many-routes",
@@ -894,6 +947,8 @@ def main() -> int:
         parser.error("keep it bounded: runs 1..10, durations up to 60 s")
     if not 0 <= args.many_routes <= 20000:
         parser.error("keep it bounded: up to 20000 routes")
+    if not 1 <= args.workers <= 16:
+        parser.error("--workers: 1..16")
     if not (1 <= args.cold <= 50 and args.profile_seconds <= 120):
         parser.error("keep it bounded: 1..50 cold starts, a profile of up to 120 s")
     if os.geteuid() != 0:
@@ -916,7 +971,7 @@ def main() -> int:
         kubeconfig = asyncio.run(
             cluster.service_account_kubeconfig("wakeway", "wakeway-interceptor", in_netns=True)
         )
-        procs = start_servers(cluster, work, addon.interceptor, h2bench, kubeconfig)
+        procs = start_servers(cluster, work, addon.interceptor, h2bench, kubeconfig, args.workers)
         for path in PATHS:
             t = TARGETS[path]
             host = FAST_HOST if path in ("wakeway", "addon") else "bench"
@@ -953,6 +1008,8 @@ def main() -> int:
         proxy.remove()
         shutil.rmtree(work, ignore_errors=True)
     ok = True
+    if args.only == "throughput":
+        print(report_throughput(results, args))
     if args.only in (None, "http1"):
         table, ok = report(results, args)
         print(table)
