@@ -124,7 +124,16 @@ async def routed(stack: Stack, kube: Kube, ns: str, name: str) -> None:
 
 
 async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kube: Kube) -> None:
-    ns = await make_app(kube, "burst", scaledownPeriod=3, replicas={"min": 0, "max": 3})
+    # Serves on for a moment after SIGTERM, as Kubernetes asks of workloads: the requests sent
+    # right after the scale-down below must not be cut by a pod exiting mid-request (see
+    # test_requests_during_scale_down_are_not_lost).
+    ns = await make_app(
+        kube,
+        "burst",
+        scaledownPeriod=3,
+        replicas={"min": 0, "max": 3},
+        annotations={"wakeway.test/shutdown-delay": "1"},
+    )
     await routed(stack, kube, ns, "burst")
     host = f"burst.{ns}.test"
     assert await replicas(kube, ns, "burst") == 0
@@ -157,7 +166,9 @@ async def test_cold_burst_is_woken_served_and_put_back_to_zero(stack: Stack, kub
 
     # A request right after scale-down is held and served by the next wake: nothing lost.
     later = await answers([get(stack.cluster, host) for _ in range(10)])
-    assert [a.status for a in later] == [200] * 10
+    assert [a.status for a in later] == [200] * 10, [
+        (a.status, a.body[:200]) for a in later if a.status != 200
+    ]
 
 
 async def test_requests_during_scale_down_are_not_lost(stack: Stack, kube: Kube) -> None:
